@@ -1,0 +1,75 @@
+//! The CNN stage: loads EfficientNet-Lite0 and turns batches of decoded frames into features.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use burn::prelude::*;
+use vision::{EfficientNet, EfficientNetConfig, preprocess, weights};
+
+/// The ImageNet weights converted from `models/efficientnet-lite0-57934424.pth` (see
+/// `models/README.md`), built into the binary so it runs from any directory.
+const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../../models/efficientnet-lite0.safetensors");
+
+/// The backbone on its device.
+#[derive(Debug)]
+pub struct Backbone {
+    model: EfficientNet,
+    device: Device,
+    /// Where the weights came from, for metadata.
+    pub weights: String,
+}
+
+impl Backbone {
+    /// Builds the network for `size x size` inputs with the shipped weights, or those at
+    /// `weights_path` (`.pth` from `efficientnet_lite_pytorch`, or our `.safetensors`).
+    pub fn load(weights_path: Option<&Path>, size: u32, device: &Device) -> Result<Self> {
+        let mut model = EfficientNetConfig::new()
+            .with_image_size(size as usize)
+            .init(device);
+        let (report, source) = match weights_path {
+            None => (
+                weights::load_safetensors_bytes(&mut model, EMBEDDED_WEIGHTS, "built-in weights")?,
+                "built-in efficientnet-lite0 ImageNet".to_string(),
+            ),
+            Some(path) => {
+                let is_pth = path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("pth") || e.eq_ignore_ascii_case("pt"));
+                let report = if is_pth {
+                    weights::load_pytorch(&mut model, path)
+                } else {
+                    weights::load_safetensors(&mut model, path)
+                }
+                .with_context(|| format!("loading --weights {}", path.display()))?;
+                (report, path.display().to_string())
+            }
+        };
+        tracing::debug!(
+            applied = report.applied,
+            unused = report.unused.len(),
+            "loaded backbone weights from {source}"
+        );
+        Ok(Self {
+            model,
+            device: device.clone(),
+            weights: source,
+        })
+    }
+
+    pub fn variant_name(&self) -> &'static str {
+        self.model.variant().name()
+    }
+
+    /// Features `[N, 1280]` of `n` frames given as concatenated `size x size x 3` RGB bytes.
+    /// Upload, normalisation and the network all run on the backbone's device.
+    pub fn features(&self, rgb: Vec<u8>, n: usize) -> Tensor<2> {
+        let size = self.model.image_size();
+        let x = preprocess::normalize(preprocess::upload_rgb(rgb, [n, size, size], &self.device));
+        self.model.forward_features(x)
+    }
+
+    /// ImageNet logits `[N, 1000]` from features.
+    pub fn classify(&self, features: Tensor<2>) -> Tensor<2> {
+        self.model.classify(features)
+    }
+}

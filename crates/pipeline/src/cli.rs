@@ -1,0 +1,164 @@
+//! Command-line arguments, and their translation into validated settings before any work.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand, ValueHint};
+
+use crate::decode::{DecodeOptions, Every, Sampling};
+use crate::device::DeviceChoice;
+
+/// Video understanding on your files: what is in each frame (a CNN), and what happens over time.
+#[derive(Debug, Parser)]
+#[command(name = "pipeline", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Per-frame CNN features of videos, one safetensors file per video.
+    Extract(ExtractArgs),
+    /// ImageNet top-K labels for images and for the sampled frames of videos.
+    Classify(ClassifyArgs),
+    /// Version, the devices this machine offers, and what `--device auto` picks.
+    Info,
+}
+
+/// Which frames are read from a video. Shared by every command that reads video.
+#[derive(Debug, Clone, Args)]
+pub struct SamplingArgs {
+    /// Sample at this many frames per second of video time (first frame at or after each tick).
+    #[arg(long, value_name = "F", conflicts_with = "stride")]
+    pub fps: Option<f64>,
+    /// Take every K-th decoded frame.
+    #[arg(long, value_name = "K")]
+    pub stride: Option<u64>,
+    /// Only key frames (the decoder skips the others without decoding them).
+    #[arg(long)]
+    pub keyframes: bool,
+    /// Start at this time in seconds (seeks, then decodes accurately up to it).
+    #[arg(long, value_name = "S")]
+    pub start: Option<f64>,
+    /// Stop at this time in seconds (exclusive).
+    #[arg(long, value_name = "S")]
+    pub end: Option<f64>,
+    /// Side of the square model input: shorter side scaled to it, then centre crop.
+    #[arg(long, default_value_t = 224, value_name = "PIXELS")]
+    pub size: u32,
+}
+
+impl SamplingArgs {
+    pub fn options(&self) -> Result<DecodeOptions> {
+        let every = match (self.fps, self.stride) {
+            (Some(f), _) if !(f.is_finite() && f > 0.0) => bail!("--fps must be positive, got {f}"),
+            (Some(f), _) => Every::Fps(f),
+            (_, Some(0)) => bail!("--stride must be at least 1"),
+            (_, Some(k)) => Every::Stride(k),
+            (None, None) => Every::Frame,
+        };
+        for (name, v) in [("--start", self.start), ("--end", self.end)] {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+                bail!("{name} must be a non-negative number of seconds, got {v}");
+            }
+        }
+        if let (Some(s), Some(e)) = (self.start, self.end)
+            && e <= s
+        {
+            bail!("--end ({e}) must be after --start ({s})");
+        }
+        if !(32..=1024).contains(&self.size) {
+            bail!("--size must be between 32 and 1024 pixels, got {}", self.size);
+        }
+        Ok(DecodeOptions {
+            sampling: Sampling {
+                every,
+                keyframes: self.keyframes,
+                start: self.start,
+                end: self.end,
+            },
+            size: self.size,
+        })
+    }
+}
+
+/// Where the CNN runs and with which weights.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// auto: a real GPU through wgpu if there is one, else the CPU (burn-flex).
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Frames per CNN batch.
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub batch: u32,
+    /// Backbone weights to use instead of the built-in ones (.pth or .safetensors).
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub weights: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Video files or directories (walked recursively for video files).
+    #[arg(required = true, value_hint = ValueHint::AnyPath)]
+    pub inputs: Vec<PathBuf>,
+    /// Output directory: `<stem>.safetensors` per video, directory structure mirrored.
+    #[arg(long, short, value_hint = ValueHint::DirPath)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    /// Images (PNG, JPEG), videos, or directories of them.
+    #[arg(required = true, value_hint = ValueHint::AnyPath)]
+    pub inputs: Vec<PathBuf>,
+    /// How many classes to show per image or frame.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub top: u32,
+    /// One JSON object per image or frame (JSON Lines) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sampling(args: &[&str]) -> Result<DecodeOptions> {
+        let mut argv = vec!["pipeline", "extract", "x.mp4", "--out", "o"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Extract(a) => a.sampling.options(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn sampling_flags_are_validated_before_work() {
+        assert_eq!(sampling(&["--fps", "2"]).expect("ok").sampling.every, Every::Fps(2.0));
+        assert_eq!(sampling(&["--stride", "3"]).expect("ok").sampling.every, Every::Stride(3));
+        assert!(sampling(&["--fps", "0"]).is_err());
+        assert!(sampling(&["--stride", "0"]).is_err());
+        assert!(sampling(&["--fps", "2", "--stride", "3"]).is_err());
+        assert!(sampling(&["--start", "5", "--end", "2"]).is_err());
+        assert!(sampling(&["--start", "-1"]).is_err());
+        assert!(sampling(&["--size", "8"]).is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

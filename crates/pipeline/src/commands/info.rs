@@ -1,0 +1,24 @@
+//! `pipeline info`: what this build is and what it can run on.
+
+use anyhow::Result;
+
+use crate::device::{self, DeviceChoice};
+
+pub fn run() -> Result<()> {
+    println!("pipeline {}", env!("CARGO_PKG_VERSION"));
+    println!("backbone: efficientnet-lite0, ImageNet weights built in ({} features)", vision::FEATURE_DIM);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("cpu: burn-flex, {threads} threads");
+    let adapters = device::adapters();
+    if adapters.is_empty() {
+        println!("wgpu adapters: none");
+    } else {
+        println!("wgpu adapters:");
+        for a in &adapters {
+            let note = if a.is_gpu { "" } else { "  (software: slower than the cpu device)" };
+            println!("  - {} [{}, {}] {}{note}", a.name, a.kind, a.backend, a.driver);
+        }
+    }
+    println!("--device auto: {}", device::select(DeviceChoice::Auto).description);
+    Ok(())
+}

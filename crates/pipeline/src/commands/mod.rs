@@ -1,0 +1,120 @@
+//! One module per subcommand, plus the frame-to-feature loop they share.
+
+pub mod classify;
+pub mod extract;
+pub mod info;
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backbone::Backbone;
+use crate::decode::{DecodeOptions, DecodeReport, Decoding, VideoInfo};
+
+/// A batch of sampled frames and their features.
+#[derive(Debug)]
+pub struct FeatureBatch {
+    pub timestamps: Vec<f64>,
+    /// `[N, 1280]`, on the backbone's device.
+    pub features: Tensor<2>,
+}
+
+/// What a finished video run reports.
+#[derive(Debug)]
+pub struct VideoRun {
+    pub info: VideoInfo,
+    pub decode: DecodeReport,
+    pub seconds: f64,
+}
+
+/// Decodes `path` on a thread of its own and runs the backbone on batches of up to `batch`
+/// frames as they arrive, handing each batch to `sink`. Decoding of the next frames overlaps
+/// with the network on the current batch; at most two batches of frames wait in between.
+pub fn video_features(
+    path: &Path,
+    options: &DecodeOptions,
+    backbone: &Backbone,
+    batch: usize,
+    mut sink: impl FnMut(FeatureBatch) -> Result<()>,
+) -> Result<VideoRun> {
+    let started = Instant::now();
+    let decoding = Decoding::start(path, options.clone(), 2 * batch)?;
+    let info = decoding.info.clone();
+    let bar = video_bar(path, &info);
+    let size = options.size as usize;
+    let mut sampled = 0u64;
+    loop {
+        let mut rgb = Vec::with_capacity(batch * size * size * 3);
+        let mut timestamps = Vec::new();
+        // Block for the first frame, then take what is ready up to a full batch.
+        while timestamps.len() < batch {
+            let Ok(frame) = decoding.frames.recv() else { break };
+            rgb.extend_from_slice(&frame.rgb);
+            timestamps.push(frame.timestamp);
+        }
+        if timestamps.is_empty() {
+            break;
+        }
+        let n = timestamps.len();
+        sampled += n as u64;
+        if let Some(&t) = timestamps.last() {
+            bar.set_position((t * 10.0) as u64);
+        }
+        bar.set_message(format!(
+            "{sampled} frames, {:.1} frames/s",
+            sampled as f64 / started.elapsed().as_secs_f64()
+        ));
+        sink(FeatureBatch {
+            timestamps,
+            features: backbone.features(rgb, n),
+        })?;
+    }
+    bar.finish_and_clear();
+    let decode = decoding.finish()?;
+    if decode.damaged > 0 {
+        tracing::warn!(
+            "{}: skipped {} damaged packets or frames ({})",
+            path.display(),
+            decode.damaged,
+            decode.warnings.join("; ")
+        );
+    }
+    Ok(VideoRun {
+        info,
+        decode,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A progress bar over video time (tenths of a second), on stderr, hidden when not a terminal.
+fn video_bar(path: &Path, info: &VideoInfo) -> ProgressBar {
+    let name = path
+        .file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let bar = match info.duration {
+        Some(d) => ProgressBar::new((d * 10.0).ceil() as u64).with_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg} (eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_prefix(name);
+    bar
+}
+
+/// Decoder counters and sampling as safetensors/JSON metadata.
+pub fn describe_decode(report: &DecodeReport) -> String {
+    if report.damaged == 0 {
+        "none".into()
+    } else {
+        format!(
+            "{} damaged packets or frames skipped: {}",
+            report.damaged,
+            report.warnings.join("; ")
+        )
+    }
+}

@@ -1,0 +1,462 @@
+//! Video decoding: FFmpeg demux + multi-threaded decode, sampling on timestamps, and one
+//! swscale pass per taken frame straight to the model's input (shorter side to `size`, centre
+//! crop, RGB24), on a thread of its own behind a bounded queue.
+
+mod sample;
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use ffmpeg_next as ffmpeg;
+use ffmpeg::codec::{self, threading};
+use ffmpeg::format::Pixel;
+use ffmpeg::software::scaling;
+use ffmpeg::util::frame;
+
+pub use sample::{Decision, Every, Sampler, Sampling};
+
+/// Initialises FFmpeg once per process, with its own logging silenced: damaged data is counted
+/// and reported by us, once, instead of a screenful of decoder complaints.
+pub fn init() -> Result<()> {
+    static INIT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    INIT.get_or_init(|| {
+        ffmpeg::init().map_err(|e| e.to_string())?;
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+        Ok(())
+    })
+    .clone()
+    .map_err(|e| anyhow!("initialising FFmpeg: {e}"))
+}
+
+/// What the container says about the video stream.
+#[derive(Debug, Clone)]
+pub struct VideoInfo {
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    /// Display rotation in degrees clockwise (0, 90, 180, 270), applied to every frame.
+    pub rotation: u32,
+    /// From the container; informative only (it can lie), never used for timing.
+    pub duration: Option<f64>,
+}
+
+/// One sampled frame, ready for the network.
+#[derive(Debug)]
+pub struct Frame {
+    /// Presentation time in seconds (best-effort timestamp x stream time base).
+    pub timestamp: f64,
+    /// `size x size x 3` RGB bytes, row-major.
+    pub rgb: Vec<u8>,
+}
+
+/// Counters of one decode, reported when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeReport {
+    pub decoded: u64,
+    pub sampled: u64,
+    /// Packets the demuxer or decoder rejected, and frames flagged corrupt.
+    pub damaged: u64,
+    /// Distinct problems, for the output's metadata (at most a few).
+    pub warnings: Vec<String>,
+}
+
+impl DecodeReport {
+    fn damage(&mut self, what: String) {
+        self.damaged += 1;
+        if self.warnings.len() < 8 && !self.warnings.contains(&what) {
+            self.warnings.push(what);
+        }
+    }
+}
+
+/// Options for [`Video::open`].
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    pub sampling: Sampling,
+    /// Side of the square model input.
+    pub size: u32,
+}
+
+/// An opened video stream.
+pub struct Video {
+    info: VideoInfo,
+    input: ffmpeg::format::context::Input,
+    stream_index: usize,
+    time_base: f64,
+    decoder: ffmpeg::decoder::Video,
+    sampler: Sampler,
+    options: DecodeOptions,
+    scaler: Option<(scaling::Context, (Pixel, u32, u32))>,
+    decoded: frame::Video,
+    scaled: frame::Video,
+    report: DecodeReport,
+    flushed: bool,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Video {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Video").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+impl Video {
+    /// Opens `path`'s best video stream. Errors name what is wrong with the file.
+    pub fn open(path: &Path, options: DecodeOptions) -> Result<Self> {
+        init()?;
+        if options.size == 0 {
+            bail!("frame size must be positive");
+        }
+        let meta = std::fs::metadata(path).context("cannot read file")?;
+        if meta.is_dir() {
+            bail!("is a directory");
+        }
+        if meta.len() == 0 {
+            bail!("empty file");
+        }
+        let mut input = ffmpeg::format::input(path).map_err(|e| match e {
+            ffmpeg::Error::InvalidData => anyhow!("not a media file FFmpeg can read"),
+            other => anyhow!("cannot open as media: {other}"),
+        })?;
+        let stream = input
+            .streams()
+            .best(ffmpeg::media::Type::Video)
+            .ok_or_else(|| anyhow!("no video stream"))?;
+        let stream_index = stream.index();
+        let time_base = f64::from(stream.time_base());
+        let rotation = display_rotation(&stream);
+        let duration = (input.duration() > 0).then(|| input.duration() as f64 / 1e6);
+
+        let mut context = codec::context::Context::from_parameters(stream.parameters())
+            .context("reading codec parameters")?;
+        context.set_threading(threading::Config {
+            kind: threading::Type::Frame,
+            count: 0,
+            ..Default::default()
+        });
+        let mut decoder = context
+            .decoder()
+            .video()
+            .map_err(|e| anyhow!("no decoder for this video codec: {e}"))?;
+        if options.sampling.keyframes {
+            decoder.skip_frame(ffmpeg::Discard::NonKey);
+        }
+        let codec = decoder
+            .codec()
+            .map(|c| c.name().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let info = VideoInfo {
+            codec,
+            width: decoder.width(),
+            height: decoder.height(),
+            rotation,
+            duration,
+        };
+        if let Some(start) = options.sampling.start.filter(|s| *s > 0.0) {
+            let ts = (start * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;
+            // Lands on the key frame at or before `start`; the sampler drops what precedes it.
+            input
+                .seek(ts, ..ts)
+                .map_err(|e| anyhow!("seeking to {start} s: {e}"))?;
+        }
+        Ok(Self {
+            info,
+            input,
+            stream_index,
+            time_base,
+            decoder,
+            sampler: Sampler::new(options.sampling.clone()),
+            options,
+            scaler: None,
+            decoded: frame::Video::empty(),
+            scaled: frame::Video::empty(),
+            report: DecodeReport::default(),
+            flushed: false,
+            finished: false,
+        })
+    }
+
+    pub fn info(&self) -> &VideoInfo {
+        &self.info
+    }
+
+    pub fn report(&self) -> &DecodeReport {
+        &self.report
+    }
+
+    /// The next sampled frame, or `None` at the end of the stream (or of the `--end` window).
+    /// Damaged packets and frames are skipped and counted; only a failure to convert a good
+    /// frame is an error.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>> {
+        while !self.finished {
+            match self.decoder.receive_frame(&mut self.decoded) {
+                Ok(()) => {
+                    if let Some(frame) = self.take_decoded()? {
+                        return Ok(Some(frame));
+                    }
+                }
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                    self.feed();
+                }
+                Err(ffmpeg::Error::Eof) => self.finished = true,
+                Err(e) => self.report.damage(format!("damaged frame: {e}")),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sends the next packet of our stream to the decoder, or end-of-stream.
+    fn feed(&mut self) {
+        if self.flushed {
+            // The decoder has everything and asks for more: it is drained.
+            self.finished = true;
+            return;
+        }
+        let mut packet = ffmpeg::Packet::empty();
+        loop {
+            match packet.read(&mut self.input) {
+                Ok(()) => {
+                    if packet.stream() != self.stream_index {
+                        continue;
+                    }
+                    if self.options.sampling.keyframes && !packet.is_key() {
+                        continue;
+                    }
+                    if packet.is_corrupt() {
+                        self.report.damage("packet flagged corrupt by the demuxer".into());
+                    }
+                    match self.decoder.send_packet(&packet) {
+                        Ok(()) => return,
+                        Err(e) => {
+                            self.report.damage(format!("damaged packet: {e}"));
+                            continue;
+                        }
+                    }
+                }
+                Err(ffmpeg::Error::Eof) => break,
+                Err(ffmpeg::Error::InvalidData) => {
+                    self.report.damage("unreadable data in the container".into());
+                }
+                Err(e) => {
+                    // I/O errors are sticky in FFmpeg: retrying would spin. Finish what we have.
+                    self.report.damage(format!("reading stopped early: {e}"));
+                    break;
+                }
+            }
+        }
+        self.flushed = true;
+        if let Err(e) = self.decoder.send_eof() {
+            self.report.damage(format!("flushing decoder: {e}"));
+            self.finished = true;
+        }
+    }
+
+    /// Samples, converts and returns the frame in `self.decoded`, or `None` to skip it.
+    fn take_decoded(&mut self) -> Result<Option<Frame>> {
+        self.report.decoded += 1;
+        if self.decoded.is_corrupt() || self.decoded.has_decode_errors() {
+            self.report.damage("frame decoded with errors".into());
+            return Ok(None);
+        }
+        let Some(pts) = self.decoded.timestamp() else {
+            self.report.damage("frame without a timestamp".into());
+            return Ok(None);
+        };
+        let timestamp = pts as f64 * self.time_base;
+        match self.sampler.decide(timestamp) {
+            Decision::Skip => Ok(None),
+            Decision::Stop => {
+                self.finished = true;
+                Ok(None)
+            }
+            Decision::Take => {
+                let rgb = self.convert()?;
+                self.report.sampled += 1;
+                Ok(Some(Frame { timestamp, rgb }))
+            }
+        }
+    }
+
+    /// One swscale pass: the decoded frame, shorter side to `size` (bilinear), as RGB24; then
+    /// the centre `size x size` square copied row by row, rotated for display if needed.
+    fn convert(&mut self) -> Result<Vec<u8>> {
+        let (format, w, h) = (
+            self.decoded.format(),
+            self.decoded.width(),
+            self.decoded.height(),
+        );
+        if w == 0 || h == 0 {
+            bail!("decoded frame has no pixels");
+        }
+        let size = self.options.size;
+        let (sw, sh) = scaled_size(w, h, size);
+        let key = (format, w, h);
+        if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
+            let ctx = scaling::Context::get(
+                format,
+                w,
+                h,
+                Pixel::RGB24,
+                sw,
+                sh,
+                scaling::Flags::BILINEAR,
+            )
+            .map_err(|e| anyhow!("no scaler from {format:?} {w}x{h}: {e}"))?;
+            self.scaler = Some((ctx, key));
+        }
+        let Some((scaler, _)) = self.scaler.as_mut() else {
+            unreachable!("scaler was just built");
+        };
+        scaler
+            .run(&self.decoded, &mut self.scaled)
+            .map_err(|e| anyhow!("scaling frame: {e}"))?;
+        let (size, left, top) = (size as usize, ((sw - size) / 2) as usize, ((sh - size) / 2) as usize);
+        let stride = self.scaled.stride(0);
+        let data = self.scaled.data(0);
+        let mut rgb = Vec::with_capacity(size * size * 3);
+        for row in top..top + size {
+            let start = row * stride + left * 3;
+            rgb.extend_from_slice(&data[start..start + size * 3]);
+        }
+        Ok(rotate_square(rgb, size, self.info.rotation))
+    }
+}
+
+/// Output size of the scale step: shorter side `size`, aspect kept (rounded), never below `size`.
+fn scaled_size(w: u32, h: u32, size: u32) -> (u32, u32) {
+    let k = f64::from(size) / f64::from(w.min(h));
+    let scale = |v: u32| ((f64::from(v) * k).round() as u32).max(size);
+    (scale(w), scale(h))
+}
+
+/// Clockwise display rotation of a stream, from its display matrix (0 when absent), as the
+/// ffmpeg CLI's autorotate reads it: `theta = -av_display_rotation_get(m) = atan2(m[1], m[0])`,
+/// 90 meaning `transpose=clock`.
+fn display_rotation(stream: &ffmpeg::format::stream::Stream) -> u32 {
+    for side in stream.side_data() {
+        if side.kind() != ffmpeg::codec::packet::side_data::Type::DisplayMatrix {
+            continue;
+        }
+        let m: Vec<f64> = side
+            .data()
+            .chunks_exact(4)
+            .take(9)
+            .map(|b| f64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            .collect();
+        if m.len() < 9 {
+            return 0;
+        }
+        let clockwise = m[1].atan2(m[0]).to_degrees().rem_euclid(360.0);
+        return ((clockwise / 90.0).round() as u32 % 4) * 90;
+    }
+    0
+}
+
+/// Rotates a square RGB image clockwise by 0, 90, 180 or 270 degrees.
+fn rotate_square(rgb: Vec<u8>, n: usize, degrees: u32) -> Vec<u8> {
+    if degrees == 0 {
+        return rgb;
+    }
+    let mut out = vec![0u8; rgb.len()];
+    for r in 0..n {
+        for c in 0..n {
+            let (sr, sc) = match degrees {
+                90 => (n - 1 - c, r),
+                180 => (n - 1 - r, n - 1 - c),
+                _ => (c, n - 1 - r),
+            };
+            let (d, s) = ((r * n + c) * 3, (sr * n + sc) * 3);
+            out[d..d + 3].copy_from_slice(&rgb[s..s + 3]);
+        }
+    }
+    out
+}
+
+/// A decode running on its own thread, handing frames over through a bounded queue, so memory
+/// stays flat however long the video is.
+#[derive(Debug)]
+pub struct Decoding {
+    pub info: VideoInfo,
+    pub frames: Receiver<Frame>,
+    handle: JoinHandle<Result<DecodeReport>>,
+}
+
+impl Decoding {
+    /// Opens `path` (errors come back here, before any frame) and starts decoding.
+    pub fn start(path: &Path, options: DecodeOptions, queue: usize) -> Result<Self> {
+        let (info_tx, info_rx) = sync_channel(1);
+        let (tx, frames) = sync_channel(queue);
+        let path_owned = path.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("decode".into())
+            .spawn(move || decode_thread(&path_owned, options, info_tx, tx))
+            .context("starting decoder thread")?;
+        match info_rx.recv() {
+            Ok(Ok(info)) => Ok(Self {
+                info,
+                frames,
+                handle,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(match handle.join() {
+                Ok(Err(e)) => e,
+                _ => anyhow!("decoder thread failed"),
+            }),
+        }
+    }
+
+    /// Waits for the decoder to finish and returns its counters.
+    pub fn finish(self) -> Result<DecodeReport> {
+        drop(self.frames);
+        self.handle
+            .join()
+            .map_err(|_| anyhow!("decoder thread panicked"))?
+    }
+}
+
+fn decode_thread(
+    path: &Path,
+    options: DecodeOptions,
+    info_tx: SyncSender<Result<VideoInfo>>,
+    tx: SyncSender<Frame>,
+) -> Result<DecodeReport> {
+    let mut video = match Video::open(path, options) {
+        Ok(video) => video,
+        Err(e) => {
+            let _ = info_tx.send(Err(e));
+            return Ok(DecodeReport::default());
+        }
+    };
+    let _ = info_tx.send(Ok(video.info().clone()));
+    while let Some(frame) = video.next_frame()? {
+        if tx.send(frame).is_err() {
+            break; // the consumer stopped early
+        }
+    }
+    Ok(video.report().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorter_side_goes_to_size() {
+        assert_eq!(scaled_size(640, 272, 224), (527, 224));
+        assert_eq!(scaled_size(720, 1280, 224), (224, 398));
+        assert_eq!(scaled_size(100, 100, 224), (224, 224));
+    }
+
+    #[test]
+    fn rotation_moves_corners_clockwise() {
+        // 2x2 image, one byte triple per pixel: a b / c d.
+        let img: Vec<u8> = [1u8, 2, 3, 4].iter().flat_map(|&v| [v, v, v]).collect();
+        let pixels = |v: Vec<u8>| v.chunks(3).map(|p| p[0]).collect::<Vec<_>>();
+        // Clockwise 90: c a / d b.
+        assert_eq!(pixels(rotate_square(img.clone(), 2, 90)), [3, 1, 4, 2]);
+        assert_eq!(pixels(rotate_square(img.clone(), 2, 180)), [4, 3, 2, 1]);
+        assert_eq!(pixels(rotate_square(img, 2, 270)), [2, 4, 1, 3]);
+    }
+}

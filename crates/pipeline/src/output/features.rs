@@ -1,0 +1,145 @@
+//! Streaming safetensors writer for `[T, D]` f32 features plus `[T]` f64 timestamps.
+//!
+//! Rows go to a scratch file as they arrive (memory stays flat however long the video); at the
+//! end the header, which needs `T`, is written and the rows are copied behind it.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::temp_path;
+
+#[derive(Debug)]
+pub struct FeatureWriter {
+    path: PathBuf,
+    rows_path: PathBuf,
+    rows: Option<BufWriter<File>>,
+    dim: usize,
+    timestamps: Vec<f64>,
+}
+
+impl FeatureWriter {
+    /// Starts a file that will appear at `path` when [`finish`](Self::finish) succeeds.
+    pub fn create(path: &Path, dim: usize) -> Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let rows_path = temp_path(path, "rows");
+        let file =
+            File::create(&rows_path).with_context(|| format!("creating {}", rows_path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            rows_path,
+            rows: Some(BufWriter::new(file)),
+            dim,
+            timestamps: Vec::new(),
+        })
+    }
+
+    /// Appends rows: `features` holds `timestamps.len()` rows of `dim` values.
+    pub fn push(&mut self, features: &[f32], timestamps: &[f64]) -> Result<()> {
+        if features.len() != timestamps.len() * self.dim {
+            bail!(
+                "{} feature values for {} timestamps of width {}",
+                features.len(),
+                timestamps.len(),
+                self.dim
+            );
+        }
+        let rows = self.rows.as_mut().context("writer already finished")?;
+        for v in features {
+            rows.write_all(&v.to_le_bytes())?;
+        }
+        self.timestamps.extend_from_slice(timestamps);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// Writes header, features and timestamps, then renames the file into place.
+    pub fn finish(mut self, metadata: &BTreeMap<String, String>) -> Result<PathBuf> {
+        let rows = self.rows.take().context("writer already finished")?;
+        rows.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("writing {}", self.rows_path.display()))?;
+        let t = self.timestamps.len();
+        let features_bytes = t * self.dim * 4;
+        let header = serde_json::json!({
+            "__metadata__": metadata,
+            "features": {"dtype": "F32", "shape": [t, self.dim], "data_offsets": [0, features_bytes]},
+            "timestamps": {"dtype": "F64", "shape": [t], "data_offsets": [features_bytes, features_bytes + t * 8]},
+        });
+        let mut header = serde_json::to_vec(&header)?;
+        // The data must start 8-byte aligned; the format pads the header with spaces.
+        header.resize(header.len().next_multiple_of(8), b' ');
+
+        let tmp = temp_path(&self.path, "part");
+        let write = || -> Result<()> {
+            let mut out = BufWriter::new(File::create(&tmp)?);
+            out.write_all(&(header.len() as u64).to_le_bytes())?;
+            out.write_all(&header)?;
+            std::io::copy(&mut File::open(&self.rows_path)?, &mut out)?;
+            for ts in &self.timestamps {
+                out.write_all(&ts.to_le_bytes())?;
+            }
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            Ok(())
+        };
+        let result = write().with_context(|| format!("writing {}", self.path.display()));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result?;
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for FeatureWriter {
+    fn drop(&mut self) {
+        // Finished or abandoned, the scratch rows are not needed any more.
+        self.rows.take();
+        let _ = std::fs::remove_file(&self.rows_path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_file_reads_back_with_the_safetensors_crate() {
+        let dir = std::env::temp_dir().join(format!("features-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("sub/clip.safetensors");
+        let mut w = FeatureWriter::create(&path, 3).expect("create");
+        w.push(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[0.0, 0.04]).expect("push");
+        w.push(&[7.0, 8.0, 9.0], &[0.08]).expect("push");
+        assert!(w.push(&[1.0], &[0.1]).is_err());
+        let meta = BTreeMap::from([("source".to_string(), "clip.mp4".to_string())]);
+        w.finish(&meta).expect("finish");
+
+        let bytes = std::fs::read(&path).expect("read");
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).expect("header");
+        assert_eq!(header.metadata().as_ref().and_then(|m| m.get("source")).map(String::as_str), Some("clip.mp4"));
+        let st = safetensors::SafeTensors::deserialize(&bytes).expect("parse");
+        let f = st.tensor("features").expect("features");
+        assert_eq!(f.shape(), [3, 3]);
+        assert_eq!(f.dtype(), safetensors::Dtype::F32);
+        let t = st.tensor("timestamps").expect("timestamps");
+        assert_eq!(t.dtype(), safetensors::Dtype::F64);
+        let ts: Vec<f64> = t.data().chunks(8).map(|c| f64::from_le_bytes(c.try_into().expect("8"))).collect();
+        assert_eq!(ts, [0.0, 0.04, 0.08]);
+        // Nothing but the finished file is left behind.
+        let left: Vec<_> = std::fs::read_dir(path.parent().expect("parent")).expect("ls").collect();
+        assert_eq!(left.len(), 1);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,121 @@
+//! Helpers for the end-to-end tests: clips generated with the ffmpeg CLI (installed by the
+//! README's set-up and by CI), the built binary, and readers for what it writes.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_pipeline");
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `../shared/media/NAME` beside the checkout (CI and developers have it).
+pub fn shared_media(name: &str) -> PathBuf {
+    let path = repo_root().join("../shared/media").join(name);
+    assert!(path.is_file(), "{} is missing: these tests use ../shared/media", path.display());
+    path
+}
+
+/// A fresh directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating test dir");
+    dir
+}
+
+fn ffmpeg(args: &[&str]) {
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .status()
+        .expect("the end-to-end tests need the ffmpeg CLI (apt install ffmpeg)");
+    assert!(status.success(), "ffmpeg {args:?} failed");
+}
+
+/// Generated clips, made once per test binary:
+/// - `five.mp4`: 5 s, 25 fps, 320x240 test pattern, a key frame every second;
+/// - `vfr.mp4`: 30 frames at 30 fps, then 30 frames at 10 fps (variable frame rate);
+/// - `rotated.mp4`: `five.mp4` with a display matrix saying "rotate 90 degrees";
+/// - `upright.mp4`: `rotated.mp4` as the ffmpeg CLI shows it, rotation baked into the pixels.
+pub fn clips() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = temp_dir("clips");
+        let p = |name: &str| dir.join(name).display().to_string();
+        ffmpeg(&[
+            "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=5",
+            "-c:v", "mpeg4", "-q:v", "5", "-g", "25", &p("five.mp4"),
+        ]);
+        ffmpeg(&[
+            "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30:duration=2",
+            "-vf", "setpts='if(lt(N,30),N/30,1+(N-30)/10)/TB'",
+            "-fps_mode", "passthrough", "-c:v", "mpeg4", "-q:v", "5", &p("vfr.mp4"),
+        ]);
+        ffmpeg(&["-i", &p("five.mp4"), "-c", "copy", "-metadata:s:v:0", "rotate=90", &p("rotated.mp4")]);
+        ffmpeg(&["-i", &p("rotated.mp4"), "-c:v", "mpeg4", "-q:v", "2", &p("upright.mp4")]);
+        dir
+    })
+}
+
+pub fn clip(name: &str) -> PathBuf {
+    clips().join(name)
+}
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("running pipeline")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What `pipeline extract` wrote: features `[T, 1280]`, timestamps `[T]`, metadata.
+#[derive(Debug)]
+pub struct Extracted {
+    pub shape: Vec<usize>,
+    pub features: Vec<f32>,
+    pub timestamps: Vec<f64>,
+    pub metadata: HashMap<String, String>,
+}
+
+pub fn read_extracted(path: &Path) -> Extracted {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).expect("safetensors header");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let f = st.tensor("features").expect("features tensor");
+    assert_eq!(f.dtype(), safetensors::Dtype::F32);
+    let t = st.tensor("timestamps").expect("timestamps tensor");
+    assert_eq!(t.dtype(), safetensors::Dtype::F64);
+    Extracted {
+        shape: f.shape().to_vec(),
+        features: f.data().chunks(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect(),
+        timestamps: t.data().chunks(8).map(|c| f64::from_le_bytes(c.try_into().expect("8"))).collect(),
+        metadata: header.metadata().clone().unwrap_or_default(),
+    }
+}
+
+/// Runs `pipeline extract` on one file and reads the result.
+pub fn extract(test: &str, input: &Path, flags: &[&str]) -> Extracted {
+    let out = temp_dir(test);
+    let mut args = vec!["extract", input.to_str().expect("utf-8 path"), "--out", out.to_str().expect("utf-8")];
+    args.extend(flags);
+    let result = run(&args);
+    assert!(result.status.success(), "extract failed: {}", stderr(&result));
+    let stem = input.file_stem().expect("stem").to_string_lossy().into_owned();
+    read_extracted(&out.join(format!("{stem}.safetensors")))
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}

@@ -1,0 +1,252 @@
+//! EfficientNet-Lite (Tan & Le 2019; the "Lite" variants drop squeeze-excitation, use ReLU6 and
+//! keep stem and head fixed so the network quantises and runs well on plain hardware).
+//!
+//! Field names mirror the PyTorch implementation the ImageNet weights come from
+//! (`_conv_stem`, `_bn0`, `_blocks.N._depthwise_conv`, ...) minus the leading underscores, so
+//! the key remapping in [`crate::weights`] stays one rule.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu6;
+use serde::{Deserialize, Serialize};
+
+/// Width of the embedding `forward_features` returns.
+pub const FEATURE_DIM: usize = 1280;
+/// Number of ImageNet classes the classifier scores.
+pub const NUM_CLASSES: usize = 1000;
+
+/// Which EfficientNet-Lite network. Only Lite0 has shipped weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Variant {
+    /// 4.7 M parameters, 224 x 224 input, 0.4 GFLOPs per image.
+    Lite0,
+}
+
+impl Variant {
+    /// Name used in metadata and logs, e.g. `efficientnet-lite0`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Lite0 => "efficientnet-lite0",
+        }
+    }
+
+    /// The MBConv stages: `(repeats, kernel, stride, expand_ratio, in_channels, out_channels)`,
+    /// from `efficientnet_lite_builder.py` (width and depth multipliers 1.0 for Lite0).
+    fn stages(self) -> &'static [(usize, usize, usize, usize, usize, usize)] {
+        match self {
+            Variant::Lite0 => &[
+                (1, 3, 1, 1, 32, 16),
+                (2, 3, 2, 6, 16, 24),
+                (2, 5, 2, 6, 24, 40),
+                (3, 3, 2, 6, 40, 80),
+                (3, 5, 1, 6, 80, 112),
+                (4, 5, 2, 6, 112, 192),
+                (1, 3, 1, 6, 192, 320),
+            ],
+        }
+    }
+}
+
+impl std::fmt::Display for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Configuration of an [`EfficientNet`].
+#[derive(Config, Debug)]
+pub struct EfficientNetConfig {
+    /// Which network.
+    #[config(default = "Variant::Lite0")]
+    pub variant: Variant,
+    /// Side of the square input. TensorFlow's 'same' padding depends on it: a stride-2
+    /// convolution over an even size pads one more row and column at the bottom and right.
+    #[config(default = 224)]
+    pub image_size: usize,
+    /// BatchNorm epsilon of the TensorFlow original.
+    #[config(default = 1e-3)]
+    pub bn_epsilon: f64,
+}
+
+/// TensorFlow 'same' padding of one spatial axis: `(before, after, output_size)`.
+fn same_padding(size: usize, kernel: usize, stride: usize) -> (usize, usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = ((out - 1) * stride + kernel).saturating_sub(size);
+    (total / 2, total - total / 2, out)
+}
+
+/// A bias-free convolution with 'same' padding for a `size` x `size` input; returns the layer
+/// and its output size.
+fn same_conv(
+    channels: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+    size: usize,
+    device: &Device,
+) -> (Conv2d, usize) {
+    let (before, after, out) = same_padding(size, kernel, stride);
+    let conv = Conv2dConfig::new(channels, [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_groups(groups)
+        .with_padding(PaddingConfig2d::Explicit(before, before, after, after))
+        .with_bias(false)
+        .init(device);
+    (conv, out)
+}
+
+impl EfficientNetConfig {
+    /// Builds the network with freshly initialised weights; load real ones with
+    /// [`crate::weights`].
+    pub fn init(&self, device: &Device) -> EfficientNet {
+        let bn = |features| {
+            BatchNormConfig::new(features)
+                .with_epsilon(self.bn_epsilon)
+                .init(device)
+        };
+        let (conv_stem, mut size) = same_conv([3, 32], 3, 2, 1, self.image_size, device);
+        let mut blocks = Vec::new();
+        for &(repeats, kernel, stride, expand, in_ch, out_ch) in self.variant.stages() {
+            for r in 0..repeats {
+                let (input, stride) = if r == 0 { (in_ch, stride) } else { (out_ch, 1) };
+                let hidden = input * expand;
+                let (expand_conv, bn0) = if expand == 1 {
+                    (None, None)
+                } else {
+                    let (conv, _) = same_conv([input, hidden], 1, 1, 1, size, device);
+                    (Some(conv), Some(bn(hidden)))
+                };
+                let (depthwise_conv, out_size) =
+                    same_conv([hidden, hidden], kernel, stride, hidden, size, device);
+                let (project_conv, _) = same_conv([hidden, out_ch], 1, 1, 1, out_size, device);
+                blocks.push(MbConv {
+                    expand_conv,
+                    bn0,
+                    depthwise_conv,
+                    bn1: bn(hidden),
+                    project_conv,
+                    bn2: bn(out_ch),
+                    residual: stride == 1 && input == out_ch,
+                });
+                size = out_size;
+            }
+        }
+        let last = self.variant.stages().last().map_or(320, |stage| stage.5);
+        let (conv_head, _) = same_conv([last, FEATURE_DIM], 1, 1, 1, size, device);
+        EfficientNet {
+            conv_stem,
+            bn0: bn(32),
+            blocks,
+            conv_head,
+            bn1: bn(FEATURE_DIM),
+            fc: LinearConfig::new(FEATURE_DIM, NUM_CLASSES).init(device),
+            variant: self.variant,
+            image_size: self.image_size,
+        }
+    }
+}
+
+/// Mobile inverted bottleneck: 1x1 expansion, depthwise k x k, 1x1 projection, with a
+/// residual connection when the shape is kept.
+#[derive(Module, Debug)]
+struct MbConv {
+    expand_conv: Option<Conv2d>,
+    bn0: Option<BatchNorm>,
+    depthwise_conv: Conv2d,
+    bn1: BatchNorm,
+    project_conv: Conv2d,
+    bn2: BatchNorm,
+    #[module(skip)]
+    residual: bool,
+}
+
+impl MbConv {
+    /// `[N, C_in, H, W]` to `[N, C_out, H / stride, W / stride]`.
+    fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        let mut x = input.clone();
+        if let (Some(conv), Some(bn)) = (&self.expand_conv, &self.bn0) {
+            x = relu6(bn.forward(conv.forward(x)));
+        }
+        x = relu6(self.bn1.forward(self.depthwise_conv.forward(x)));
+        x = self.bn2.forward(self.project_conv.forward(x));
+        if self.residual { x + input } else { x }
+    }
+}
+
+/// EfficientNet-Lite with its ImageNet classifier.
+#[derive(Module, Debug)]
+pub struct EfficientNet {
+    conv_stem: Conv2d,
+    bn0: BatchNorm,
+    blocks: Vec<MbConv>,
+    conv_head: Conv2d,
+    bn1: BatchNorm,
+    fc: Linear,
+    #[module(skip)]
+    variant: Variant,
+    #[module(skip)]
+    image_size: usize,
+}
+
+impl EfficientNet {
+    /// Which network this is.
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// Side of the square input the network was built for.
+    pub fn image_size(&self) -> usize {
+        self.image_size
+    }
+
+    /// Embeddings: normalised images `[N, 3, S, S]` to `[N, 1280]`, the global average pool
+    /// after the head convolution (what the classifier reads).
+    pub fn forward_features(&self, images: Tensor<4>) -> Tensor<2> {
+        let mut x = relu6(self.bn0.forward(self.conv_stem.forward(images)));
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let x = relu6(self.bn1.forward(self.conv_head.forward(x)));
+        let [n, c, _, _] = x.dims();
+        x.mean_dims(&[2, 3]).reshape([n, c])
+    }
+
+    /// ImageNet logits `[N, 1000]` from embeddings `[N, 1280]`.
+    pub fn classify(&self, features: Tensor<2>) -> Tensor<2> {
+        self.fc.forward(features)
+    }
+
+    /// ImageNet logits `[N, 1000]` from normalised images `[N, 3, S, S]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.classify(self.forward_features(images))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        // 224 / stride 2 -> 112; (112 - 1) * 2 + 3 - 224 = 1: nothing before, one after.
+        assert_eq!(same_padding(224, 3, 2), (0, 1, 112));
+        // 56 / stride 2 with k5 -> 28; 27 * 2 + 5 - 56 = 3: one before, two after.
+        assert_eq!(same_padding(56, 5, 2), (1, 2, 28));
+        // Stride 1 keeps the size with symmetric padding.
+        assert_eq!(same_padding(14, 5, 1), (2, 2, 14));
+        assert_eq!(same_padding(7, 1, 1), (0, 0, 7));
+        // Odd sizes: 225 / 2 -> 113; 112 * 2 + 3 - 225 = 2: one each side.
+        assert_eq!(same_padding(225, 3, 2), (1, 1, 113));
+    }
+
+    #[test]
+    fn lite0_has_sixteen_blocks_and_shapes_flow() {
+        let device = Device::flex();
+        let model = EfficientNetConfig::new().with_image_size(64).init(&device);
+        assert_eq!(model.blocks.len(), 16);
+        let features = model.forward_features(Tensor::zeros([2, 3, 64, 64], &device));
+        assert_eq!(features.dims(), [2, FEATURE_DIM]);
+        assert_eq!(model.classify(features).dims(), [2, NUM_CLASSES]);
+    }
+}

@@ -1,0 +1,133 @@
+//! Parity with an independent PyTorch implementation (`efficientnet-lite-pytorch` 0.1.0).
+//!
+//! `tests/fixtures/golden/` holds, for four scikit-image photographs, the normalised input
+//! `[1, 3, 224, 224]`, the pooled features `[1280]` and the logits `[1000]` that
+//! `tests/fixtures/golden/reference.py` wrote (copied from `../shared/reference/`).
+//! Tolerances: features cosine >= 0.9999 and max abs error <= 1e-3, identical top-5.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use vision::{EfficientNet, EfficientNetConfig, weights};
+
+const IMAGES: [&str; 4] = ["chelsea", "coffee", "astronaut", "rocket"];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden").join(name)
+}
+
+/// Reads a little-endian float32 `.npy` file: (shape, values).
+fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{} is not .npy", path.display());
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+    };
+    let header = std::str::from_utf8(&bytes[start..start + header_len]).expect("ascii header");
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    assert!(header.contains("'fortran_order': False"), "{header}");
+    let shape_text = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("shape");
+    let shape = shape_text
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().expect("dim"))
+        .collect();
+    let values = bytes[start + header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (shape, values)
+}
+
+fn top5(logits: &[f32]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    idx.truncate(5);
+    idx
+}
+
+fn shipped_model(device: &Device) -> EfficientNet {
+    let mut model = EfficientNetConfig::new().init(device);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/efficientnet-lite0.safetensors");
+    weights::load_safetensors(&mut model, &path).expect("shipped weights load");
+    model
+}
+
+/// Runs the four golden inputs as one batch and checks features and logits.
+fn assert_matches_golden(model: &EfficientNet, device: &Device) {
+    let mut inputs = Vec::new();
+    for name in IMAGES {
+        let (shape, values) = read_npy(&fixture(&format!("{name}.input.npy")));
+        assert_eq!(shape, [1, 3, 224, 224]);
+        inputs.extend(values);
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(inputs, [4, 3, 224, 224]), device);
+    let features = model.forward_features(x);
+    let logits = model.classify(features.clone());
+    let features = features.into_data().try_to_vec::<f32>().expect("f32");
+    let logits = logits.into_data().try_to_vec::<f32>().expect("f32");
+
+    for (i, name) in IMAGES.iter().enumerate() {
+        let (_, want_f) = read_npy(&fixture(&format!("{name}.features.npy")));
+        let (_, want_l) = read_npy(&fixture(&format!("{name}.logits.npy")));
+        let got_f = &features[i * 1280..(i + 1) * 1280];
+        let got_l = &logits[i * 1000..(i + 1) * 1000];
+        let dot: f64 = got_f.iter().zip(&want_f).map(|(a, b)| (a * b) as f64).sum();
+        let norm = |v: &[f32]| v.iter().map(|a| (a * a) as f64).sum::<f64>().sqrt();
+        let cosine = dot / (norm(got_f) * norm(&want_f));
+        let max_err = got_f
+            .iter()
+            .zip(&want_f)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!("{name}: cosine {cosine:.7}, max abs error {max_err:.2e}");
+        assert!(cosine >= 0.9999, "{name}: features cosine {cosine}");
+        assert!(max_err <= 1e-3, "{name}: features max abs error {max_err}");
+        assert_eq!(top5(got_l), top5(&want_l), "{name}: top-5 differs");
+    }
+}
+
+#[test]
+fn shipped_weights_match_pytorch_reference_on_cpu() {
+    let device = Device::flex();
+    assert_matches_golden(&shipped_model(&device), &device);
+}
+
+#[test]
+#[ignore = "needs ../shared/reference/efficientnet-lite0-57934424.pth; run with --ignored"]
+fn pytorch_weights_file_matches_pytorch_reference() {
+    let device = Device::flex();
+    let mut model = EfficientNetConfig::new().init(&device);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference/efficientnet-lite0-57934424.pth");
+    let report = weights::load_pytorch(&mut model, &path).expect("pth loads");
+    // 5 tensors per BatchNorm (num_batches_tracked is the unused fifth); 2 for fc.
+    assert!(report.unused.iter().all(|k| k.ends_with("num_batches_tracked")), "{:?}", report.unused);
+    assert_matches_golden(&model, &device);
+}
+
+/// One small input through both backends: results must agree across devices. On a machine
+/// without a GPU, wgpu runs on the software Vulkan adapter (lavapipe), slowly but for real.
+#[test]
+#[ignore = "needs a wgpu adapter (GPU or lavapipe: apt install mesa-vulkan-drivers); run with --ignored"]
+fn cpu_and_wgpu_agree() {
+    let cpu = Device::flex();
+    let gpu = Device::wgpu(DeviceKind::DefaultDevice);
+    let (_, values) = read_npy(&fixture("chelsea.input.npy"));
+    let run = |device: &Device| {
+        let model = shipped_model(device);
+        let x = Tensor::<4>::from_data(TensorData::new(values.clone(), [1, 3, 224, 224]), device);
+        model.forward_features(x).into_data().try_to_vec::<f32>().expect("f32")
+    };
+    let (a, b) = (run(&cpu), run(&gpu));
+    let max_err = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(max_err <= 1e-3, "cpu vs wgpu max abs error {max_err}");
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the system packages the project builds and tests against, if any are missing
+# (Debian 12 / Ubuntu 22.04+): FFmpeg's libraries and headers, clang for bindgen, the ffmpeg
+# CLI (tests generate clips with it) and Mesa's software Vulkan driver (wgpu without a GPU).
+set -euo pipefail
+packages=(
+  pkg-config clang libclang-dev
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev libavdevice-dev
+  ffmpeg mesa-vulkan-drivers libvulkan1
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+command -v cargo >/dev/null || {
+  echo "cargo not found: install Rust 1.95+ from https://rustup.rs first" >&2
+  exit 1
+}
