@@ -21,7 +21,8 @@ pub struct Backbone {
 
 impl Backbone {
     /// Builds the network for `size x size` inputs with the shipped weights, or those at
-    /// `weights_path` (`.pth` from `efficientnet_lite_pytorch`, or our `.safetensors`).
+    /// `weights_path` (`.pth` from `efficientnet_lite_pytorch`, or our `.safetensors`), with
+    /// BatchNorm folded into the convolutions (inference only).
     pub fn load(weights_path: Option<&Path>, size: u32, device: &Device) -> Result<Self> {
         let mut model = EfficientNetConfig::new()
             .with_image_size(size as usize)
@@ -50,7 +51,7 @@ impl Backbone {
             "loaded backbone weights from {source}"
         );
         Ok(Self {
-            model,
+            model: model.fold_batchnorm(),
             device: device.clone(),
             weights: source,
         })

@@ -27,6 +27,37 @@ pub enum Command {
     Classify(ClassifyArgs),
     /// Version, the devices this machine offers, and what `--device auto` picks.
     Info,
+    /// Frames/s of decoding, the CNN and extract end to end on one file.
+    Bench(BenchArgs),
+}
+
+/// Which part of the work `bench` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stage {
+    /// Each of the stages below in turn.
+    All,
+    /// Demux, decode, sample, scale and crop.
+    Decode,
+    /// The backbone alone on batches already in memory.
+    Cnn,
+    /// `extract` without writing: decode and CNN overlapped.
+    Extract,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The video to time.
+    #[arg(value_hint = ValueHint::FilePath)]
+    pub input: PathBuf,
+    #[arg(long, value_enum, default_value_t = Stage::All)]
+    pub stage: Stage,
+    /// Timed runs per stage (after one untimed warm-up).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeats: u32,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// Which frames are read from a video. Shared by every command that reads video.
@@ -72,7 +103,10 @@ impl SamplingArgs {
             bail!("--end ({e}) must be after --start ({s})");
         }
         if !(32..=1024).contains(&self.size) {
-            bail!("--size must be between 32 and 1024 pixels, got {}", self.size);
+            bail!(
+                "--size must be between 32 and 1024 pixels, got {}",
+                self.size
+            );
         }
         Ok(DecodeOptions {
             sampling: Sampling {
@@ -146,8 +180,14 @@ mod tests {
 
     #[test]
     fn sampling_flags_are_validated_before_work() {
-        assert_eq!(sampling(&["--fps", "2"]).expect("ok").sampling.every, Every::Fps(2.0));
-        assert_eq!(sampling(&["--stride", "3"]).expect("ok").sampling.every, Every::Stride(3));
+        assert_eq!(
+            sampling(&["--fps", "2"]).expect("ok").sampling.every,
+            Every::Fps(2.0)
+        );
+        assert_eq!(
+            sampling(&["--stride", "3"]).expect("ok").sampling.every,
+            Every::Stride(3)
+        );
         assert!(sampling(&["--fps", "0"]).is_err());
         assert!(sampling(&["--stride", "0"]).is_err());
         assert!(sampling(&["--fps", "2", "--stride", "3"]).is_err());

@@ -55,7 +55,9 @@ pub fn adapters() -> Vec<Adapter> {
                 name: info.name,
                 kind: format!("{:?}", info.device_type),
                 backend: format!("{:?}", info.backend),
-                driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+                driver: format!("{} {}", info.driver, info.driver_info)
+                    .trim()
+                    .to_string(),
             }
         })
         .collect()

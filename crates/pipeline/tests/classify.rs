@@ -7,13 +7,26 @@ use common::*;
 #[test]
 fn classifies_a_photo_as_json() {
     let image = repo_root().join("samples/chelsea.png");
-    let out = run(&["classify", image.to_str().expect("utf-8"), "--json", "--top", "3", "--device", "cpu"]);
+    let out = run(&[
+        "classify",
+        image.to_str().expect("utf-8"),
+        "--json",
+        "--top",
+        "3",
+        "--device",
+        "cpu",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1, "{text}");
     let record: serde_json::Value = serde_json::from_str(lines[0]).expect("json");
-    assert!(record["source"].as_str().expect("source").ends_with("chelsea.png"));
+    assert!(
+        record["source"]
+            .as_str()
+            .expect("source")
+            .ends_with("chelsea.png")
+    );
     assert!(record.get("timestamp").is_none());
     let top = record["top"].as_array().expect("top");
     assert_eq!(top.len(), 3);
@@ -21,14 +34,26 @@ fn classifies_a_photo_as_json() {
     // and Egyptian cat (285) are the neighbours a resize can swap it with.
     let first = top[0]["index"].as_u64().expect("index");
     assert!([281, 282, 285].contains(&first), "{text}");
-    let p: Vec<f64> = top.iter().map(|t| t["probability"].as_f64().expect("p")).collect();
-    assert!(p.windows(2).all(|w| w[0] >= w[1]) && p[0] > 0.2 && p[0] <= 1.0, "{p:?}");
+    let p: Vec<f64> = top
+        .iter()
+        .map(|t| t["probability"].as_f64().expect("p"))
+        .collect();
+    assert!(
+        p.windows(2).all(|w| w[0] >= w[1]) && p[0] > 0.2 && p[0] <= 1.0,
+        "{p:?}"
+    );
 }
 
 #[test]
 fn classifies_sampled_video_frames_with_timestamps() {
     let video = repo_root().join("samples/bigbuckbunny.mp4");
-    let out = run(&["classify", video.to_str().expect("utf-8"), "--json", "--fps", "1"]);
+    let out = run(&[
+        "classify",
+        video.to_str().expect("utf-8"),
+        "--json",
+        "--fps",
+        "1",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let records: Vec<serde_json::Value> = stdout(&out)
         .lines()
@@ -46,11 +71,21 @@ fn classifies_sampled_video_frames_with_timestamps() {
 #[test]
 fn text_output_names_source_and_time() {
     let video = repo_root().join("samples/bigbuckbunny.mp4");
-    let out = run(&["classify", video.to_str().expect("utf-8"), "--keyframes", "--top", "1"]);
+    let out = run(&[
+        "classify",
+        video.to_str().expect("utf-8"),
+        "--keyframes",
+        "--top",
+        "1",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.lines().count() >= 1);
-    assert!(text.lines().all(|l| l.contains("bigbuckbunny.mp4 @ ") && l.contains("s: ")), "{text}");
+    assert!(
+        text.lines()
+            .all(|l| l.contains("bigbuckbunny.mp4 @ ") && l.contains("s: ")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -6,7 +6,11 @@ use common::*;
 
 #[test]
 fn fps_two_on_a_five_second_clip_gives_ten_frames() {
-    let x = extract("fps2", &clip("five.mp4"), &["--fps", "2", "--device", "cpu"]);
+    let x = extract(
+        "fps2",
+        &clip("five.mp4"),
+        &["--fps", "2", "--device", "cpu"],
+    );
     assert_eq!(x.shape, [10, 1280]);
     assert_eq!(x.timestamps.len(), 10);
     // The first frame at or after each tick: 0.5 s falls between two 25 fps frames.
@@ -25,15 +29,27 @@ fn fps_two_on_a_five_second_clip_gives_ten_frames() {
 
 #[test]
 fn every_frame_by_default_with_increasing_timestamps() {
-    let x = extract("every", &clip("five.mp4"), &["--end", "1", "--device", "cpu"]);
+    let x = extract(
+        "every",
+        &clip("five.mp4"),
+        &["--end", "1", "--device", "cpu"],
+    );
     // 25 fps, [0, 1): frames 0..25.
     assert_eq!(x.shape, [25, 1280]);
-    assert!(x.timestamps.windows(2).all(|w| w[1] > w[0]), "{:?}", x.timestamps);
+    assert!(
+        x.timestamps.windows(2).all(|w| w[1] > w[0]),
+        "{:?}",
+        x.timestamps
+    );
 }
 
 #[test]
 fn start_end_window_seeks_and_decodes_accurately() {
-    let x = extract("window", &clip("five.mp4"), &["--start", "1.5", "--end", "3.5", "--fps", "5"]);
+    let x = extract(
+        "window",
+        &clip("five.mp4"),
+        &["--start", "1.5", "--end", "3.5", "--fps", "5"],
+    );
     // Ticks 1.5, 1.7, ..., 3.3: one sample each, the first 25 fps frame at or after it.
     assert_eq!(x.timestamps.len(), 10, "{:?}", x.timestamps);
     assert!((1.5..1.54).contains(&x.timestamps[0]), "{:?}", x.timestamps);
@@ -60,7 +76,11 @@ fn variable_frame_rate_timestamps_come_from_the_stream() {
     let x = extract("vfr", &clip("vfr.mp4"), &[]);
     assert_eq!(x.timestamps.len(), 60);
     for (i, t) in x.timestamps.iter().enumerate() {
-        let want = if i < 30 { i as f64 / 30.0 } else { 1.0 + (i - 30) as f64 / 10.0 };
+        let want = if i < 30 {
+            i as f64 / 30.0
+        } else {
+            1.0 + (i - 30) as f64 / 10.0
+        };
         assert!((t - want).abs() < 2e-3, "frame {i}: {t} vs {want}");
     }
     // A frame counter times a nominal rate would end near 2 s; the stream ends at 3.9 s.
@@ -77,34 +97,62 @@ fn display_rotation_is_applied_like_the_ffmpeg_cli() {
     let same = cosine(&rotated.features[..1280], &upright.features[..1280]);
     let unrotated = cosine(&plain.features[..1280], &upright.features[..1280]);
     assert!(same > 0.97, "rotated vs upright cosine {same}");
-    assert!(same > unrotated + 0.02, "rotation made no difference: {same} vs {unrotated}");
+    assert!(
+        same > unrotated + 0.02,
+        "rotation made no difference: {same} vs {unrotated}"
+    );
 }
 
 #[test]
 fn damaged_avi_is_decoded_with_bad_data_skipped_and_counted() {
-    let x = extract("megamind", &shared_media("Megamind_bugy.avi"), &["--fps", "2"]);
+    let x = extract(
+        "megamind",
+        &shared_media("Megamind_bugy.avi"),
+        &["--fps", "2"],
+    );
     assert!(x.timestamps.len() > 5, "{:?}", x.timestamps);
     assert!(x.timestamps.windows(2).all(|w| w[1] > w[0]));
-    assert_ne!(x.metadata["decoder_warnings"], "none", "damage went unnoticed");
+    assert_ne!(
+        x.metadata["decoder_warnings"], "none",
+        "damage went unnoticed"
+    );
 }
 
 #[test]
 fn bad_inputs_fail_with_one_line_naming_the_file() {
     let dir = temp_dir("bad-single");
-    let cases: [(&str, &[u8]); 2] = [("empty.mp4", b""), ("notes.mp4", b"this is text, not video\n")];
+    let cases: [(&str, &[u8]); 2] = [
+        ("empty.mp4", b""),
+        ("notes.mp4", b"this is text, not video\n"),
+    ];
     for (name, bytes) in cases {
         let path = dir.join(name);
         std::fs::write(&path, bytes).expect("write");
-        let out = run(&["extract", path.to_str().expect("utf-8"), "--out", dir.join("out").to_str().expect("utf-8")]);
+        let out = run(&[
+            "extract",
+            path.to_str().expect("utf-8"),
+            "--out",
+            dir.join("out").to_str().expect("utf-8"),
+        ]);
         assert!(!out.status.success(), "{name} succeeded");
         let err = stderr(&out);
         let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
         assert_eq!(lines.len(), 1, "{err}");
         assert!(lines[0].contains(name), "{err}");
         assert!(!err.contains("panicked"), "{err}");
-        assert!(!dir.join("out").join(name).with_extension("safetensors").exists());
+        assert!(
+            !dir.join("out")
+                .join(name)
+                .with_extension("safetensors")
+                .exists()
+        );
     }
-    let out = run(&["extract", "/no/such/file.mp4", "--out", dir.to_str().expect("utf-8")]);
+    let out = run(&[
+        "extract",
+        "/no/such/file.mp4",
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("/no/such/file.mp4"));
 }
@@ -123,18 +171,47 @@ fn a_directory_mixing_videos_and_other_files_keeps_going_past_bad_ones() {
     std::fs::write(input.join("truncated.mp4"), &bytes[..bytes.len() / 3]).expect("write");
 
     let out_dir = dir.join("out");
-    let out = run(&["extract", input.to_str().expect("utf-8"), "--out", out_dir.to_str().expect("utf-8"), "--keyframes"]);
+    let out = run(&[
+        "extract",
+        input.to_str().expect("utf-8"),
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+        "--keyframes",
+    ]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.lines().any(|l| l.starts_with("error:") && l.contains("empty.mp4")), "{err}");
-    assert!(err.lines().any(|l| l.starts_with("error:") && l.contains("truncated.mp4")), "{err}");
-    assert!(!err.contains("readme.txt"), "non-video files are not inputs: {err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error:") && l.contains("empty.mp4")),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error:") && l.contains("truncated.mp4")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("readme.txt"),
+        "non-video files are not inputs: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(read_extracted(&out_dir.join("a.safetensors")).timestamps.len(), 5);
-    assert_eq!(read_extracted(&out_dir.join("sub/b.safetensors")).shape[1], 1280);
+    assert_eq!(
+        read_extracted(&out_dir.join("a.safetensors"))
+            .timestamps
+            .len(),
+        5
+    );
+    assert_eq!(
+        read_extracted(&out_dir.join("sub/b.safetensors")).shape[1],
+        1280
+    );
     let mut written: Vec<String> = walk(&out_dir);
     written.sort();
-    assert_eq!(written, ["a.safetensors", "sub/b.safetensors"], "no partial or temporary files");
+    assert_eq!(
+        written,
+        ["a.safetensors", "sub/b.safetensors"],
+        "no partial or temporary files"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {
@@ -142,10 +219,19 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     for entry in std::fs::read_dir(dir).expect("ls") {
         let path = entry.expect("entry").path();
         if path.is_dir() {
-            let sub = path.file_name().expect("name").to_string_lossy().into_owned();
+            let sub = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
             out.extend(walk(&path).into_iter().map(|p| format!("{sub}/{p}")));
         } else {
-            out.push(path.file_name().expect("name").to_string_lossy().into_owned());
+            out.push(
+                path.file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     out

@@ -20,11 +20,13 @@ fn main() -> ExitCode {
     };
     let device = Device::flex();
     let mut model = EfficientNetConfig::new().init(&device);
-    let result = weights::load_pytorch(&mut model, from)
-        .and_then(|report| {
-            eprintln!("applied {} tensors; unused: {:?}", report.applied, report.unused);
-            weights::save_safetensors(&model, to)
-        });
+    let result = weights::load_pytorch(&mut model, from).and_then(|report| {
+        eprintln!(
+            "applied {} tensors; unused: {:?}",
+            report.applied, report.unused
+        );
+        weights::save_safetensors(&model, to)
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,6 +5,7 @@
 //! (`_conv_stem`, `_bn0`, `_blocks.N._depthwise_conv`, ...) minus the leading underscores, so
 //! the key remapping in [`crate::weights`] stays one rule.
 
+use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -124,9 +125,9 @@ impl EfficientNetConfig {
                     expand_conv,
                     bn0,
                     depthwise_conv,
-                    bn1: bn(hidden),
+                    bn1: Some(bn(hidden)),
                     project_conv,
-                    bn2: bn(out_ch),
+                    bn2: Some(bn(out_ch)),
                     residual: stride == 1 && input == out_ch,
                 });
                 size = out_size;
@@ -136,10 +137,10 @@ impl EfficientNetConfig {
         let (conv_head, _) = same_conv([last, FEATURE_DIM], 1, 1, 1, size, device);
         EfficientNet {
             conv_stem,
-            bn0: bn(32),
+            bn0: Some(bn(32)),
             blocks,
             conv_head,
-            bn1: bn(FEATURE_DIM),
+            bn1: Some(bn(FEATURE_DIM)),
             fc: LinearConfig::new(FEATURE_DIM, NUM_CLASSES).init(device),
             variant: self.variant,
             image_size: self.image_size,
@@ -154,9 +155,9 @@ struct MbConv {
     expand_conv: Option<Conv2d>,
     bn0: Option<BatchNorm>,
     depthwise_conv: Conv2d,
-    bn1: BatchNorm,
+    bn1: Option<BatchNorm>,
     project_conv: Conv2d,
-    bn2: BatchNorm,
+    bn2: Option<BatchNorm>,
     #[module(skip)]
     residual: bool,
 }
@@ -165,23 +166,57 @@ impl MbConv {
     /// `[N, C_in, H, W]` to `[N, C_out, H / stride, W / stride]`.
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let mut x = input.clone();
-        if let (Some(conv), Some(bn)) = (&self.expand_conv, &self.bn0) {
-            x = relu6(bn.forward(conv.forward(x)));
+        if let Some(conv) = &self.expand_conv {
+            x = relu6(conv_bn(conv, &self.bn0, x));
         }
-        x = relu6(self.bn1.forward(self.depthwise_conv.forward(x)));
-        x = self.bn2.forward(self.project_conv.forward(x));
+        x = relu6(conv_bn(&self.depthwise_conv, &self.bn1, x));
+        x = conv_bn(&self.project_conv, &self.bn2, x);
         if self.residual { x + input } else { x }
     }
+
+    fn fold_batchnorm(&mut self) {
+        if let Some(conv) = &mut self.expand_conv {
+            fold(conv, self.bn0.take());
+        }
+        fold(&mut self.depthwise_conv, self.bn1.take());
+        fold(&mut self.project_conv, self.bn2.take());
+    }
+}
+
+/// A convolution followed by its BatchNorm, unless that was folded into it.
+fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
+    let x = conv.forward(x);
+    match bn {
+        Some(bn) => bn.forward(x),
+        None => x,
+    }
+}
+
+/// Folds inference-mode BatchNorm into the convolution before it:
+/// `gamma (conv(x) + b - mean) / sqrt(var + eps) + beta` is `conv'(x) + b'` with
+/// `w' = w s`, `b' = beta + (b - mean) s`, `s = gamma / sqrt(var + eps)` per output channel.
+fn fold(conv: &mut Conv2d, bn: Option<BatchNorm>) {
+    let Some(bn) = bn else { return };
+    let weight = conv.weight.val();
+    let [c_out, ..] = weight.dims();
+    let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
+    let bias = conv
+        .bias
+        .as_ref()
+        .map_or_else(|| Tensor::zeros([c_out], &weight.device()), |b| b.val());
+    let bias = bn.beta.val() + (bias - bn.running_mean.value()) * scale.clone();
+    conv.weight = Param::from_tensor(weight * scale.reshape([c_out, 1, 1, 1]));
+    conv.bias = Some(Param::from_tensor(bias));
 }
 
 /// EfficientNet-Lite with its ImageNet classifier.
 #[derive(Module, Debug)]
 pub struct EfficientNet {
     conv_stem: Conv2d,
-    bn0: BatchNorm,
+    bn0: Option<BatchNorm>,
     blocks: Vec<MbConv>,
     conv_head: Conv2d,
-    bn1: BatchNorm,
+    bn1: Option<BatchNorm>,
     fc: Linear,
     #[module(skip)]
     variant: Variant,
@@ -200,14 +235,26 @@ impl EfficientNet {
         self.image_size
     }
 
+    /// Folds every BatchNorm into the convolution before it, for inference: the same function
+    /// (up to float rounding) with one pass over each activation instead of two. Load weights
+    /// first: the folded network has no BatchNorm parameters left to load into.
+    pub fn fold_batchnorm(mut self) -> Self {
+        fold(&mut self.conv_stem, self.bn0.take());
+        for block in &mut self.blocks {
+            block.fold_batchnorm();
+        }
+        fold(&mut self.conv_head, self.bn1.take());
+        self
+    }
+
     /// Embeddings: normalised images `[N, 3, S, S]` to `[N, 1280]`, the global average pool
     /// after the head convolution (what the classifier reads).
     pub fn forward_features(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu6(self.bn0.forward(self.conv_stem.forward(images)));
+        let mut x = relu6(conv_bn(&self.conv_stem, &self.bn0, images));
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let x = relu6(self.bn1.forward(self.conv_head.forward(x)));
+        let x = relu6(conv_bn(&self.conv_head, &self.bn1, x));
         let [n, c, _, _] = x.dims();
         x.mean_dims(&[2, 3]).reshape([n, c])
     }
@@ -248,5 +295,36 @@ mod tests {
         let features = model.forward_features(Tensor::zeros([2, 3, 64, 64], &device));
         assert_eq!(features.dims(), [2, FEATURE_DIM]);
         assert_eq!(model.classify(features).dims(), [2, NUM_CLASSES]);
+    }
+
+    #[test]
+    fn folding_batchnorm_keeps_the_function() {
+        let device = Device::flex();
+        let mut model = EfficientNetConfig::new().with_image_size(32).init(&device);
+        // Non-trivial statistics, so that folding has something to get wrong.
+        let stats = |n: usize, lo: f64, hi: f64| {
+            Tensor::<1>::random([n], burn::tensor::Distribution::Uniform(lo, hi), &device)
+        };
+        for block in &mut model.blocks {
+            for bn in [&mut block.bn0, &mut block.bn1, &mut block.bn2]
+                .into_iter()
+                .flatten()
+            {
+                let n = bn.gamma.val().dims()[0];
+                bn.gamma = Param::from_tensor(stats(n, 0.5, 1.5));
+                bn.beta = Param::from_tensor(stats(n, -0.5, 0.5));
+                bn.running_mean = burn::module::RunningState::new(stats(n, -0.2, 0.2));
+                bn.running_var = burn::module::RunningState::new(stats(n, 0.5, 2.0));
+            }
+        }
+        let x = Tensor::<4>::random([2, 3, 32, 32], burn::tensor::Distribution::Default, &device);
+        let before = model.forward_features(x.clone());
+        let after = model.fold_batchnorm().forward_features(x);
+        let diff = (before.clone() - after).abs().max().into_scalar::<f32>();
+        let scale = before.abs().max().into_scalar::<f32>();
+        assert!(
+            diff <= 1e-4 * scale.max(1.0),
+            "max diff {diff} (scale {scale})"
+        );
     }
 }

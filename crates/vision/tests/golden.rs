@@ -13,7 +13,9 @@ use vision::{EfficientNet, EfficientNetConfig, weights};
 const IMAGES: [&str; 4] = ["chelsea", "coffee", "astronaut", "rocket"];
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/golden")
+        .join(name)
 }
 
 /// Reads a little-endian float32 `.npy` file: (shape, values).
@@ -56,7 +58,8 @@ fn top5(logits: &[f32]) -> Vec<usize> {
 
 fn shipped_model(device: &Device) -> EfficientNet {
     let mut model = EfficientNetConfig::new().init(device);
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/efficientnet-lite0.safetensors");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/efficientnet-lite0.safetensors");
     weights::load_safetensors(&mut model, &path).expect("shipped weights load");
     model
 }
@@ -101,6 +104,13 @@ fn shipped_weights_match_pytorch_reference_on_cpu() {
     assert_matches_golden(&shipped_model(&device), &device);
 }
 
+/// What the pipeline runs: the same weights with BatchNorm folded into the convolutions.
+#[test]
+fn folded_batchnorm_matches_pytorch_reference_on_cpu() {
+    let device = Device::flex();
+    assert_matches_golden(&shipped_model(&device).fold_batchnorm(), &device);
+}
+
 #[test]
 #[ignore = "needs ../shared/reference/efficientnet-lite0-57934424.pth; run with --ignored"]
 fn pytorch_weights_file_matches_pytorch_reference() {
@@ -110,7 +120,14 @@ fn pytorch_weights_file_matches_pytorch_reference() {
         .join("../../../shared/reference/efficientnet-lite0-57934424.pth");
     let report = weights::load_pytorch(&mut model, &path).expect("pth loads");
     // 5 tensors per BatchNorm (num_batches_tracked is the unused fifth); 2 for fc.
-    assert!(report.unused.iter().all(|k| k.ends_with("num_batches_tracked")), "{:?}", report.unused);
+    assert!(
+        report
+            .unused
+            .iter()
+            .all(|k| k.ends_with("num_batches_tracked")),
+        "{:?}",
+        report.unused
+    );
     assert_matches_golden(&model, &device);
 }
 
@@ -123,11 +140,19 @@ fn cpu_and_wgpu_agree() {
     let gpu = Device::wgpu(DeviceKind::DefaultDevice);
     let (_, values) = read_npy(&fixture("chelsea.input.npy"));
     let run = |device: &Device| {
-        let model = shipped_model(device);
+        let model = shipped_model(device).fold_batchnorm();
         let x = Tensor::<4>::from_data(TensorData::new(values.clone(), [1, 3, 224, 224]), device);
-        model.forward_features(x).into_data().try_to_vec::<f32>().expect("f32")
+        model
+            .forward_features(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32")
     };
     let (a, b) = (run(&cpu), run(&gpu));
-    let max_err = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let max_err = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
     assert!(max_err <= 1e-3, "cpu vs wgpu max abs error {max_err}");
 }

@@ -61,7 +61,11 @@ pub fn run(args: &ClassifyArgs) -> Result<Failures> {
     let files = inputs::collect(&args.inputs, |p| inputs::is_video(p) || inputs::is_image(p))?;
     let selected = device::select(args.model.device);
     tracing::info!("device: {}", selected.description);
-    let backbone = Backbone::load(args.model.weights.as_deref(), options.size, &selected.device)?;
+    let backbone = Backbone::load(
+        args.model.weights.as_deref(),
+        options.size,
+        &selected.device,
+    )?;
     let k = args.top as usize;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -89,13 +93,19 @@ pub fn run(args: &ClassifyArgs) -> Result<Failures> {
                 emit(None, top)
             })
         } else {
-            video_features(&file.path, &options, &backbone, args.model.batch as usize, |b| {
-                let tops = top_k(backbone.classify(b.features), k)?;
-                for (t, top) in b.timestamps.into_iter().zip(tops) {
-                    emit(Some(t), top)?;
-                }
-                Ok(())
-            })
+            video_features(
+                &file.path,
+                &options,
+                &backbone,
+                args.model.batch as usize,
+                |b| {
+                    let tops = top_k(backbone.classify(b.features), k)?;
+                    for (t, top) in b.timestamps.into_iter().zip(tops) {
+                        emit(Some(t), top)?;
+                    }
+                    Ok(())
+                },
+            )
             .map(|_| ())
         };
         out.flush()?;

@@ -15,16 +15,30 @@ pub fn run(args: &ExtractArgs) -> Result<Failures> {
     let files = inputs::collect(&args.inputs, inputs::is_video)?;
     let selected = device::select(args.model.device);
     tracing::info!("device: {}", selected.description);
-    let backbone = Backbone::load(args.model.weights.as_deref(), options.size, &selected.device)?;
+    let backbone = Backbone::load(
+        args.model.weights.as_deref(),
+        options.size,
+        &selected.device,
+    )?;
     let mut failures = Failures::default();
     for file in &files {
         let out = mirrored_path(&args.out, &file.relative, "safetensors");
         let result = (|| -> Result<()> {
             let mut writer = FeatureWriter::create(&out, vision::FEATURE_DIM)?;
-            let run = video_features(&file.path, &options, &backbone, args.model.batch as usize, |b| {
-                let values = b.features.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                writer.push(&values, &b.timestamps)
-            })?;
+            let run = video_features(
+                &file.path,
+                &options,
+                &backbone,
+                args.model.batch as usize,
+                |b| {
+                    let values = b
+                        .features
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    writer.push(&values, &b.timestamps)
+                },
+            )?;
             let frames = writer.len();
             let metadata = BTreeMap::from([
                 ("source".to_string(), file.path.display().to_string()),
@@ -32,12 +46,18 @@ pub fn run(args: &ExtractArgs) -> Result<Failures> {
                 ("weights".to_string(), backbone.weights.clone()),
                 ("sampling".to_string(), options.sampling.describe()),
                 ("input_size".to_string(), format!("{0}x{0}", options.size)),
-                ("frame_size".to_string(), format!("{}x{}", run.info.width, run.info.height)),
+                (
+                    "frame_size".to_string(),
+                    format!("{}x{}", run.info.width, run.info.height),
+                ),
                 ("rotation".to_string(), run.info.rotation.to_string()),
                 ("codec".to_string(), run.info.codec.clone()),
                 ("decoder_warnings".to_string(), describe_decode(&run.decode)),
                 ("frames".to_string(), frames.to_string()),
-                ("producer".to_string(), format!("pipeline {}", env!("CARGO_PKG_VERSION"))),
+                (
+                    "producer".to_string(),
+                    format!("pipeline {}", env!("CARGO_PKG_VERSION")),
+                ),
             ]);
             writer.finish(&metadata)?;
             tracing::info!(

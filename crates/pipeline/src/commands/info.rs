@@ -6,7 +6,10 @@ use crate::device::{self, DeviceChoice};
 
 pub fn run() -> Result<()> {
     println!("pipeline {}", env!("CARGO_PKG_VERSION"));
-    println!("backbone: efficientnet-lite0, ImageNet weights built in ({} features)", vision::FEATURE_DIM);
+    println!(
+        "backbone: efficientnet-lite0, ImageNet weights built in ({} features)",
+        vision::FEATURE_DIM
+    );
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("cpu: burn-flex, {threads} threads");
     let adapters = device::adapters();
@@ -15,10 +18,20 @@ pub fn run() -> Result<()> {
     } else {
         println!("wgpu adapters:");
         for a in &adapters {
-            let note = if a.is_gpu { "" } else { "  (software: slower than the cpu device)" };
-            println!("  - {} [{}, {}] {}{note}", a.name, a.kind, a.backend, a.driver);
+            let note = if a.is_gpu {
+                ""
+            } else {
+                "  (software: slower than the cpu device)"
+            };
+            println!(
+                "  - {} [{}, {}] {}{note}",
+                a.name, a.kind, a.backend, a.driver
+            );
         }
     }
-    println!("--device auto: {}", device::select(DeviceChoice::Auto).description);
+    println!(
+        "--device auto: {}",
+        device::select(DeviceChoice::Auto).description
+    );
     Ok(())
 }

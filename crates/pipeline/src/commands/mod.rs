@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the frame-to-feature loop they share.
 
+pub mod bench;
 pub mod classify;
 pub mod extract;
 pub mod info;
@@ -51,7 +52,9 @@ pub fn video_features(
         let mut timestamps = Vec::new();
         // Block for the first frame, then take what is ready up to a full batch.
         while timestamps.len() < batch {
-            let Ok(frame) = decoding.frames.recv() else { break };
+            let Ok(frame) = decoding.frames.recv() else {
+                break;
+            };
             rgb.extend_from_slice(&frame.rgb);
             timestamps.push(frame.timestamp);
         }
@@ -91,9 +94,10 @@ pub fn video_features(
 
 /// A progress bar over video time (tenths of a second), on stderr, hidden when not a terminal.
 fn video_bar(path: &Path, info: &VideoInfo) -> ProgressBar {
-    let name = path
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let bar = match info.duration {
         Some(d) => ProgressBar::new((d * 10.0).ceil() as u64).with_style(
             ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg} (eta {eta})")

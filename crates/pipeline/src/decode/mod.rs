@@ -9,11 +9,11 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use ffmpeg_next as ffmpeg;
 use ffmpeg::codec::{self, threading};
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg::util::frame;
+use ffmpeg_next as ffmpeg;
 
 pub use sample::{Decision, Every, Sampler, Sampling};
 
@@ -98,7 +98,9 @@ pub struct Video {
 
 impl std::fmt::Debug for Video {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Video").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Video")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -225,7 +227,8 @@ impl Video {
                         continue;
                     }
                     if packet.is_corrupt() {
-                        self.report.damage("packet flagged corrupt by the demuxer".into());
+                        self.report
+                            .damage("packet flagged corrupt by the demuxer".into());
                     }
                     match self.decoder.send_packet(&packet) {
                         Ok(()) => return,
@@ -237,7 +240,8 @@ impl Video {
                 }
                 Err(ffmpeg::Error::Eof) => break,
                 Err(ffmpeg::Error::InvalidData) => {
-                    self.report.damage("unreadable data in the container".into());
+                    self.report
+                        .damage("unreadable data in the container".into());
                 }
                 Err(e) => {
                     // I/O errors are sticky in FFmpeg: retrying would spin. Finish what we have.
@@ -294,16 +298,9 @@ impl Video {
         let (sw, sh) = scaled_size(w, h, size);
         let key = (format, w, h);
         if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
-            let ctx = scaling::Context::get(
-                format,
-                w,
-                h,
-                Pixel::RGB24,
-                sw,
-                sh,
-                scaling::Flags::BILINEAR,
-            )
-            .map_err(|e| anyhow!("no scaler from {format:?} {w}x{h}: {e}"))?;
+            let ctx =
+                scaling::Context::get(format, w, h, Pixel::RGB24, sw, sh, scaling::Flags::BILINEAR)
+                    .map_err(|e| anyhow!("no scaler from {format:?} {w}x{h}: {e}"))?;
             self.scaler = Some((ctx, key));
         }
         let Some((scaler, _)) = self.scaler.as_mut() else {
@@ -312,7 +309,11 @@ impl Video {
         scaler
             .run(&self.decoded, &mut self.scaled)
             .map_err(|e| anyhow!("scaling frame: {e}"))?;
-        let (size, left, top) = (size as usize, ((sw - size) / 2) as usize, ((sh - size) / 2) as usize);
+        let (size, left, top) = (
+            size as usize,
+            ((sw - size) / 2) as usize,
+            ((sh - size) / 2) as usize,
+        );
         let stride = self.scaled.stride(0);
         let data = self.scaled.data(0);
         let mut rgb = Vec::with_capacity(size * size * 3);

@@ -100,7 +100,7 @@ impl Sampler {
         match self.sampling.every {
             Every::Frame => Decision::Take,
             Every::Stride(k) => {
-                if seen % k == 0 {
+                if seen.is_multiple_of(k) {
                     Decision::Take
                 } else {
                     Decision::Skip

@@ -29,8 +29,8 @@ impl FeatureWriter {
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
         let rows_path = temp_path(path, "rows");
-        let file =
-            File::create(&rows_path).with_context(|| format!("creating {}", rows_path.display()))?;
+        let file = File::create(&rows_path)
+            .with_context(|| format!("creating {}", rows_path.display()))?;
         Ok(Self {
             path: path.to_path_buf(),
             rows_path,
@@ -120,7 +120,8 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("mkdir");
         let path = dir.join("sub/clip.safetensors");
         let mut w = FeatureWriter::create(&path, 3).expect("create");
-        w.push(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[0.0, 0.04]).expect("push");
+        w.push(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[0.0, 0.04])
+            .expect("push");
         w.push(&[7.0, 8.0, 9.0], &[0.08]).expect("push");
         assert!(w.push(&[1.0], &[0.1]).is_err());
         let meta = BTreeMap::from([("source".to_string(), "clip.mp4".to_string())]);
@@ -128,17 +129,30 @@ mod tests {
 
         let bytes = std::fs::read(&path).expect("read");
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).expect("header");
-        assert_eq!(header.metadata().as_ref().and_then(|m| m.get("source")).map(String::as_str), Some("clip.mp4"));
+        assert_eq!(
+            header
+                .metadata()
+                .as_ref()
+                .and_then(|m| m.get("source"))
+                .map(String::as_str),
+            Some("clip.mp4")
+        );
         let st = safetensors::SafeTensors::deserialize(&bytes).expect("parse");
         let f = st.tensor("features").expect("features");
         assert_eq!(f.shape(), [3, 3]);
         assert_eq!(f.dtype(), safetensors::Dtype::F32);
         let t = st.tensor("timestamps").expect("timestamps");
         assert_eq!(t.dtype(), safetensors::Dtype::F64);
-        let ts: Vec<f64> = t.data().chunks(8).map(|c| f64::from_le_bytes(c.try_into().expect("8"))).collect();
+        let ts: Vec<f64> = t
+            .data()
+            .chunks(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
+            .collect();
         assert_eq!(ts, [0.0, 0.04, 0.08]);
         // Nothing but the finished file is left behind.
-        let left: Vec<_> = std::fs::read_dir(path.parent().expect("parent")).expect("ls").collect();
+        let left: Vec<_> = std::fs::read_dir(path.parent().expect("parent"))
+            .expect("ls")
+            .collect();
         assert_eq!(left.len(), 1);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

@@ -16,7 +16,11 @@ pub fn repo_root() -> PathBuf {
 /// `../shared/media/NAME` beside the checkout (CI and developers have it).
 pub fn shared_media(name: &str) -> PathBuf {
     let path = repo_root().join("../shared/media").join(name);
-    assert!(path.is_file(), "{} is missing: these tests use ../shared/media", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: these tests use ../shared/media",
+        path.display()
+    );
     path
 }
 
@@ -48,16 +52,51 @@ pub fn clips() -> &'static Path {
         let dir = temp_dir("clips");
         let p = |name: &str| dir.join(name).display().to_string();
         ffmpeg(&[
-            "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=5",
-            "-c:v", "mpeg4", "-q:v", "5", "-g", "25", &p("five.mp4"),
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=5",
+            "-c:v",
+            "mpeg4",
+            "-q:v",
+            "5",
+            "-g",
+            "25",
+            &p("five.mp4"),
         ]);
         ffmpeg(&[
-            "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30:duration=2",
-            "-vf", "setpts='if(lt(N,30),N/30,1+(N-30)/10)/TB'",
-            "-fps_mode", "passthrough", "-c:v", "mpeg4", "-q:v", "5", &p("vfr.mp4"),
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=30:duration=2",
+            "-vf",
+            "setpts='if(lt(N,30),N/30,1+(N-30)/10)/TB'",
+            "-fps_mode",
+            "passthrough",
+            "-c:v",
+            "mpeg4",
+            "-q:v",
+            "5",
+            &p("vfr.mp4"),
         ]);
-        ffmpeg(&["-i", &p("five.mp4"), "-c", "copy", "-metadata:s:v:0", "rotate=90", &p("rotated.mp4")]);
-        ffmpeg(&["-i", &p("rotated.mp4"), "-c:v", "mpeg4", "-q:v", "2", &p("upright.mp4")]);
+        ffmpeg(&[
+            "-i",
+            &p("five.mp4"),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            &p("rotated.mp4"),
+        ]);
+        ffmpeg(&[
+            "-i",
+            &p("rotated.mp4"),
+            "-c:v",
+            "mpeg4",
+            "-q:v",
+            "2",
+            &p("upright.mp4"),
+        ]);
         dir
     })
 }
@@ -67,7 +106,10 @@ pub fn clip(name: &str) -> PathBuf {
 }
 
 pub fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("running pipeline")
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("running pipeline")
 }
 
 pub fn stderr(out: &Output) -> String {
@@ -97,8 +139,16 @@ pub fn read_extracted(path: &Path) -> Extracted {
     assert_eq!(t.dtype(), safetensors::Dtype::F64);
     Extracted {
         shape: f.shape().to_vec(),
-        features: f.data().chunks(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect(),
-        timestamps: t.data().chunks(8).map(|c| f64::from_le_bytes(c.try_into().expect("8"))).collect(),
+        features: f
+            .data()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+            .collect(),
+        timestamps: t
+            .data()
+            .chunks(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
+            .collect(),
         metadata: header.metadata().clone().unwrap_or_default(),
     }
 }
@@ -106,16 +156,33 @@ pub fn read_extracted(path: &Path) -> Extracted {
 /// Runs `pipeline extract` on one file and reads the result.
 pub fn extract(test: &str, input: &Path, flags: &[&str]) -> Extracted {
     let out = temp_dir(test);
-    let mut args = vec!["extract", input.to_str().expect("utf-8 path"), "--out", out.to_str().expect("utf-8")];
+    let mut args = vec![
+        "extract",
+        input.to_str().expect("utf-8 path"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ];
     args.extend(flags);
     let result = run(&args);
-    assert!(result.status.success(), "extract failed: {}", stderr(&result));
-    let stem = input.file_stem().expect("stem").to_string_lossy().into_owned();
+    assert!(
+        result.status.success(),
+        "extract failed: {}",
+        stderr(&result)
+    );
+    let stem = input
+        .file_stem()
+        .expect("stem")
+        .to_string_lossy()
+        .into_owned();
     read_extracted(&out.join(format!("{stem}.safetensors")))
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (norm(a) * norm(b))
 }

@@ -1,0 +1,97 @@
+//! `pipeline bench`: frames/s of each stage alone and end to end, min/median/max over repeats.
+
+use std::time::Instant;
+
+use anyhow::{Result, anyhow, bail};
+
+use super::video_features;
+use crate::backbone::Backbone;
+use crate::cli::{BenchArgs, Stage};
+use crate::decode::Video;
+use crate::device;
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let options = args.sampling.options()?;
+    let selected = device::select(args.model.device);
+    let batch = args.model.batch as usize;
+    println!(
+        "file: {}  device: {}  batch: {batch}  threads: {}",
+        args.input.display(),
+        selected.description,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let stages: &[Stage] = match args.stage {
+        Stage::All => &[Stage::Decode, Stage::Cnn, Stage::Extract],
+        ref one => std::slice::from_ref(one),
+    };
+    let needs_model = stages.iter().any(|s| *s != Stage::Decode);
+    let backbone = needs_model
+        .then(|| {
+            Backbone::load(
+                args.model.weights.as_deref(),
+                options.size,
+                &selected.device,
+            )
+        })
+        .transpose()?;
+    for stage in stages {
+        let mut rates = Vec::new();
+        let mut frames = 0;
+        // One untimed warm-up (caches, allocator, kernels), then the timed repeats.
+        for repeat in 0..=args.repeats {
+            let started = Instant::now();
+            frames = match (stage, &backbone) {
+                (Stage::Decode, _) => decode_only(args, &options)?,
+                (Stage::Cnn, Some(b)) => cnn_only(b, batch, options.size as usize)?,
+                (Stage::Extract, Some(b)) => {
+                    let mut n = 0;
+                    video_features(&args.input, &options, b, batch, |fb| {
+                        // Read the features back, as extract does: the work is really done.
+                        let values = fb.features.into_data();
+                        n += values.shape()[0];
+                        Ok(())
+                    })?;
+                    n
+                }
+                _ => bail!("stage {stage:?} needs the model"),
+            };
+            if repeat > 0 {
+                rates.push(frames as f64 / started.elapsed().as_secs_f64());
+            }
+        }
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "{:<8} {:>8.1} frames/s median  (min {:.1}, max {:.1}; {} frames x {} runs)",
+            format!("{stage:?}").to_lowercase(),
+            rates[rates.len() / 2],
+            rates[0],
+            rates[rates.len() - 1],
+            frames,
+            rates.len()
+        );
+    }
+    Ok(())
+}
+
+/// Decode, sample, scale and crop every frame; nothing else.
+fn decode_only(args: &BenchArgs, options: &crate::decode::DecodeOptions) -> Result<usize> {
+    let mut video = Video::open(&args.input, options.clone())?;
+    let mut n = 0;
+    while video.next_frame()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The network alone on 8 batches of mid-grey frames (upload, normalise, features, read back).
+fn cnn_only(backbone: &Backbone, batch: usize, size: usize) -> Result<usize> {
+    const BATCHES: usize = 8;
+    for _ in 0..BATCHES {
+        let features = backbone.features(vec![128u8; batch * size * size * 3], batch);
+        features
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow!("reading features: {e:?}"))?;
+    }
+    Ok(BATCHES * batch)
+}
