@@ -2,7 +2,7 @@
 //! `pipeline` binary embeds (`models/efficientnet-lite0.safetensors`):
 //!
 //! ```text
-//! cargo run --release -p vision --example convert_weights -- \
+//! cargo run -p vision --example convert_weights -- \
 //!     ../shared/reference/efficientnet-lite0-57934424.pth models/efficientnet-lite0.safetensors
 //! ```
 
