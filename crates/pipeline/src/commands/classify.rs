@@ -9,10 +9,9 @@ use burn::tensor::activation::softmax;
 use image::imageops::FilterType;
 use serde::Serialize;
 
-use super::video_features;
-use crate::backbone::Backbone;
+use super::{prepare, video_features};
 use crate::cli::ClassifyArgs;
-use crate::{Failures, device, inputs};
+use crate::{Failures, inputs};
 
 /// One class of a top-K list.
 #[derive(Debug, Clone, Serialize)]
@@ -57,15 +56,9 @@ pub fn top_k(logits: Tensor<2>, k: usize) -> Result<Vec<Vec<Scored>>> {
 }
 
 pub fn run(args: &ClassifyArgs) -> Result<Failures> {
-    let options = args.sampling.options()?;
-    let files = inputs::collect(&args.inputs, |p| inputs::is_video(p) || inputs::is_image(p))?;
-    let selected = device::select(args.model.device);
-    tracing::info!("device: {}", selected.description);
-    let backbone = Backbone::load(
-        args.model.weights.as_deref(),
-        options.size,
-        &selected.device,
-    )?;
+    let (options, files, backbone) = prepare(&args.inputs, &args.sampling, &args.model, |p| {
+        inputs::is_video(p) || inputs::is_image(p)
+    })?;
     let k = args.top as usize;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

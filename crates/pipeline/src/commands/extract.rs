@@ -4,22 +4,14 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 
-use super::{describe_decode, video_features};
-use crate::backbone::Backbone;
+use super::{describe_decode, prepare, video_features};
 use crate::cli::ExtractArgs;
 use crate::output::{FeatureWriter, mirrored_path};
-use crate::{Failures, device, inputs};
+use crate::{Failures, inputs};
 
 pub fn run(args: &ExtractArgs) -> Result<Failures> {
-    let options = args.sampling.options()?;
-    let files = inputs::collect(&args.inputs, inputs::is_video)?;
-    let selected = device::select(args.model.device);
-    tracing::info!("device: {}", selected.description);
-    let backbone = Backbone::load(
-        args.model.weights.as_deref(),
-        options.size,
-        &selected.device,
-    )?;
+    let (options, files, backbone) =
+        prepare(&args.inputs, &args.sampling, &args.model, inputs::is_video)?;
     let mut failures = Failures::default();
     for file in &files {
         let out = mirrored_path(&args.out, &file.relative, "safetensors");

@@ -5,7 +5,7 @@ pub mod classify;
 pub mod extract;
 pub mod info;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -13,7 +13,25 @@ use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backbone::Backbone;
+use crate::cli::{ModelArgs, SamplingArgs};
 use crate::decode::{DecodeOptions, DecodeReport, Decoding, VideoInfo};
+use crate::inputs::InputFile;
+
+/// What every multi-file command does before work starts: validate the sampling flags, expand
+/// the inputs (keeping directory entries `keep` accepts), pick the device, load the backbone.
+pub fn prepare(
+    inputs: &[PathBuf],
+    sampling: &SamplingArgs,
+    model: &ModelArgs,
+    keep: impl Fn(&Path) -> bool,
+) -> Result<(DecodeOptions, Vec<InputFile>, Backbone)> {
+    let options = sampling.options()?;
+    let files = crate::inputs::collect(inputs, keep)?;
+    let selected = crate::device::select(model.device);
+    tracing::info!("device: {}", selected.description);
+    let backbone = Backbone::load(model.weights.as_deref(), options.size, &selected.device)?;
+    Ok((options, files, backbone))
+}
 
 /// A batch of sampled frames and their features.
 #[derive(Debug)]
