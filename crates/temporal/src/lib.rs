@@ -1,0 +1,11 @@
+//! The recurrent half of the product: sequences of frame features `[batch, time, features]` in,
+//! "what is happening", "what happens next" and "how unexpected was this" out.
+//!
+//! - [`TemporalConfig`] / [`TemporalModel`]: input normalisation, a linear projection, stacked
+//!   LSTM, GRU or plain tanh RNN layers, and one head ([`Head`]).
+//! - [`TemporalModel::forward`] takes and returns the recurrent [`State`], so a video of any
+//!   length runs chunk by chunk in constant memory with the same outputs as one pass.
+
+mod model;
+
+pub use model::{CellKind, Head, LayerState, State, TemporalConfig, TemporalModel};

@@ -1,0 +1,255 @@
+use burn::module::Param;
+use burn::nn::{
+    Dropout, DropoutConfig, Gru, GruConfig, Linear, LinearConfig, Lstm, LstmConfig, LstmState, Rnn,
+    RnnConfig, RnnState,
+};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The recurrent cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CellKind {
+    /// Long short-term memory (Hochreiter & Schmidhuber 1997).
+    Lstm,
+    /// Gated recurrent unit (Cho et al. 2014).
+    Gru,
+    /// Plain tanh recurrence, the cell whose vanishing gradients LSTM and GRU were made to fix.
+    Rnn,
+}
+
+/// What the model predicts at every step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "lowercase")]
+pub enum Head {
+    /// Class logits of what is happening; a clip's label is read at its last step.
+    Classify { classes: usize },
+    /// Class logits of what will be happening `horizon` steps later.
+    Anticipate { classes: usize, horizon: usize },
+    /// The (normalised) embedding `ahead` steps later, predicted as a change from the current
+    /// one; its error once that step arrives is the surprise score.
+    Forecast { ahead: usize },
+}
+
+/// Configuration of a [`TemporalModel`].
+#[derive(Config, Debug)]
+pub struct TemporalConfig {
+    /// The recurrent cell.
+    pub cell: CellKind,
+    /// The prediction head.
+    pub head: Head,
+    /// Width of the input features (1280 for EfficientNet-Lite0).
+    #[config(default = 1280)]
+    pub input_dim: usize,
+    /// Width of the linear projection in front of the recurrent layers.
+    #[config(default = 256)]
+    pub projection: usize,
+    /// Hidden state size of each recurrent layer.
+    #[config(default = 256)]
+    pub hidden: usize,
+    /// Number of stacked recurrent layers.
+    #[config(default = 1)]
+    pub layers: usize,
+    /// Dropout after the projection and between layers (training only).
+    #[config(default = 0.2)]
+    pub dropout: f64,
+}
+
+impl TemporalConfig {
+    /// Width of the head's output at each step.
+    pub fn output_dim(&self) -> usize {
+        match self.head {
+            Head::Classify { classes } | Head::Anticipate { classes, .. } => classes,
+            Head::Forecast { .. } => self.input_dim,
+        }
+    }
+
+    /// A fresh model; its input normalisation is the identity until
+    /// [`TemporalModel::with_normalization`] sets the training set's statistics.
+    pub fn init(&self, device: &Device) -> TemporalModel {
+        let layers = (0..self.layers.max(1))
+            .map(|i| {
+                let input = if i == 0 { self.projection } else { self.hidden };
+                match self.cell {
+                    CellKind::Lstm => {
+                        Recurrent::Lstm(LstmConfig::new(input, self.hidden, true).init(device))
+                    }
+                    CellKind::Gru => {
+                        Recurrent::Gru(GruConfig::new(input, self.hidden, true).init(device))
+                    }
+                    CellKind::Rnn => {
+                        Recurrent::Rnn(RnnConfig::new(input, self.hidden, true).init(device))
+                    }
+                }
+            })
+            .collect();
+        TemporalModel {
+            mean: Param::from_tensor(Tensor::zeros([self.input_dim], device))
+                .set_require_grad(false),
+            std: Param::from_tensor(Tensor::ones([self.input_dim], device)).set_require_grad(false),
+            projection: LinearConfig::new(self.input_dim, self.projection).init(device),
+            layers,
+            dropout: DropoutConfig::new(self.dropout).init(),
+            head: LinearConfig::new(self.hidden, self.output_dim()).init(device),
+        }
+    }
+}
+
+/// One recurrent layer. (The variants differ in size; there are a handful of layers, built once.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+enum Recurrent {
+    Lstm(Lstm),
+    Gru(Gru),
+    Rnn(Rnn),
+}
+
+/// One layer's recurrent state, `[batch, hidden]` (and the LSTM's cell state).
+#[derive(Debug, Clone)]
+pub struct LayerState {
+    pub hidden: Tensor<2>,
+    pub cell: Option<Tensor<2>>,
+}
+
+/// The state of every layer: what carries a video from one chunk to the next.
+#[derive(Debug, Clone)]
+pub struct State(pub Vec<LayerState>);
+
+impl Recurrent {
+    fn forward(&self, x: Tensor<3>, state: Option<LayerState>) -> (Tensor<3>, LayerState) {
+        match self {
+            Recurrent::Lstm(lstm) => {
+                let state = state.map(|s| {
+                    let cell = s.cell.unwrap_or_else(|| s.hidden.zeros_like());
+                    LstmState::new(cell, s.hidden)
+                });
+                let (out, s) = lstm.forward(x, state);
+                (
+                    out,
+                    LayerState {
+                        hidden: s.hidden,
+                        cell: Some(s.cell),
+                    },
+                )
+            }
+            Recurrent::Gru(gru) => {
+                let out = gru.forward(x, state.map(|s| s.hidden));
+                let [b, t, h] = out.dims();
+                let hidden = out.clone().slice([0..b, t - 1..t, 0..h]).reshape([b, h]);
+                (out, LayerState { hidden, cell: None })
+            }
+            Recurrent::Rnn(rnn) => {
+                let (out, s) = rnn.forward(x, state.map(|s| RnnState::new(s.hidden)));
+                (
+                    out,
+                    LayerState {
+                        hidden: s.hidden,
+                        cell: None,
+                    },
+                )
+            }
+        }
+    }
+}
+
+/// Normalisation, projection, recurrent layers and head. See [`TemporalConfig`].
+#[derive(Module, Debug)]
+pub struct TemporalModel {
+    mean: Param<Tensor<1>>,
+    std: Param<Tensor<1>>,
+    projection: Linear,
+    layers: Vec<Recurrent>,
+    dropout: Dropout,
+    head: Linear,
+}
+
+impl TemporalModel {
+    /// Sets the per-feature mean and standard deviation inputs are normalised with (the
+    /// training set's), part of the saved model.
+    pub fn with_normalization(mut self, mean: Tensor<1>, std: Tensor<1>) -> Self {
+        self.mean = Param::from_tensor(mean).set_require_grad(false);
+        self.std = Param::from_tensor(std.clamp_min(1e-6)).set_require_grad(false);
+        self
+    }
+
+    /// Features `[batch, time, input_dim]` normalised as in training.
+    pub fn normalize(&self, features: Tensor<3>) -> Tensor<3> {
+        let d = self.mean.val().dims()[0];
+        let mean = self.mean.val().reshape([1, 1, d]);
+        let std = self.std.val().reshape([1, 1, d]);
+        (features - mean) / std
+    }
+
+    /// Raw features `[batch, time, input_dim]` (and the state after a previous chunk) to the
+    /// head's outputs at every step `[batch, time, output_dim]` and the state after the last
+    /// step. Feeding a sequence in chunks, passing the state along, gives the same outputs as
+    /// one call on the whole.
+    pub fn forward(&self, features: Tensor<3>, state: Option<State>) -> (Tensor<3>, State) {
+        let mut x = self
+            .dropout
+            .forward(self.projection.forward(self.normalize(features)));
+        let mut states = state.map(|s| s.0.into_iter());
+        let mut next = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            if i > 0 {
+                x = self.dropout.forward(x);
+            }
+            let (out, s) = layer.forward(x, states.as_mut().and_then(Iterator::next));
+            x = out;
+            next.push(s);
+        }
+        (self.head.forward(x), State(next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(cell: CellKind) -> TemporalConfig {
+        config_with(cell, Head::Classify { classes: 3 })
+    }
+
+    fn config_with(cell: CellKind, head: Head) -> TemporalConfig {
+        TemporalConfig::new(cell, head)
+            .with_input_dim(8)
+            .with_projection(6)
+            .with_hidden(5)
+            .with_layers(2)
+    }
+
+    #[test]
+    fn chunked_streaming_equals_one_pass_for_every_cell() {
+        let device = Device::flex();
+        for cell in [CellKind::Lstm, CellKind::Gru, CellKind::Rnn] {
+            let model = config(cell).init(&device);
+            let x = Tensor::<3>::random([2, 7, 8], burn::tensor::Distribution::Default, &device);
+            let (whole, _) = model.forward(x.clone(), None);
+            let (a, state) = model.forward(x.clone().slice([0..2, 0..3, 0..8]), None);
+            let (b, state) = model.forward(x.clone().slice([0..2, 3..4, 0..8]), Some(state));
+            let (c, _) = model.forward(x.slice([0..2, 4..7, 0..8]), Some(state));
+            let chunked = Tensor::cat(vec![a, b, c], 1);
+            let diff = (whole - chunked).abs().max().into_scalar::<f32>();
+            assert!(diff < 1e-5, "{cell:?}: chunked differs by {diff}");
+        }
+    }
+
+    #[test]
+    fn output_width_follows_the_head() {
+        let device = Device::flex();
+        let x = Tensor::<3>::zeros([1, 4, 8], &device);
+        let forecast = config_with(CellKind::Gru, Head::Forecast { ahead: 1 });
+        assert_eq!(
+            forecast.init(&device).forward(x.clone(), None).0.dims(),
+            [1, 4, 8]
+        );
+        assert_eq!(
+            config(CellKind::Lstm)
+                .init(&device)
+                .forward(x, None)
+                .0
+                .dims(),
+            [1, 4, 3]
+        );
+    }
+}
