@@ -303,9 +303,7 @@ impl Video {
                     .map_err(|e| anyhow!("no scaler from {format:?} {w}x{h}: {e}"))?;
             self.scaler = Some((ctx, key));
         }
-        let Some((scaler, _)) = self.scaler.as_mut() else {
-            unreachable!("scaler was just built");
-        };
+        let (scaler, _) = self.scaler.as_mut().context("no scaler")?;
         scaler
             .run(&self.decoded, &mut self.scaled)
             .map_err(|e| anyhow!("scaling frame: {e}"))?;
