@@ -5,7 +5,9 @@
 //!   LSTM, GRU or plain tanh RNN layers, and one head ([`Head`]).
 //! - [`TemporalModel::forward`] takes and returns the recurrent [`State`], so a video of any
 //!   length runs chunk by chunk in constant memory with the same outputs as one pass.
+//! - [`metrics`]: confusion matrix, accuracy, per-class precision/recall/F1, macro-F1.
 
+pub mod metrics;
 mod model;
 
 pub use model::{CellKind, Head, LayerState, State, TemporalConfig, TemporalModel};
