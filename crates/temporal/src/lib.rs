@@ -9,5 +9,6 @@
 
 pub mod metrics;
 mod model;
+pub mod train;
 
 pub use model::{CellKind, Head, LayerState, State, TemporalConfig, TemporalModel};
