@@ -9,6 +9,7 @@
 
 pub mod metrics;
 mod model;
+pub mod store;
 pub mod train;
 
 pub use model::{CellKind, Head, LayerState, State, TemporalConfig, TemporalModel};
