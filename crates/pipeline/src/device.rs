@@ -73,6 +73,15 @@ pub struct Selected {
 /// Resolves `--device`. `auto` takes wgpu only for a hardware adapter: on a machine with a
 /// software adapter alone, burn-flex is roughly ten times faster than wgpu on lavapipe.
 pub fn select(choice: DeviceChoice) -> Selected {
+    match choice {
+        // No adapter probing for the CPU: it costs a Vulkan instance.
+        DeviceChoice::Cpu => select_among(choice, &[]),
+        _ => select_among(choice, &adapters()),
+    }
+}
+
+/// [`select`] with the adapters already listed.
+pub fn select_among(choice: DeviceChoice, adapters: &[Adapter]) -> Selected {
     let cpu = || Selected {
         device: Device::flex(),
         description: "cpu (burn-flex)".into(),
@@ -81,14 +90,14 @@ pub fn select(choice: DeviceChoice) -> Selected {
         device: Device::wgpu(DeviceKind::DefaultDevice),
         description: format!("wgpu ({what})"),
     };
+    let gpu = adapters.iter().find(|a| a.is_gpu);
     match choice {
         DeviceChoice::Cpu => cpu(),
         DeviceChoice::Wgpu => {
-            let found = adapters();
-            let best = found.iter().find(|a| a.is_gpu).or(found.first());
+            let best = gpu.or(adapters.first());
             wgpu_device(best.map_or("no adapter listed".into(), |a| a.name.clone()))
         }
-        DeviceChoice::Auto => match adapters().into_iter().find(|a| a.is_gpu) {
+        DeviceChoice::Auto => match gpu {
             Some(gpu) => wgpu_device(format!("{}, {}", gpu.name, gpu.backend)),
             None => cpu(),
         },

@@ -31,7 +31,7 @@ pub fn run() -> Result<()> {
     }
     println!(
         "--device auto: {}",
-        device::select(DeviceChoice::Auto).description
+        device::select_among(DeviceChoice::Auto, &adapters).description
     );
     Ok(())
 }
