@@ -8,6 +8,8 @@ mod decode;
 mod device;
 mod inputs;
 mod output;
+#[allow(dead_code)]
+mod plot;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
