@@ -6,10 +6,14 @@ mod cli;
 mod commands;
 mod decode;
 mod device;
+#[allow(dead_code)] // not wired into a command yet
+mod encode;
 mod inputs;
 mod output;
 #[allow(dead_code)]
 mod plot;
+#[allow(dead_code)] // not wired into a command yet
+mod synth;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
