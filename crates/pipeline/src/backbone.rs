@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::data::cache::{file_hash, hash_bytes};
 use anyhow::{Context as _, Result};
 use burn::prelude::*;
 use vision::{EfficientNet, EfficientNetConfig, preprocess, weights};
@@ -17,6 +18,9 @@ pub struct Backbone {
     device: Device,
     /// Where the weights came from, for metadata.
     pub weights: String,
+    /// Names the network and the exact weights (a hash of their bytes): what a feature cache
+    /// entry depends on.
+    pub fingerprint: String,
 }
 
 impl Backbone {
@@ -27,10 +31,11 @@ impl Backbone {
         let mut model = EfficientNetConfig::new()
             .with_image_size(size as usize)
             .init(device);
-        let (report, source) = match weights_path {
+        let (report, source, hash) = match weights_path {
             None => (
                 weights::load_safetensors_bytes(&mut model, EMBEDDED_WEIGHTS, "built-in weights")?,
                 "built-in efficientnet-lite0 ImageNet".to_string(),
+                hash_bytes(EMBEDDED_WEIGHTS),
             ),
             Some(path) => {
                 let is_pth = path
@@ -42,7 +47,7 @@ impl Backbone {
                     weights::load_safetensors(&mut model, path)
                 }
                 .with_context(|| format!("loading --weights {}", path.display()))?;
-                (report, path.display().to_string())
+                (report, path.display().to_string(), file_hash(path)?)
             }
         };
         tracing::debug!(
@@ -50,7 +55,9 @@ impl Backbone {
             unused = report.unused.len(),
             "loaded backbone weights from {source}"
         );
+        let fingerprint = format!("{} weights={hash:016x}", model.variant().name());
         Ok(Self {
+            fingerprint,
             model: model.fold_batchnorm(),
             device: device.clone(),
             weights: source,

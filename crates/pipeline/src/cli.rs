@@ -29,6 +29,169 @@ pub enum Command {
     Info,
     /// Frames/s of decoding, the CNN and extract end to end on one file.
     Bench(BenchArgs),
+    /// Train a recurrent head (LSTM/GRU/RNN) on labelled clips, or a forecaster on any videos.
+    Train(TrainArgs),
+    /// Accuracy, macro-F1 and confusion matrix of a trained model, beside the order-blind
+    /// baseline (or, for a forecaster, its error beside the persistence baseline).
+    Eval(EvalArgs),
+    /// Write the synthetic labelled clip set whose classes differ only in the order of frames
+    /// (a shape that grows, shrinks, pulses or dips); samples/motion is this with the defaults.
+    MakeClips(MakeClipsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MakeClipsArgs {
+    /// Output folder: OUT/<class>/<class>_NNN.mp4.
+    #[arg(long, short, value_hint = ValueHint::DirPath)]
+    pub out: PathBuf,
+    /// Clips per class.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub per_class: u32,
+    /// Seeds every clip's shape, colours and sizes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// What a temporal head learns.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// The clip's class, read at its last step.
+    Classify,
+    /// At each step, the class active --horizon seconds later.
+    Anticipate,
+    /// The embedding --horizon seconds later (no labels needed); its error is the surprise.
+    Forecast,
+}
+
+/// The recurrent cell (`rnn`: the plain tanh cell, to see what gating buys on your data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Cell {
+    Lstm,
+    Gru,
+    Rnn,
+}
+
+impl From<Cell> for temporal::CellKind {
+    fn from(c: Cell) -> Self {
+        match c {
+            Cell::Lstm => Self::Lstm,
+            Cell::Gru => Self::Gru,
+            Cell::Rnn => Self::Rnn,
+        }
+    }
+}
+
+/// Training data and feature extraction shared by `train` and `eval`.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Class folders (ROOT/<class>/<clip>, optionally under ROOT/train and ROOT/val), a CSV
+    /// manifest (path,label[,start,end][,split]), or for --task forecast any folder of videos.
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::AnyPath)]
+    pub data: PathBuf,
+    /// Feature cache: features are extracted once per clip content, backbone and sampling
+    /// [default: $XDG_CACHE_HOME/video-pipeline/features or ~/.cache/video-pipeline/features]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub cache: Option<PathBuf>,
+    /// auto: a real GPU through wgpu if there is one, else the CPU (burn-flex).
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Frames per CNN batch while extracting features.
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub cnn_batch: u32,
+    /// Backbone weights to use instead of the built-in ones (.pth or .safetensors).
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub weights: Option<PathBuf>,
+}
+
+impl DataArgs {
+    pub fn model_args(&self) -> ModelArgs {
+        ModelArgs {
+            device: self.device,
+            batch: self.cnn_batch,
+            weights: self.weights.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(mut_arg("fps", |a| a.default_value("4")))]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum, default_value_t = Task::Classify)]
+    pub task: Task,
+    /// Output folder: model.safetensors, config.json, labels.json, metrics.json, curves.png,
+    /// confusion.png, baseline.safetensors, checkpoint/.
+    #[arg(long, short, value_name = "MODEL_DIR", value_hint = ValueHint::DirPath)]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = Cell::Lstm)]
+    pub cell: Cell,
+    /// Hidden state size of each recurrent layer.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=8192))]
+    pub hidden: u32,
+    /// Stacked recurrent layers.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub layers: u32,
+    /// Dropout on the input features, after the projection and between layers.
+    #[arg(long, default_value_t = 0.2)]
+    pub dropout: f64,
+    /// Most epochs (training stops earlier after --patience epochs without improvement).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub epochs: u32,
+    /// Epochs without a better validation score before stopping.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub patience: u32,
+    /// Peak learning rate (AdamW, cosine-decayed to a tenth).
+    #[arg(long, default_value_t = 3e-3)]
+    pub lr: f64,
+    /// Sequences per training batch.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch: u32,
+    /// Steps per sequence: shorter clips are used whole, longer ones sampled uniformly to it
+    /// (anticipate/forecast: windows of this many steps).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(2..=4096))]
+    pub clip_len: u32,
+    /// anticipate / forecast: how far ahead, in seconds.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub horizon: f64,
+    /// Share of each class held out for validation when the data has no split of its own.
+    #[arg(long, default_value_t = 0.2)]
+    pub val_fraction: f64,
+    /// Seeds the split, initialisation, dropout and batch order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Carry on an interrupted run from the last checkpoint in MODEL_DIR.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A folder written by `pipeline train`.
+    #[arg(long, value_name = "MODEL_DIR", value_hint = ValueHint::DirPath)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Which clips to score [default: val; all clips of data that has no split and is not the
+    /// training data]
+    #[arg(long, value_enum)]
+    pub split: Option<EvalSplit>,
+    /// One JSON object on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Clips `eval` scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalSplit {
+    Train,
+    Val,
+    All,
 }
 
 /// Which part of the work `bench` times.
@@ -85,11 +248,14 @@ pub struct SamplingArgs {
 
 impl SamplingArgs {
     pub fn options(&self) -> Result<DecodeOptions> {
-        let every = match (self.fps, self.stride) {
-            (Some(f), _) if !(f.is_finite() && f > 0.0) => bail!("--fps must be positive, got {f}"),
-            (Some(f), _) => Every::Fps(f),
-            (_, Some(0)) => bail!("--stride must be at least 1"),
-            (_, Some(k)) => Every::Stride(k),
+        // --stride first: `train` gives --fps a default, which an explicit --stride overrides.
+        let every = match (self.stride, self.fps) {
+            (Some(0), _) => bail!("--stride must be at least 1"),
+            (Some(k), _) => Every::Stride(k),
+            (None, Some(f)) if !(f.is_finite() && f > 0.0) => {
+                bail!("--fps must be positive, got {f}")
+            }
+            (None, Some(f)) => Every::Fps(f),
             (None, None) => Every::Frame,
         };
         for (name, v) in [("--start", self.start), ("--end", self.end)] {

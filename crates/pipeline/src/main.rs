@@ -4,15 +4,15 @@
 mod backbone;
 mod cli;
 mod commands;
+mod data;
 mod decode;
 mod device;
 #[allow(dead_code)] // not wired into a command yet
 mod encode;
 mod inputs;
+mod model_dir;
 mod output;
-#[allow(dead_code)]
 mod plot;
-#[allow(dead_code)] // not wired into a command yet
 mod synth;
 
 use std::io::IsTerminal;
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "warn,pipeline={default_level},vision={default_level}"
+            "warn,pipeline={default_level},vision={default_level},temporal={default_level}"
         ))
     });
     tracing_subscriber::fmt()
@@ -95,6 +95,14 @@ fn main() -> ExitCode {
         Command::Classify(args) => commands::classify::run(args),
         Command::Info => commands::info::run().map(|()| Failures::default()),
         Command::Bench(args) => commands::bench::run(args).map(|()| Failures::default()),
+        Command::Train(args) => commands::train::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::MakeClips(args) => {
+            synth::write_clip_set(&args.out, args.per_class as usize, args.seed).map(|paths| {
+                println!("wrote {} clips to {}", paths.len(), args.out.display());
+                Failures::default()
+            })
+        }
     };
     match result {
         Ok(failures) if failures.count == 0 => ExitCode::SUCCESS,

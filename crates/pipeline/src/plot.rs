@@ -1188,6 +1188,7 @@ pub fn hstack(images: &[RgbImage]) -> RgbImage {
 }
 
 /// Panels stacked top to bottom, left-aligned, on white where their widths differ.
+#[allow(dead_code)] // for `run --plot` timelines
 pub fn vstack(images: &[RgbImage]) -> RgbImage {
     let height: u64 = images.iter().map(|i| u64::from(i.height())).sum();
     let width = images.iter().map(RgbImage::width).max().unwrap_or(0);
@@ -1762,7 +1763,7 @@ mod tests {
     /// Writes sample images for a look by eye: `cargo test --workspace --bin pipeline
     /// plot::tests::write_samples -- --ignored`, then open $TMPDIR/plot-samples.
     #[test]
-    #[ignore]
+    #[ignore = "writes PNGs to look at by eye, asserts nothing; run with --ignored"]
     fn write_samples() {
         let dir = std::env::temp_dir().join("plot-samples");
         let mut chart = two_series_chart();

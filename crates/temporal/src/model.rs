@@ -50,7 +50,8 @@ pub struct TemporalConfig {
     /// Number of stacked recurrent layers.
     #[config(default = 1)]
     pub layers: usize,
-    /// Dropout after the projection and between layers (training only).
+    /// Dropout on the input features, after the projection and between layers (training
+    /// only).
     #[config(default = 0.2)]
     pub dropout: f64,
 }
@@ -84,6 +85,7 @@ impl TemporalConfig {
             })
             .collect();
         TemporalModel {
+            config: self.clone(),
             mean: Param::from_tensor(Tensor::zeros([self.input_dim], device))
                 .set_require_grad(false),
             std: Param::from_tensor(Tensor::ones([self.input_dim], device)).set_require_grad(false),
@@ -155,6 +157,8 @@ impl Recurrent {
 /// Normalisation, projection, recurrent layers and head. See [`TemporalConfig`].
 #[derive(Module, Debug)]
 pub struct TemporalModel {
+    #[module(skip)]
+    config: TemporalConfig,
     mean: Param<Tensor<1>>,
     std: Param<Tensor<1>>,
     projection: Linear,
@@ -164,6 +168,11 @@ pub struct TemporalModel {
 }
 
 impl TemporalModel {
+    /// The settings the model was built from.
+    pub fn config(&self) -> TemporalConfig {
+        self.config.clone()
+    }
+
     /// Sets the per-feature mean and standard deviation inputs are normalised with (the
     /// training set's), part of the saved model.
     pub fn with_normalization(mut self, mean: Tensor<1>, std: Tensor<1>) -> Self {
@@ -185,9 +194,10 @@ impl TemporalModel {
     /// step. Feeding a sequence in chunks, passing the state along, gives the same outputs as
     /// one call on the whole.
     pub fn forward(&self, features: Tensor<3>, state: Option<State>) -> (Tensor<3>, State) {
-        let mut x = self
-            .dropout
-            .forward(self.projection.forward(self.normalize(features)));
+        // Dropout on the normalised input features as well as after the projection: with a
+        // few hundred clips, 1280-d features are easy to memorise.
+        let x = self.dropout.forward(self.normalize(features));
+        let mut x = self.dropout.forward(self.projection.forward(x));
         let mut states = state.map(|s| s.0.into_iter());
         let mut next = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {

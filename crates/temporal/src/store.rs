@@ -1,15 +1,17 @@
-//! A trained model on disk: `config.json` (everything needed to rebuild it) beside
-//! `model.safetensors` (its weights, input normalisation included).
+//! A trained model's weights on disk: `model.safetensors` (input normalisation included) and
+//! `baseline.safetensors` (the order-blind baseline). The settings to rebuild them from, a
+//! [`TemporalConfig`], are kept beside them by the caller.
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 
+use crate::baseline::MeanPoolBaseline;
 use crate::{TemporalConfig, TemporalModel};
 
-pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const BASELINE_FILE: &str = "baseline.safetensors";
 
 /// Errors reading or writing a model directory.
 #[derive(Debug, thiserror::Error)]
@@ -20,17 +22,14 @@ pub enum StoreError {
     Read { path: PathBuf, reason: String },
 }
 
-/// Writes `config.json` and `model.safetensors` into `dir` (created if needed).
-pub fn save(model: &TemporalModel, config: &TemporalConfig, dir: &Path) -> Result<(), StoreError> {
+/// Writes the weights (input normalisation included) to `dir/model.safetensors`; the caller
+/// keeps the [`TemporalConfig`] beside them (the pipeline's `config.json`).
+pub fn save(model: &TemporalModel, dir: &Path) -> Result<(), StoreError> {
     let write_err = |path: PathBuf, e: &dyn std::fmt::Display| StoreError::Write {
         path,
         reason: e.to_string(),
     };
     std::fs::create_dir_all(dir).map_err(|e| write_err(dir.to_path_buf(), &e))?;
-    let config_path = dir.join(CONFIG_FILE);
-    config
-        .save(&config_path)
-        .map_err(|e| write_err(config_path, &e))?;
     let weights = dir.join(WEIGHTS_FILE);
     let mut store = SafetensorsStore::from_file(&weights).overwrite(true);
     model
@@ -38,32 +37,66 @@ pub fn save(model: &TemporalModel, config: &TemporalConfig, dir: &Path) -> Resul
         .map_err(|e| write_err(weights, &e))
 }
 
-/// Rebuilds the model saved by [`save`] on `device`; fails if any tensor is missing or
-/// misshapen.
-pub fn load(dir: &Path, device: &Device) -> Result<(TemporalModel, TemporalConfig), StoreError> {
-    let read_err = |path: PathBuf, reason: String| StoreError::Read { path, reason };
-    let config_path = dir.join(CONFIG_FILE);
-    let config =
-        TemporalConfig::load(&config_path).map_err(|e| read_err(config_path, e.to_string()))?;
-    let weights = dir.join(WEIGHTS_FILE);
+/// Rebuilds the model saved by [`save`] from its `config` on `device`; fails if any tensor is
+/// missing or misshapen.
+pub fn load(
+    dir: &Path,
+    config: &TemporalConfig,
+    device: &Device,
+) -> Result<TemporalModel, StoreError> {
     let mut model = config.init(device);
-    let mut store = SafetensorsStore::from_file(&weights);
-    let result = model
+    load_weights(&mut model, &dir.join(WEIGHTS_FILE))?;
+    Ok(model)
+}
+
+/// Writes the order-blind baseline beside the model.
+pub fn save_baseline(baseline: &MeanPoolBaseline, dir: &Path) -> Result<(), StoreError> {
+    let path = dir.join(BASELINE_FILE);
+    let mut store = SafetensorsStore::from_file(&path).overwrite(true);
+    baseline
+        .save_into(&mut store)
+        .map_err(|e| StoreError::Write {
+            path,
+            reason: e.to_string(),
+        })
+}
+
+/// The baseline saved by [`save_baseline`], if the folder has one.
+pub fn load_baseline(
+    dir: &Path,
+    config: &TemporalConfig,
+    device: &Device,
+) -> Result<Option<MeanPoolBaseline>, StoreError> {
+    let path = dir.join(BASELINE_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut baseline = MeanPoolBaseline::init(config.input_dim, config.output_dim(), device);
+    load_weights(&mut baseline, &path)?;
+    Ok(Some(baseline))
+}
+
+/// Loads every tensor of `module` from the safetensors file at `path`; fails on any missing or
+/// misshapen one.
+fn load_weights<M: ModuleSnapshot>(module: &mut M, path: &Path) -> Result<(), StoreError> {
+    let read_err = |reason: String| StoreError::Read {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut store = SafetensorsStore::from_file(path);
+    let result = module
         .load_from(&mut store)
-        .map_err(|e| read_err(weights.clone(), e.to_string()))?;
+        .map_err(|e| read_err(e.to_string()))?;
     if !result.errors.is_empty() || !result.missing.is_empty() {
         let missing: Vec<&str> = result.missing.iter().map(|(k, _)| k.as_str()).collect();
         let errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-        return Err(read_err(
-            weights,
-            format!(
-                "missing [{}], errors [{}]",
-                missing.join(", "),
-                errors.join("; ")
-            ),
-        ));
+        return Err(read_err(format!(
+            "missing [{}], errors [{}]",
+            missing.join(", "),
+            errors.join("; ")
+        )));
     }
-    Ok((model, config))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -90,16 +123,18 @@ mod tests {
             Tensor::from_floats([1.0, 2.0, 3.0, 4.0, 5.0], &device),
         );
         let dir = std::env::temp_dir().join(format!("temporal-store-{}", std::process::id()));
-        save(&model, &config, &dir).expect("save");
-        let (loaded, loaded_config) = load(&dir, &device).expect("load");
-        assert_eq!(loaded_config.head, config.head);
+        save(&model, &dir).expect("save");
+        let loaded = load(&dir, &config, &device).expect("load");
         let x = Tensor::<3>::random([2, 3, 5], burn::tensor::Distribution::Default, &device);
         let diff = (model.forward(x.clone(), None).0 - loaded.forward(x, None).0)
             .abs()
             .max()
             .into_scalar::<f32>();
         assert_eq!(diff, 0.0);
-        assert!(load(&dir.join("missing"), &device).is_err());
+        assert!(load(&dir.join("missing"), &config, &device).is_err());
+        let other = config.clone().with_hidden(7);
+        let err = load(&dir, &other, &device).expect_err("wrong shapes");
+        assert!(err.to_string().contains("model.safetensors"), "{err}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -2,15 +2,17 @@
 
 pub mod bench;
 pub mod classify;
+pub mod eval;
 pub mod extract;
 pub mod info;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
 use burn::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::backbone::Backbone;
 use crate::cli::{ModelArgs, SamplingArgs};
@@ -110,6 +112,13 @@ pub fn video_features(
     })
 }
 
+/// Every progress bar goes through this, so nested ones (clips, then frames of a clip) draw
+/// together instead of over each other.
+pub fn bars() -> &'static MultiProgress {
+    static BARS: std::sync::OnceLock<MultiProgress> = std::sync::OnceLock::new();
+    BARS.get_or_init(MultiProgress::new)
+}
+
 /// A progress bar over video time (tenths of a second), on stderr, hidden when not a terminal.
 fn video_bar(path: &Path, info: &VideoInfo) -> ProgressBar {
     let name = path.file_name().map_or_else(
@@ -125,7 +134,7 @@ fn video_bar(path: &Path, info: &VideoInfo) -> ProgressBar {
         None => ProgressBar::new_spinner(),
     };
     bar.set_prefix(name);
-    bar
+    bars().add(bar)
 }
 
 /// Decoder counters and sampling as safetensors/JSON metadata.

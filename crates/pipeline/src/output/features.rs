@@ -110,6 +110,66 @@ impl Drop for FeatureWriter {
     }
 }
 
+/// Features and timestamps read back from a file [`FeatureWriter`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    /// `timestamps.len()` rows of `dim` values.
+    pub values: Vec<f32>,
+    pub timestamps: Vec<f64>,
+    pub dim: usize,
+}
+
+impl Features {
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.values[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// Reads a features file; fails on anything but `features` F32 `[T, D]` and `timestamps` F64
+/// `[T]`.
+pub fn read_features(path: &Path) -> Result<Features> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let features = st
+        .tensor("features")
+        .with_context(|| format!("{}: no features tensor", path.display()))?;
+    let timestamps = st
+        .tensor("timestamps")
+        .with_context(|| format!("{}: no timestamps tensor", path.display()))?;
+    let (t, dim) = match (features.dtype(), features.shape(), timestamps.dtype()) {
+        (safetensors::Dtype::F32, &[t, d], safetensors::Dtype::F64)
+            if timestamps.shape() == [t] =>
+        {
+            (t, d)
+        }
+        _ => bail!(
+            "{}: expected features F32 [T, D] and timestamps F64 [T]",
+            path.display()
+        ),
+    };
+    let values: Vec<f32> = features
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let timestamps: Vec<f64> = timestamps
+        .data()
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect();
+    debug_assert_eq!(values.len(), t * dim);
+    Ok(Features {
+        values,
+        timestamps,
+        dim,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +209,9 @@ mod tests {
             .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
             .collect();
         assert_eq!(ts, [0.0, 0.04, 0.08]);
+        let back = read_features(&path).expect("read back");
+        assert_eq!((back.len(), back.dim), (3, 3));
+        assert_eq!(back.row(2), [7.0, 8.0, 9.0]);
         // Nothing but the finished file is left behind.
         let left: Vec<_> = std::fs::read_dir(path.parent().expect("parent"))
             .expect("ls")

@@ -3,7 +3,7 @@
 
 mod features;
 
-pub use features::FeatureWriter;
+pub use features::{FeatureWriter, Features, read_features};
 
 use std::path::{Path, PathBuf};
 

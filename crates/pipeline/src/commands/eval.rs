@@ -1,0 +1,299 @@
+//! `pipeline eval`: a trained model's scores on labelled clips, beside its baseline.
+
+use anyhow::{Result, bail};
+use burn::prelude::*;
+use serde::Serialize;
+use temporal::baseline::MeanPoolBaseline;
+use temporal::metrics::Confusion;
+use temporal::{Sequence, TemporalModel};
+
+use crate::Failures;
+use crate::backbone::Backbone;
+use crate::cli::{EvalArgs, EvalSplit, Task};
+use crate::data::cache::FeatureCache;
+use crate::data::{Layout, Split, sequences};
+use crate::model_dir::ModelCard;
+
+/// One class's row of the per-class table.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassRow {
+    pub class: String,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: u64,
+}
+
+/// The forecast head against the persistence baseline.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForecastReport {
+    /// Mean squared error per normalised feature of the model's forecast.
+    pub model_mse: f64,
+    /// The same error for "the embedding stays as it is".
+    pub persistence_mse: f64,
+    pub pairs: u64,
+    /// `model` or `persistence`: whichever has the lower error.
+    pub winner: &'static str,
+    /// How much lower the model's error is than persistence's, in percent (negative: higher).
+    pub improvement_percent: f64,
+}
+
+/// Scores on one set of clips: what `eval --json` prints and `metrics.json` keeps.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scores {
+    pub split: String,
+    pub sequences: usize,
+    pub loss: f64,
+    pub accuracy: Option<f64>,
+    pub macro_f1: Option<f64>,
+    pub baseline_accuracy: Option<f64>,
+    pub baseline_macro_f1: Option<f64>,
+    pub classes: Vec<String>,
+    /// `confusion[truth][predicted]`.
+    pub confusion: Option<Vec<Vec<u64>>>,
+    pub baseline_confusion: Option<Vec<Vec<u64>>>,
+    pub per_class: Vec<ClassRow>,
+    pub forecast: Option<ForecastReport>,
+}
+
+/// Scores `model` (and `baseline`, when there is one) on `sequences`.
+pub fn score(
+    model: &TemporalModel,
+    baseline: Option<&MeanPoolBaseline>,
+    card: &ModelCard,
+    sequences: &[Sequence],
+    split: &str,
+    device: &Device,
+) -> Result<Scores> {
+    let evaluation = temporal::train::evaluate(model, sequences, device)?;
+    let baseline = baseline.map(|b| b.evaluate(sequences, card.classes.len(), device));
+    let per_class = evaluation
+        .confusion
+        .as_ref()
+        .map(|c| {
+            c.per_class()
+                .into_iter()
+                .zip(&card.classes)
+                .map(|(s, class)| ClassRow {
+                    class: class.clone(),
+                    precision: s.precision,
+                    recall: s.recall,
+                    f1: s.f1,
+                    support: s.support,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Scores {
+        split: split.to_string(),
+        sequences: sequences.len(),
+        loss: evaluation.loss,
+        accuracy: evaluation.accuracy(),
+        macro_f1: evaluation.confusion.as_ref().map(Confusion::macro_f1),
+        baseline_accuracy: baseline.as_ref().map(Confusion::accuracy),
+        baseline_macro_f1: baseline.as_ref().map(Confusion::macro_f1),
+        classes: card.classes.clone(),
+        confusion: evaluation.confusion.map(|c| c.counts),
+        baseline_confusion: baseline.map(|c| c.counts),
+        per_class,
+        forecast: evaluation.forecast.map(|f| {
+            let improvement =
+                100.0 * (1.0 - f.model_mse / f.persistence_mse.max(f64::MIN_POSITIVE));
+            ForecastReport {
+                model_mse: f.model_mse,
+                persistence_mse: f.persistence_mse,
+                pairs: f.pairs,
+                winner: if f.model_mse < f.persistence_mse {
+                    "model"
+                } else {
+                    "persistence"
+                },
+                improvement_percent: improvement,
+            }
+        }),
+    })
+}
+
+/// The scores as tables on stdout.
+pub fn print(scores: &Scores, card: &ModelCard) {
+    println!(
+        "{} ({} {}), {} sequences of the {} split",
+        match card.task {
+            Task::Classify => "classify",
+            Task::Anticipate => "anticipate",
+            Task::Forecast => "forecast",
+        },
+        cell_name(card),
+        card.model.hidden,
+        scores.sequences,
+        scores.split
+    );
+    if let Some(f) = &scores.forecast {
+        println!(
+            "forecast error (MSE per normalised feature, {} step pairs):",
+            f.pairs
+        );
+        println!("  model        {:.4}", f.model_mse);
+        println!("  persistence  {:.4}", f.persistence_mse);
+        println!(
+            "  winner: {} ({:+.1}% error vs persistence)",
+            f.winner, -f.improvement_percent
+        );
+        return;
+    }
+    let width = scores
+        .classes
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!("{:width$}  precision  recall     f1  support", "class");
+    for row in &scores.per_class {
+        println!(
+            "{:width$}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}",
+            row.class, row.precision, row.recall, row.f1, row.support
+        );
+    }
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
+    println!(
+        "accuracy {}  macro-F1 {}",
+        pct(scores.accuracy),
+        scores.macro_f1.map_or("-".into(), |v| format!("{v:.3}"))
+    );
+    if scores.baseline_accuracy.is_some() {
+        println!(
+            "order-blind baseline (mean of frame features, linear): accuracy {}  macro-F1 {}",
+            pct(scores.baseline_accuracy),
+            scores
+                .baseline_macro_f1
+                .map_or("-".into(), |v| format!("{v:.3}"))
+        );
+    }
+    if let Some(confusion) = &scores.confusion {
+        println!("confusion (rows: truth, columns: predicted):");
+        let cell = confusion
+            .iter()
+            .flatten()
+            .map(|c| c.to_string().len())
+            .max()
+            .unwrap_or(1)
+            .max(3);
+        for (class, row) in scores.classes.iter().zip(confusion) {
+            let cells: Vec<String> = row.iter().map(|c| format!("{c:>cell$}")).collect();
+            println!("  {class:width$}  {}", cells.join(" "));
+        }
+    }
+}
+
+fn cell_name(card: &ModelCard) -> &'static str {
+    match card.model.cell {
+        temporal::CellKind::Lstm => "lstm",
+        temporal::CellKind::Gru => "gru",
+        temporal::CellKind::Rnn => "rnn",
+    }
+}
+
+pub fn run(args: &EvalArgs) -> Result<Failures> {
+    let card = ModelCard::read(&args.model)?;
+    let options = card.sampling.options()?;
+    let labelled = card.task != Task::Forecast;
+    let dataset = crate::data::discover(&args.data.data, labelled, card.split)?;
+    if let Some(c) = dataset
+        .clips
+        .iter()
+        .find(|c| c.label.as_ref().is_some_and(|l| !card.classes.contains(l)))
+    {
+        bail!(
+            "unknown class '{}' ({}): the model knows {}",
+            c.label.as_deref().unwrap_or_default(),
+            c.path.display(),
+            card.classes.join(", ")
+        );
+    }
+    let same_data = std::fs::canonicalize(&args.data.data).ok() == Some(card.data.clone());
+    let own_split = matches!(dataset.layout, Layout::SplitClassFolders)
+        || dataset.layout == Layout::Manifest && !same_data;
+    let split = match args.split {
+        Some(EvalSplit::Train) => Some(Split::Train),
+        Some(EvalSplit::Val) => Some(Split::Val),
+        Some(EvalSplit::All) => None,
+        // New data without a split of its own is a test set: all of it.
+        None if !same_data && !own_split => None,
+        None => Some(Split::Val),
+    };
+    let model_args = args.data.model_args();
+    let selected = crate::device::select(model_args.device);
+    let backbone = Backbone::load(
+        model_args.weights.as_deref(),
+        options.size,
+        &selected.device,
+    )?;
+    if backbone.fingerprint != card.backbone.fingerprint {
+        bail!(
+            "the model was trained on features of {}; these weights give {} (pass the same --weights)",
+            card.backbone.fingerprint,
+            backbone.fingerprint
+        );
+    }
+    let cache = FeatureCache::new(
+        &args
+            .data
+            .cache
+            .clone()
+            .unwrap_or_else(crate::data::cache::default_dir),
+    )?;
+    let units: Vec<_> = sequences::units(&dataset, card.task, |l| {
+        card.classes.iter().position(|c| c == l)
+    })
+    .into_iter()
+    .filter(|u| split.is_none_or(|s| u.split == s))
+    .collect();
+    if units.is_empty() {
+        bail!(
+            "{}: no clips in the {} split",
+            args.data.data.display(),
+            split_name(split)
+        );
+    }
+    let (loaded, skipped) = sequences::load(
+        units,
+        &cache,
+        &options,
+        &backbone,
+        model_args.batch as usize,
+    );
+    let seqs = sequences::sequences(&loaded, None, card.clip_len, card.horizon_steps);
+    if seqs.is_empty() {
+        bail!("no clip could be read ({} skipped)", skipped.len());
+    }
+    let device = Device::flex();
+    let model = temporal::store::load(&args.model, &card.model, &device)?;
+    let baseline = temporal::store::load_baseline(&args.model, &card.model, &device)?;
+    let scores = score(
+        &model,
+        baseline.as_ref(),
+        &card,
+        &seqs,
+        split_name(split),
+        &device,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string(&scores)?);
+    } else {
+        print(&scores, &card);
+        if !skipped.is_empty() {
+            println!("{} clip(s) skipped (see the warnings above)", skipped.len());
+        }
+    }
+    // Skipped clips were warned about and counted; they do not fail the evaluation.
+    Ok(Failures::default())
+}
+
+fn split_name(split: Option<Split>) -> &'static str {
+    match split {
+        Some(Split::Train) => "train",
+        Some(Split::Val) => "val",
+        None => "all",
+    }
+}

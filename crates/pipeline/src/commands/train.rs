@@ -1,0 +1,428 @@
+//! `pipeline train`: features of labelled clips (cached), a recurrent head trained on them, and
+//! a model folder with everything needed to use and judge it.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use temporal::train::{EpochStats, TrainEvent, TrainOptions};
+use temporal::{Head, TemporalConfig};
+
+use super::bars;
+use super::eval::{Scores, score};
+use crate::Failures;
+use crate::backbone::Backbone;
+use crate::cli::{Task, TrainArgs};
+use crate::data::cache::FeatureCache;
+use crate::data::sequences::{self, Loaded, Skipped};
+use crate::data::{Layout, Split, SplitPlan};
+use crate::model_dir::{self, BackboneCard, ModelCard, SamplingCard, write_json};
+use crate::plot;
+
+/// `metrics.json`.
+#[derive(Debug, Serialize)]
+struct Metrics<'a> {
+    task: Task,
+    cell: String,
+    epochs: &'a [EpochStats],
+    best_epoch: usize,
+    resumed_from: usize,
+    stopped_early: bool,
+    train_seconds: f64,
+    train_sequences_per_second: f64,
+    data: DataSummary<'a>,
+    /// Scores of the kept (best) model on the validation split, or the training split when
+    /// there is none.
+    validation: &'a Scores,
+}
+
+#[derive(Debug, Serialize)]
+struct DataSummary<'a> {
+    layout: Layout,
+    train_sequences: usize,
+    val_sequences: usize,
+    skipped: &'a [Skipped],
+}
+
+/// One line of `clips.jsonl`: which clip went where, and the cached features it gave.
+#[derive(Debug, Serialize)]
+struct ClipLine<'a> {
+    path: &'a Path,
+    label: Option<&'a str>,
+    split: Split,
+    segment: Option<(f64, f64)>,
+    steps: usize,
+    features: &'a Path,
+}
+
+pub fn run(args: &TrainArgs) -> Result<Failures> {
+    let out = &args.out;
+    check_numbers(args)?;
+    if !args.resume && out.join(model_dir::CARD).exists() {
+        bail!(
+            "{} already holds a model; pass --resume to carry on an interrupted run, or choose another --out",
+            out.display()
+        );
+    }
+    let plan = SplitPlan {
+        val_fraction: args.val_fraction,
+        seed: args.seed,
+    };
+    let options = args.sampling.options()?;
+    let dataset = crate::data::discover(&args.data.data, args.task != Task::Forecast, plan)?;
+    let model_args = args.data.model_args();
+    let selected = crate::device::select(model_args.device);
+    tracing::info!("CNN device: {}", selected.description);
+    let backbone = Backbone::load(
+        model_args.weights.as_deref(),
+        options.size,
+        &selected.device,
+    )?;
+    if args.resume {
+        match ModelCard::read(out) {
+            Ok(saved) => saved.check_resume(
+                args.task,
+                &dataset.classes,
+                &SamplingCard::from_args(&args.sampling),
+                &backbone.fingerprint,
+            )?,
+            Err(_) => tracing::warn!("--resume: nothing to resume in {}, starting", out.display()),
+        }
+    }
+    let cache_dir = args
+        .data
+        .cache
+        .clone()
+        .unwrap_or_else(crate::data::cache::default_dir);
+    let cache = FeatureCache::new(&cache_dir)?;
+    let units = sequences::units(&dataset, args.task, |l| {
+        dataset.classes.iter().position(|c| c == l)
+    });
+    let (loaded, skipped) = sequences::load(
+        units,
+        &cache,
+        &options,
+        &backbone,
+        model_args.batch as usize,
+    );
+    if !loaded.iter().any(|l| l.unit.split == Split::Train) {
+        bail!(
+            "no usable training clip in {} ({} skipped{})",
+            args.data.data.display(),
+            skipped.len(),
+            skipped
+                .first()
+                .map(|s| format!("; first: {}: {}", s.path.display(), s.reason))
+                .unwrap_or_default()
+        );
+    }
+
+    let step_seconds = sequences::step_seconds(&loaded)
+        .or(args.sampling.fps.map(|f| 1.0 / f))
+        .unwrap_or(1.0);
+    let horizon_steps = match args.task {
+        Task::Classify => 0,
+        _ => ((args.horizon / step_seconds).round() as usize).max(1),
+    };
+    let classes = dataset.classes.len();
+    let head = match args.task {
+        Task::Classify => Head::Classify { classes },
+        Task::Anticipate => Head::Anticipate {
+            classes,
+            horizon: horizon_steps,
+        },
+        Task::Forecast => Head::Forecast {
+            ahead: horizon_steps,
+        },
+    };
+    let config = TemporalConfig::new(args.cell.into(), head)
+        .with_input_dim(vision::FEATURE_DIM)
+        .with_hidden(args.hidden as usize)
+        .with_layers(args.layers as usize)
+        .with_dropout(args.dropout);
+    let card = ModelCard {
+        task: args.task,
+        model: config.clone(),
+        classes: dataset.classes.clone(),
+        backbone: BackboneCard {
+            name: backbone.variant_name().to_string(),
+            weights: backbone.weights.clone(),
+            fingerprint: backbone.fingerprint.clone(),
+            feature_dim: vision::FEATURE_DIM,
+        },
+        sampling: SamplingCard::from_args(&args.sampling),
+        clip_len: args.clip_len as usize,
+        step_seconds,
+        horizon_seconds: (args.task != Task::Classify).then_some(args.horizon),
+        horizon_steps,
+        data: std::fs::canonicalize(&args.data.data).unwrap_or_else(|_| args.data.data.clone()),
+        split: plan,
+        normalization: "per-feature mean and standard deviation of the training features, \
+                        tensors `mean` and `std` in model.safetensors"
+            .into(),
+        producer: format!("pipeline {}", env!("CARGO_PKG_VERSION")),
+    };
+    card.write(out)?;
+    write_clip_list(&out.join("clips.jsonl"), &loaded)?;
+
+    let train_set = sequences::sequences(&loaded, Some(Split::Train), card.clip_len, horizon_steps);
+    let val_set = sequences::sequences(&loaded, Some(Split::Val), card.clip_len, horizon_steps);
+    tracing::info!(
+        "training {} head ({:?}, hidden {}, {} layer(s)) on {} sequences, validating on {}; steps {:.3} s apart{}",
+        task_name(args.task),
+        args.cell,
+        args.hidden,
+        args.layers,
+        train_set.len(),
+        val_set.len(),
+        step_seconds,
+        if horizon_steps > 0 {
+            format!(", horizon {} steps", horizon_steps)
+        } else {
+            String::new()
+        }
+    );
+    // The head is small: it trains on the CPU, where the same seed gives the same model.
+    let device = Device::flex();
+    let options = TrainOptions {
+        epochs: args.epochs as usize,
+        batch: args.batch as usize,
+        lr: args.lr,
+        patience: args.patience as usize,
+        seed: args.seed,
+        checkpoint: Some(out.join(model_dir::CHECKPOINT)),
+        ..TrainOptions::default()
+    };
+    let bar = bars().add(ProgressBar::new(0));
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let trained =
+        temporal::train::train(
+            &config,
+            &train_set,
+            &val_set,
+            &options,
+            &device,
+            |e| match e {
+                TrainEvent::EpochStart { epoch, batches } => {
+                    bar.reset();
+                    bar.set_length(batches as u64);
+                    bar.set_prefix(format!("{epoch}/{}", args.epochs));
+                }
+                TrainEvent::Batch {
+                    done,
+                    loss,
+                    accuracy,
+                } => {
+                    bar.set_position(done as u64);
+                    let accuracy = accuracy.map_or(String::new(), |a| format!(" acc {a:.3}"));
+                    bar.set_message(format!("loss {loss:.4}{accuracy}"));
+                }
+                TrainEvent::Epoch(s) => bars().suspend(|| tracing::info!("{}", epoch_line(s))),
+            },
+        )?;
+    bar.finish_and_clear();
+    let train_seconds = started.elapsed().as_secs_f64();
+    let trained_epochs = trained.history.len() - trained.resumed_from;
+    let sequences_per_second = (trained_epochs * train_set.len()) as f64 / train_seconds.max(1e-9);
+
+    temporal::store::save(&trained.model, out)?;
+    let baseline = match args.task {
+        Task::Classify => {
+            let b = temporal::baseline::train_baseline(
+                &train_set,
+                &val_set,
+                vision::FEATURE_DIM,
+                classes,
+                args.seed,
+                &device,
+            )?;
+            temporal::store::save_baseline(&b, out)?;
+            Some(b)
+        }
+        _ => None,
+    };
+    let (scored, split) = if val_set.is_empty() {
+        tracing::warn!("no validation clips: the scores below are on the training clips");
+        (&train_set, "train")
+    } else {
+        (&val_set, "val")
+    };
+    let scores = score(
+        &trained.model,
+        baseline.as_ref(),
+        &card,
+        scored,
+        split,
+        &device,
+    )?;
+    write_json(
+        &out.join(model_dir::METRICS),
+        &Metrics {
+            task: args.task,
+            cell: format!("{:?}", args.cell).to_lowercase(),
+            epochs: &trained.history,
+            best_epoch: trained.best_epoch,
+            resumed_from: trained.resumed_from,
+            stopped_early: trained.history.len() < args.epochs as usize,
+            train_seconds,
+            train_sequences_per_second: sequences_per_second,
+            data: DataSummary {
+                layout: dataset.layout,
+                train_sequences: train_set.len(),
+                val_sequences: val_set.len(),
+                skipped: &skipped,
+            },
+            validation: &scores,
+        },
+    )?;
+    plot_curves(
+        &out.join(model_dir::CURVES),
+        &trained.history,
+        trained.best_epoch,
+        args.task,
+    )?;
+    if let Some(confusion) = &scores.confusion {
+        plot::save_png(
+            &plot::confusion_matrix(
+                &format!("{} - {split} split", task_name(args.task)),
+                &card.classes,
+                confusion,
+            ),
+            &out.join(model_dir::CONFUSION),
+        )?;
+    }
+    println!(
+        "trained {trained_epochs} epoch(s) in {train_seconds:.1} s ({sequences_per_second:.0} sequences/s); kept epoch {} of {}",
+        trained.best_epoch,
+        trained.history.len()
+    );
+    super::eval::print(&scores, &card);
+    println!("model: {}", out.display());
+    if !skipped.is_empty() {
+        println!("{} clip(s) skipped (see the warnings above)", skipped.len());
+    }
+    Ok(Failures::default())
+}
+
+fn check_numbers(args: &TrainArgs) -> Result<()> {
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        bail!("--lr must be a positive number, got {}", args.lr);
+    }
+    if !(0.0..1.0).contains(&args.dropout) {
+        bail!("--dropout must be in [0, 1), got {}", args.dropout);
+    }
+    if !(0.0..1.0).contains(&args.val_fraction) {
+        bail!(
+            "--val-fraction must be in [0, 1), got {}",
+            args.val_fraction
+        );
+    }
+    if args.task != Task::Classify && !(args.horizon.is_finite() && args.horizon > 0.0) {
+        bail!(
+            "--horizon must be a positive number of seconds, got {}",
+            args.horizon
+        );
+    }
+    if args.sampling.start.is_some() || args.sampling.end.is_some() {
+        bail!("--start/--end do not apply to training; mark segments in a CSV manifest instead");
+    }
+    Ok(())
+}
+
+fn task_name(task: Task) -> &'static str {
+    match task {
+        Task::Classify => "classify",
+        Task::Anticipate => "anticipate",
+        Task::Forecast => "forecast",
+    }
+}
+
+fn epoch_line(s: &EpochStats) -> String {
+    let acc = |a: Option<f64>| a.map_or(String::new(), |a| format!(" acc {:.3}", a));
+    format!(
+        "epoch {:>3}  lr {:.2e}  train loss {:.4}{}  val loss {:.4}{}  ({:.1} s)",
+        s.epoch,
+        s.lr,
+        s.train_loss,
+        acc(s.train_accuracy),
+        s.val_loss,
+        acc(s.val_accuracy),
+        s.seconds
+    )
+}
+
+/// Loss (and accuracy) per epoch, training and validation, side by side; the kept epoch
+/// marked.
+fn plot_curves(path: &Path, history: &[EpochStats], best_epoch: usize, task: Task) -> Result<()> {
+    let kept = vec![(best_epoch as f64, "kept".to_string())];
+    let series = |name: &str, f: &dyn Fn(&EpochStats) -> Option<f64>| plot::Series {
+        name: name.to_string(),
+        points: history
+            .iter()
+            .map(|s| (s.epoch as f64, f(s).unwrap_or(f64::NAN)))
+            .collect(),
+    };
+    let loss = plot::LineChart {
+        title: "loss".into(),
+        x_label: "epoch".into(),
+        y_label: if task == Task::Forecast {
+            "mse".into()
+        } else {
+            "cross-entropy".into()
+        },
+        series: vec![
+            series("train", &|s| Some(s.train_loss)),
+            series("val", &|s| Some(s.val_loss)),
+        ],
+        markers: kept.clone(),
+        ..Default::default()
+    };
+    let mut panels = vec![loss.render(640, 400)];
+    if task != Task::Forecast {
+        let accuracy = plot::LineChart {
+            title: "accuracy".into(),
+            x_label: "epoch".into(),
+            y_label: "accuracy".into(),
+            series: vec![
+                series("train", &|s| s.train_accuracy),
+                series("val", &|s| s.val_accuracy),
+            ],
+            y_range: Some((0.0, 1.0)),
+            markers: kept,
+        };
+        panels.push(accuracy.render(640, 400));
+    }
+    plot::save_png(&plot::hstack(&panels), path)
+}
+
+fn write_clip_list(path: &Path, loaded: &[Loaded]) -> Result<()> {
+    let tmp = crate::output::temp_path(path, "list");
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+    );
+    for l in loaded {
+        let line = ClipLine {
+            path: &l.unit.path,
+            label: l.unit.label.as_deref(),
+            split: l.unit.split,
+            segment: l.unit.segment,
+            steps: l.features.len(),
+            features: &l.entry,
+        };
+        serde_json::to_writer(&mut file, &line)?;
+        file.write_all(b"\n")?;
+    }
+    file.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing {}", path.display()))
+}

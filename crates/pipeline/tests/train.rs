@@ -1,0 +1,309 @@
+//! `pipeline train` and `pipeline eval` end to end on the shipped order-only clip set
+//! (`samples/motion`, written by `pipeline make-clips`) and on small sets made from it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::{repo_root, run, stderr, stdout, temp_dir};
+use serde_json::Value;
+
+fn motion() -> PathBuf {
+    repo_root().join("samples/motion")
+}
+
+/// One feature cache for the whole file: clips are keyed by content, so the copies the tests
+/// make are extracted once.
+fn cache() -> &'static str {
+    static DIR: OnceLock<String> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train-feature-cache");
+        std::fs::create_dir_all(&dir).expect("cache dir");
+        dir.display().to_string()
+    })
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn train(data: &Path, out: &Path, flags: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "train",
+        "--data",
+        s(data),
+        "--out",
+        s(out),
+        "--cache",
+        cache(),
+        "--device",
+        "cpu",
+    ];
+    args.extend(flags);
+    run(&args)
+}
+
+fn json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("json")
+}
+
+/// `n` clips of each class copied from samples/motion into `root/<class>/`.
+fn subset(root: &Path, classes: &[&str], n: usize) {
+    for class in classes {
+        std::fs::create_dir_all(root.join(class)).expect("mkdir");
+        for i in 0..n {
+            let name = format!("{class}_{i:03}.mp4");
+            std::fs::copy(
+                motion().join(class).join(&name),
+                root.join(class).join(&name),
+            )
+            .expect("copy clip");
+        }
+    }
+}
+
+#[test]
+fn recurrent_head_learns_the_order_only_samples_and_the_baseline_cannot() {
+    let dir = temp_dir("train-motion");
+    let model = dir.join("model");
+    let result = train(&motion(), &model, &[]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    for f in [
+        "config.json",
+        "labels.json",
+        "metrics.json",
+        "curves.png",
+        "confusion.png",
+        "model.safetensors",
+        "baseline.safetensors",
+        "clips.jsonl",
+    ] {
+        assert!(model.join(f).is_file(), "{f} missing");
+    }
+    for png in ["curves.png", "confusion.png"] {
+        let img = image::open(model.join(png)).expect("PNG decodes");
+        assert!(img.width() > 100 && img.height() > 100);
+    }
+    assert_eq!(
+        json(&model.join("labels.json")),
+        serde_json::json!(["dip", "grow", "pulse", "shrink"])
+    );
+    let metrics = json(&model.join("metrics.json"));
+    let val = &metrics["validation"];
+    let accuracy = val["accuracy"].as_f64().expect("accuracy");
+    let baseline = val["baseline_accuracy"].as_f64().expect("baseline");
+    // Four classes: chance is 0.25. Only the order of frames tells them apart.
+    assert!(accuracy >= 0.95, "recurrent head accuracy {accuracy}");
+    assert!(baseline <= 0.4, "order-blind baseline accuracy {baseline}");
+    assert!(metrics["epochs"].as_array().is_some_and(|e| !e.is_empty()));
+    let card = json(&model.join("config.json"));
+    assert_eq!(card["sampling"]["fps"], 4.0);
+    assert_eq!(card["clip_len"], 30);
+    assert!(card["backbone"]["fingerprint"].as_str().is_some());
+    let checkpoints = std::fs::read_dir(model.join("checkpoint"))
+        .expect("checkpoint dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
+        })
+        .count();
+    assert_eq!(checkpoints, 1);
+
+    // eval scores the same validation clips the same way.
+    let eval = run(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&motion()),
+        "--cache",
+        cache(),
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let scores: Value = serde_json::from_str(stdout(&eval).trim()).expect("one JSON object");
+    assert_eq!(scores["accuracy"], val["accuracy"]);
+    assert_eq!(scores["baseline_accuracy"], val["baseline_accuracy"]);
+    assert_eq!(
+        scores["classes"],
+        serde_json::json!(["dip", "grow", "pulse", "shrink"])
+    );
+    let total: u64 = scores["confusion"]
+        .as_array()
+        .expect("confusion")
+        .iter()
+        .flat_map(|r| r.as_array().expect("row").iter())
+        .map(|c| c.as_u64().expect("count"))
+        .sum();
+    assert_eq!(
+        total, 104,
+        "26 of each class's 128 clips (a fifth, rounded) are validation"
+    );
+    assert!(scores["macro_f1"].as_f64().is_some());
+
+    // A second run into the same folder is refused; --resume carries on from the checkpoint
+    // and reads every clip's features from the cache.
+    let again = train(&motion(), &model, &[]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("--resume"), "{}", stderr(&again));
+    let resumed = train(&motion(), &model, &["--resume"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("512 clips (512 from the cache)"),
+        "{}",
+        stderr(&resumed)
+    );
+}
+
+#[test]
+fn bad_training_data_is_named_and_a_damaged_clip_is_skipped() {
+    let dir = temp_dir("train-bad");
+    let data = dir.join("data");
+    subset(&data, &["grow", "shrink"], 5);
+    std::fs::write(data.join("grow/broken.mp4"), b"not a video").expect("write");
+    let model = dir.join("model");
+    let ok = train(&data, &model, &["--epochs", "2"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(stderr(&ok).contains("broken.mp4"), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("1 clip(s) skipped"), "{}", stdout(&ok));
+    let skipped = &json(&model.join("metrics.json"))["data"]["skipped"];
+    assert_eq!(skipped.as_array().map(Vec::len), Some(1));
+
+    // Labels that change between a run and its resumption.
+    subset(&data, &["pulse"], 3);
+    let resumed = train(&data, &model, &["--resume", "--epochs", "2"]);
+    assert_eq!(resumed.status.code(), Some(2));
+    assert!(
+        stderr(&resumed).contains("labels differ"),
+        "{}",
+        stderr(&resumed)
+    );
+
+    // eval on data with a class the model never saw.
+    let eval = run(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--cache",
+        cache(),
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(eval.status.code(), Some(2));
+    assert!(
+        stderr(&eval).contains("unknown class 'pulse'"),
+        "{}",
+        stderr(&eval)
+    );
+
+    // An empty class folder.
+    std::fs::create_dir_all(data.join("empty")).expect("mkdir");
+    let empty = train(&data, &dir.join("m2"), &[]);
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(
+        stderr(&empty).contains("has no video files"),
+        "{}",
+        stderr(&empty)
+    );
+
+    // A manifest naming a file that is not there, and one with a segment too short to hold
+    // a single step.
+    let manifest = dir.join("clips.csv");
+    std::fs::write(
+        &manifest,
+        "path,label\ndata/grow/grow_000.mp4,grow\nnope.mp4,shrink\n",
+    )
+    .expect("write");
+    let missing = train(&manifest, &dir.join("m3"), &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = stderr(&missing);
+    assert!(
+        err.contains("clips.csv:3") && err.contains("nope.mp4"),
+        "{err}"
+    );
+    std::fs::write(
+        &manifest,
+        "path,label,start,end\n\
+         data/grow/grow_000.mp4,grow,,\ndata/grow/grow_001.mp4,grow,,\n\
+         data/shrink/shrink_000.mp4,shrink,,\ndata/shrink/shrink_001.mp4,shrink,0.01,0.02\n",
+    )
+    .expect("write");
+    let short = train(&manifest, &dir.join("m4"), &["--epochs", "1"]);
+    assert!(short.status.success(), "{}", stderr(&short));
+    assert!(
+        stderr(&short).contains("shorter than one step"),
+        "{}",
+        stderr(&short)
+    );
+}
+
+#[test]
+fn forecaster_trains_on_unlabelled_video_and_reports_persistence() {
+    let dir = temp_dir("train-forecast");
+    let data = dir.join("videos");
+    subset(&data, &["grow", "pulse"], 6);
+    let model = dir.join("model");
+    let result = train(
+        &data,
+        &model,
+        &["--task", "forecast", "--horizon", "0.5", "--epochs", "3"],
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    let card = json(&model.join("config.json"));
+    assert_eq!(card["horizon_steps"], 2, "0.5 s at 4 steps/s");
+    assert_eq!(card["classes"], serde_json::json!([]));
+    let forecast = &json(&model.join("metrics.json"))["validation"]["forecast"];
+    let (m, p) = (
+        forecast["model_mse"].as_f64().expect("model"),
+        forecast["persistence_mse"].as_f64().expect("persistence"),
+    );
+    let winner = if m < p { "model" } else { "persistence" };
+    assert_eq!(forecast["winner"], winner);
+    assert!(
+        stdout(&result).contains("persistence"),
+        "{}",
+        stdout(&result)
+    );
+}
+
+#[test]
+fn anticipation_trains_on_segments_of_a_longer_video() {
+    let dir = temp_dir("train-anticipate");
+    let video = repo_root().join("samples/bigbuckbunny.mp4");
+    let manifest = dir.join("segments.csv");
+    std::fs::write(
+        &manifest,
+        format!(
+            "{0},meadow,0,2.5\n{0},bunny,2.5,5\n{0},meadow,5,7.5\n{0},bunny,7.5,10\n",
+            s(&video)
+        ),
+    )
+    .expect("write");
+    let model = dir.join("model");
+    let result = train(
+        &manifest,
+        &model,
+        &[
+            "--task",
+            "anticipate",
+            "--horizon",
+            "1",
+            "--fps",
+            "2",
+            "--epochs",
+            "3",
+        ],
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    let card = json(&model.join("config.json"));
+    assert_eq!(card["horizon_steps"], 2);
+    assert_eq!(card["classes"], serde_json::json!(["bunny", "meadow"]));
+    let val = &json(&model.join("metrics.json"))["validation"];
+    assert!(val["confusion"].is_array(), "{val}");
+}
