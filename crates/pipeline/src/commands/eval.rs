@@ -178,7 +178,20 @@ pub fn print(scores: &Scores, card: &ModelCard) {
             .map(|c| c.to_string().len())
             .max()
             .unwrap_or(1)
-            .max(3);
+            .max(
+                scores
+                    .classes
+                    .iter()
+                    .map(|c| c.len().min(8))
+                    .max()
+                    .unwrap_or(3),
+            );
+        let header: Vec<String> = scores
+            .classes
+            .iter()
+            .map(|c| format!("{:>cell$}", c.chars().take(8).collect::<String>()))
+            .collect();
+        println!("  {:width$}  {}", "", header.join(" "));
         for (class, row) in scores.classes.iter().zip(confusion) {
             let cells: Vec<String> = row.iter().map(|c| format!("{c:>cell$}")).collect();
             println!("  {class:width$}  {}", cells.join(" "));
