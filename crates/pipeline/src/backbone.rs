@@ -64,6 +64,11 @@ impl Backbone {
         })
     }
 
+    /// Where the network runs.
+    pub fn device(&self) -> Device {
+        self.device.clone()
+    }
+
     pub fn variant_name(&self) -> &'static str {
         self.model.variant().name()
     }

@@ -21,6 +21,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The main job: what is in view at each sampled frame, what the temporal head expects
+    /// next, how surprising each moment was, and the events, as JSON Lines or CSV.
+    Run(RunArgs),
+    /// `run` over files and directories: one output per input, resumable, shardable across
+    /// machines; bad inputs go to OUT_DIR/errors.jsonl and the rest carry on.
+    ///
+    /// Exit status: 0 when every input is done (or was already), 1 when some input failed (see
+    /// errors.jsonl), 2 when the job could not start (bad arguments, no inputs, no model).
+    Batch(BatchArgs),
     /// Per-frame CNN features of videos, one safetensors file per video.
     Extract(ExtractArgs),
     /// ImageNet top-K labels for images and for the sampled frames of videos.
@@ -50,6 +59,101 @@ pub struct MakeClipsArgs {
     /// Seeds every clip's shape, colours and sizes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// Record formats of `run` and `batch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per sampled frame.
+    Jsonl,
+    /// One row per sampled frame, a header first.
+    Csv,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+/// What `run` and `batch` compute per frame.
+#[derive(Debug, Clone, Args)]
+pub struct AnalysisArgs {
+    /// A folder written by `pipeline train`; default: the built-in forecaster
+    /// (models/forecaster). Its sampling is used unless --fps/--stride say otherwise.
+    #[arg(long, value_name = "MODEL_DIR", value_hint = ValueHint::DirPath)]
+    pub model: Option<PathBuf>,
+    /// ImageNet classes (and head classes) per record.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub top: u32,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub model_args: ModelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The video.
+    #[arg(value_hint = ValueHint::FilePath)]
+    pub input: PathBuf,
+    /// Write the records here (complete or not at all) instead of stdout.
+    #[arg(long, short, value_hint = ValueHint::FilePath)]
+    pub out: Option<PathBuf>,
+    /// Record format [default: csv for an --out ending in .csv, else jsonl]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// A timeline PNG: surprise, top class probabilities, events.
+    #[arg(long, value_name = "FILE.png", value_hint = ValueHint::FilePath)]
+    pub plot: Option<PathBuf>,
+    /// The sampled frames with labels, predictions and surprise drawn on, encoded as video.
+    #[arg(long, value_name = "FILE.mp4", value_hint = ValueHint::FilePath)]
+    pub annotate: Option<PathBuf>,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Video files and directories (walked recursively for video files), in this order.
+    #[arg(required = true, value_hint = ValueHint::AnyPath)]
+    pub inputs: Vec<PathBuf>,
+    /// Output directory: `<relative path>.jsonl` (or .csv) and `<relative path>.summary.json`
+    /// per input, `errors.jsonl`, `summary.json`.
+    #[arg(long, short, value_hint = ValueHint::DirPath)]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+    /// Videos processed at once, each decoding on its own thread while the others use the
+    /// model.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+    /// Only this machine's share `I/N` (0-based I): inputs are assigned by a hash of their
+    /// relative path, so N machines with the same arguments cover every input exactly once.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+    /// Redo inputs whose output is already complete and current.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("'{s}': expected I/N, e.g. 0/4"))?;
+    let (i, n) = (
+        i.trim().parse::<u32>().map_err(|e| format!("'{i}': {e}"))?,
+        n.trim().parse::<u32>().map_err(|e| format!("'{n}': {e}"))?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("'{s}': need 0 <= I < N"));
+    }
+    Ok((i, n))
 }
 
 /// What a temporal head learns.

@@ -7,8 +7,8 @@ mod commands;
 mod data;
 mod decode;
 mod device;
-#[allow(dead_code)] // not wired into a command yet
 mod encode;
+mod head;
 mod inputs;
 mod model_dir;
 mod output;
@@ -91,6 +91,8 @@ fn main() -> ExitCode {
         .init();
 
     let result = match &cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Batch(args) => commands::batch::run(args),
         Command::Extract(args) => commands::extract::run(args),
         Command::Classify(args) => commands::classify::run(args),
         Command::Info => commands::info::run().map(|()| Failures::default()),

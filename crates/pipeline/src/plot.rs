@@ -1188,7 +1188,6 @@ pub fn hstack(images: &[RgbImage]) -> RgbImage {
 }
 
 /// Panels stacked top to bottom, left-aligned, on white where their widths differ.
-#[allow(dead_code)] // for `run --plot` timelines
 pub fn vstack(images: &[RgbImage]) -> RgbImage {
     let height: u64 = images.iter().map(|i| u64::from(i.height())).sum();
     let width = images.iter().map(RgbImage::width).max().unwrap_or(0);

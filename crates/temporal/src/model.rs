@@ -1,7 +1,7 @@
 use burn::module::Param;
 use burn::nn::{
-    Dropout, DropoutConfig, Gru, GruConfig, Linear, LinearConfig, Lstm, LstmConfig, LstmState, Rnn,
-    RnnConfig, RnnState,
+    Dropout, DropoutConfig, Gru, GruConfig, Initializer, Linear, LinearConfig, Lstm, LstmConfig,
+    LstmState, Rnn, RnnConfig, RnnState,
 };
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -92,7 +92,15 @@ impl TemporalConfig {
             projection: LinearConfig::new(self.input_dim, self.projection).init(device),
             layers,
             dropout: DropoutConfig::new(self.dropout).init(),
-            head: LinearConfig::new(self.hidden, self.output_dim()).init(device),
+            head: match self.head {
+                // The forecast is a change from the current embedding: starting the head at
+                // zero starts the model at the persistence baseline, and training moves it
+                // away only as far as that lowers the error.
+                Head::Forecast { .. } => LinearConfig::new(self.hidden, self.output_dim())
+                    .with_initializer(Initializer::Zeros)
+                    .init(device),
+                _ => LinearConfig::new(self.hidden, self.output_dim()).init(device),
+            },
         }
     }
 }
@@ -189,6 +197,31 @@ impl TemporalModel {
         (features - mean) / std
     }
 
+    /// Normalised features back to raw ones (the inverse of [`normalize`](Self::normalize)).
+    pub fn denormalize(&self, normalized: Tensor<3>) -> Tensor<3> {
+        let d = self.mean.val().dims()[0];
+        normalized * self.std.val().reshape([1, 1, d]) + self.mean.val().reshape([1, 1, d])
+    }
+
+    /// Forecast head: the raw embedding expected `ahead` steps after each step of `features`
+    /// `[batch, time, input_dim]` (the current one plus the predicted change), and the state.
+    pub fn forecast(&self, features: Tensor<3>, state: Option<State>) -> (Tensor<3>, State) {
+        let normalized = self.normalize(features.clone());
+        let (change, state) = self.forward(features, state);
+        (self.denormalize(normalized + change), state)
+    }
+
+    /// Surprise per row: the mean squared difference, in normalised units, between the
+    /// embedding that arrived and the one forecast for it. `[n, input_dim]` twice to `[n]`.
+    pub fn surprise(&self, arrived: Tensor<2>, forecast: Tensor<2>) -> Tensor<1> {
+        let [n, d] = arrived.dims();
+        let std = self.std.val().reshape([1, d]);
+        ((arrived - forecast) / std)
+            .square()
+            .mean_dim(1)
+            .reshape([n])
+    }
+
     /// Raw features `[batch, time, input_dim]` (and the state after a previous chunk) to the
     /// head's outputs at every step `[batch, time, output_dim]` and the state after the last
     /// step. Feeding a sequence in chunks, passing the state along, gives the same outputs as
@@ -242,6 +275,36 @@ mod tests {
             let diff = (whole - chunked).abs().max().into_scalar::<f32>();
             assert!(diff < 1e-5, "{cell:?}: chunked differs by {diff}");
         }
+    }
+
+    #[test]
+    fn forecast_of_a_fresh_forecaster_is_persistence() {
+        // The forecast head starts at zero change: the expected embedding is the current one,
+        // and the surprise of a step is its distance from the step `ahead` before.
+        let device = Device::flex();
+        let model = config_with(CellKind::Lstm, Head::Forecast { ahead: 1 })
+            .init(&device)
+            .with_normalization(
+                Tensor::from_floats([0.5; 8], &device),
+                Tensor::from_floats([2.0; 8], &device),
+            );
+        let x = Tensor::<3>::random([1, 3, 8], burn::tensor::Distribution::Default, &device);
+        let (forecast, _) = model.forecast(x.clone(), None);
+        let diff = (forecast.clone() - x.clone())
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(diff < 1e-5, "{diff}");
+        let arrived = x.clone().slice([0..1, 1..2, 0..8]).reshape([1, 8]);
+        let expected = forecast.slice([0..1, 0..1, 0..8]).reshape([1, 8]);
+        let surprise = model
+            .surprise(arrived.clone(), expected.clone())
+            .into_scalar::<f32>();
+        let by_hand = ((arrived - expected) / 2.0)
+            .square()
+            .mean()
+            .into_scalar::<f32>();
+        assert!((surprise - by_hand).abs() < 1e-6);
     }
 
     #[test]

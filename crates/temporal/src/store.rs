@@ -44,8 +44,23 @@ pub fn load(
     config: &TemporalConfig,
     device: &Device,
 ) -> Result<TemporalModel, StoreError> {
+    let path = dir.join(WEIGHTS_FILE);
     let mut model = config.init(device);
-    load_weights(&mut model, &dir.join(WEIGHTS_FILE))?;
+    load_weights(&mut model, SafetensorsStore::from_file(&path), &path)?;
+    Ok(model)
+}
+
+/// Like [`load`], from the bytes of a `model.safetensors` (e.g. one built into a binary);
+/// `source` names them in errors.
+pub fn load_bytes(
+    bytes: &[u8],
+    config: &TemporalConfig,
+    device: &Device,
+    source: &Path,
+) -> Result<TemporalModel, StoreError> {
+    let mut model = config.init(device);
+    let store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
+    load_weights(&mut model, store, source)?;
     Ok(model)
 }
 
@@ -72,18 +87,21 @@ pub fn load_baseline(
         return Ok(None);
     }
     let mut baseline = MeanPoolBaseline::init(config.input_dim, config.output_dim(), device);
-    load_weights(&mut baseline, &path)?;
+    load_weights(&mut baseline, SafetensorsStore::from_file(&path), &path)?;
     Ok(Some(baseline))
 }
 
-/// Loads every tensor of `module` from the safetensors file at `path`; fails on any missing or
+/// Loads every tensor of `module` from `store` (read from `path`); fails on any missing or
 /// misshapen one.
-fn load_weights<M: ModuleSnapshot>(module: &mut M, path: &Path) -> Result<(), StoreError> {
+fn load_weights<M: ModuleSnapshot>(
+    module: &mut M,
+    mut store: SafetensorsStore,
+    path: &Path,
+) -> Result<(), StoreError> {
     let read_err = |reason: String| StoreError::Read {
         path: path.to_path_buf(),
         reason,
     };
-    let mut store = SafetensorsStore::from_file(path);
     let result = module
         .load_from(&mut store)
         .map_err(|e| read_err(e.to_string()))?;

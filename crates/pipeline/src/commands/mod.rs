@@ -1,10 +1,12 @@
 //! One module per subcommand, plus the frame-to-feature loop they share.
 
+pub mod batch;
 pub mod bench;
 pub mod classify;
 pub mod eval;
 pub mod extract;
 pub mod info;
+pub mod run;
 pub mod train;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +43,8 @@ pub struct FeatureBatch {
     pub timestamps: Vec<f64>,
     /// `[N, 1280]`, on the backbone's device.
     pub features: Tensor<2>,
+    /// The frames the features came from (`N x size x size x 3` RGB), when asked for.
+    pub frames: Option<Vec<u8>>,
 }
 
 /// What a finished video run reports.
@@ -59,6 +63,18 @@ pub fn video_features(
     options: &DecodeOptions,
     backbone: &Backbone,
     batch: usize,
+    sink: impl FnMut(FeatureBatch) -> Result<()>,
+) -> Result<VideoRun> {
+    video_batches(path, options, backbone, batch, false, sink)
+}
+
+/// [`video_features`], handing the sink the frames too when `keep_frames`.
+pub fn video_batches(
+    path: &Path,
+    options: &DecodeOptions,
+    backbone: &Backbone,
+    batch: usize,
+    keep_frames: bool,
     mut sink: impl FnMut(FeatureBatch) -> Result<()>,
 ) -> Result<VideoRun> {
     let started = Instant::now();
@@ -90,9 +106,11 @@ pub fn video_features(
             "{sampled} frames, {:.1} frames/s",
             sampled as f64 / started.elapsed().as_secs_f64()
         ));
+        let frames = keep_frames.then(|| rgb.clone());
         sink(FeatureBatch {
             timestamps,
             features: backbone.features(rgb, n),
+            frames,
         })?;
     }
     bar.finish_and_clear();

@@ -1,0 +1,160 @@
+//! A trained temporal head stepping along a video: features in as they arrive, class
+//! probabilities or a forecast (and the surprise of each step) out, state carried from batch to
+//! batch so memory stays flat however long the video.
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use anyhow::{Context as _, Result, anyhow};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use temporal::{State, TemporalModel};
+
+use crate::cli::Task;
+use crate::data::cache::{file_hash, hash_bytes};
+use crate::model_dir::ModelCard;
+
+/// The forecaster shipped in `models/forecaster/` (see its README), built into the binary so
+/// `pipeline run` says something about time out of the box.
+const DEFAULT_CARD: &str = include_str!("../../../models/forecaster/config.json");
+const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../../../models/forecaster/model.safetensors");
+
+/// What the head says about one step.
+#[derive(Debug, Clone, Default)]
+pub struct StepOutput {
+    /// classify / anticipate: a probability per class of the card.
+    pub probabilities: Option<Vec<f32>>,
+    /// forecast: the raw embedding expected `horizon` later.
+    pub forecast: Option<Vec<f32>>,
+    /// forecast: how far this step's embedding is from what was forecast for it (mean squared
+    /// difference per normalised feature); `None` until the first forecast comes due.
+    pub surprise: Option<f64>,
+}
+
+#[derive(Debug)]
+pub struct StreamingHead {
+    pub card: ModelCard,
+    /// Where the head came from, for summaries.
+    pub source: String,
+    /// A hash of the head's weights: what outputs made with it depend on.
+    pub fingerprint: u64,
+    model: TemporalModel,
+    device: Device,
+    state: Option<State>,
+    /// Forecasts made for steps not seen yet, oldest first (forecast heads).
+    pending: VecDeque<Vec<f32>>,
+}
+
+impl StreamingHead {
+    /// The head saved in `dir`, or the built-in forecaster. It runs on the CPU: one step of a
+    /// small recurrent network is cheaper there than a round trip to a GPU.
+    pub fn load(dir: Option<&Path>) -> Result<Self> {
+        let device = Device::flex();
+        let (card, model, source, fingerprint) = match dir {
+            Some(dir) => {
+                let card = ModelCard::read(dir)?;
+                let model = temporal::store::load(dir, &card.model, &device)?;
+                let weights = dir.join(temporal::store::WEIGHTS_FILE);
+                (card, model, dir.display().to_string(), file_hash(&weights)?)
+            }
+            None => {
+                let card: ModelCard = serde_json::from_str(DEFAULT_CARD)
+                    .context("the built-in forecaster's config.json")?;
+                let model = temporal::store::load_bytes(
+                    DEFAULT_WEIGHTS,
+                    &card.model,
+                    &device,
+                    Path::new("built-in forecaster"),
+                )?;
+                let source = "built-in forecaster (models/forecaster)".to_string();
+                (card, model, source, hash_bytes(DEFAULT_WEIGHTS))
+            }
+        };
+        Ok(Self {
+            card,
+            source,
+            fingerprint,
+            model,
+            device,
+            state: None,
+            pending: VecDeque::new(),
+        })
+    }
+
+    /// Forgets the video so far (before the next one).
+    pub fn reset(&mut self) {
+        self.state = None;
+        self.pending.clear();
+    }
+
+    /// Steps through `n` rows of features (row-major, `n x dim`).
+    pub fn step(&mut self, features: &[f32], n: usize) -> Result<Vec<StepOutput>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let dim = features.len() / n;
+        let x = Tensor::<3>::from_data(
+            TensorData::new(features.to_vec(), [1, n, dim]),
+            &self.device,
+        );
+        let state = self.state.take();
+        match self.card.task {
+            Task::Classify | Task::Anticipate => {
+                let (logits, state) = self.model.forward(x, state);
+                self.state = Some(state);
+                let probs = read(softmax(logits, 2))?;
+                let classes = probs.len() / n;
+                Ok(probs
+                    .chunks_exact(classes)
+                    .map(|p| StepOutput {
+                        probabilities: Some(p.to_vec()),
+                        ..StepOutput::default()
+                    })
+                    .collect())
+            }
+            Task::Forecast => {
+                let ahead = self.card.horizon_steps.max(1);
+                let (forecast, state) = self.model.forecast(x, state);
+                self.state = Some(state);
+                let forecast = read(forecast)?;
+                let mut due = Vec::new();
+                let mut outputs = Vec::with_capacity(n);
+                for (i, row) in forecast.chunks_exact(dim).enumerate() {
+                    if self.pending.len() == ahead
+                        && let Some(expected) = self.pending.pop_front()
+                    {
+                        due.push((i, expected));
+                    }
+                    self.pending.push_back(row.to_vec());
+                    outputs.push(StepOutput {
+                        forecast: Some(row.to_vec()),
+                        ..StepOutput::default()
+                    });
+                }
+                if !due.is_empty() {
+                    let m = due.len();
+                    let arrived: Vec<f32> = due
+                        .iter()
+                        .flat_map(|(i, _)| features[i * dim..(i + 1) * dim].iter().copied())
+                        .collect();
+                    let expected: Vec<f32> =
+                        due.iter().flat_map(|(_, e)| e.iter().copied()).collect();
+                    let tensor = |v: Vec<f32>| {
+                        Tensor::<2>::from_data(TensorData::new(v, [m, dim]), &self.device)
+                    };
+                    let surprise = read(self.model.surprise(tensor(arrived), tensor(expected)))?;
+                    for ((i, _), s) in due.iter().zip(surprise) {
+                        outputs[*i].surprise = Some(f64::from(s));
+                    }
+                }
+                Ok(outputs)
+            }
+        }
+    }
+}
+
+fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow!("reading the head's outputs: {e:?}"))
+}
