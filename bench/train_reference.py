@@ -21,8 +21,8 @@ accuracy and speed can be set beside what the reference framework gets on identi
   batches     32, reshuffled every epoch with the same SplitMix64 Fisher-Yates shuffle as the
               Rust trainer, so with the same --seed the batches hold the same clips in the same
               order as in `pipeline train`
-  stopping    keep the epoch with the best validation accuracy (strictly better), stop after
-              --patience epochs without improvement
+  stopping    keep the epoch with the best validation accuracy, ties going to the lower
+              validation loss; stop after --patience epochs without such an improvement
 
 What cannot match bit for bit: weight initialisation (PyTorch's defaults; burn uses Xavier
 for its recurrent cells) and the dropout masks. `--clip-mode global --eps 1e-8` gives PyTorch's
@@ -255,7 +255,7 @@ def main():
     params = list(model.parameters())
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, eps=args.eps)
     rng = SplitMix64(args.seed)
-    history, best_score, best_epoch, best_state, since_best = [], None, 0, None, 0
+    history, best_score, best_loss, best_epoch, best_state, since_best = [], None, None, 0, None, 0
     for epoch in range(args.epochs):
         if since_best >= args.patience:
             break
@@ -291,8 +291,9 @@ def main():
               f"{val_text}  ({seconds:.2f} s)", flush=True)
         # Without validation clips the training loss is the score, as in the Rust trainer.
         score = val_acc if val_acc is not None else -train_loss
-        if best_score is None or score > best_score:
-            best_score, best_epoch, since_best = score, epoch + 1, 0
+        loss = val_loss if val_acc is not None else train_loss
+        if best_score is None or score > best_score or (score == best_score and loss < best_loss):
+            best_score, best_loss, best_epoch, since_best = score, loss, epoch + 1, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             since_best += 1

@@ -38,6 +38,9 @@ pub enum CheckpointError {
 pub(crate) struct Progress {
     pub history: Vec<EpochStats>,
     pub best_score: Option<f64>,
+    /// The loss of the kept epoch: it breaks ties of the score.
+    #[serde(default)]
+    pub best_loss: Option<f64>,
     pub best_epoch: usize,
     pub since_best: usize,
     pub rng: SplitMix64,
@@ -50,6 +53,7 @@ impl Progress {
         Self {
             history: Vec::new(),
             best_score: None,
+            best_loss: None,
             best_epoch: 0,
             since_best: 0,
             rng: SplitMix64(seed),

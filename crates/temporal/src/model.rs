@@ -1,9 +1,7 @@
 use burn::module::Param;
-use burn::nn::{
-    Dropout, DropoutConfig, Gru, GruConfig, Initializer, Linear, LinearConfig, Lstm, LstmConfig,
-    LstmState, Rnn, RnnConfig, RnnState,
-};
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::activation::{sigmoid, tanh};
 use serde::{Deserialize, Serialize};
 
 /// The recurrent cell.
@@ -71,17 +69,7 @@ impl TemporalConfig {
         let layers = (0..self.layers.max(1))
             .map(|i| {
                 let input = if i == 0 { self.projection } else { self.hidden };
-                match self.cell {
-                    CellKind::Lstm => {
-                        Recurrent::Lstm(LstmConfig::new(input, self.hidden, true).init(device))
-                    }
-                    CellKind::Gru => {
-                        Recurrent::Gru(GruConfig::new(input, self.hidden, true).init(device))
-                    }
-                    CellKind::Rnn => {
-                        Recurrent::Rnn(RnnConfig::new(input, self.hidden, true).init(device))
-                    }
-                }
+                Recurrent::new(self.cell, input, self.hidden, device)
             })
             .collect();
         TemporalModel {
@@ -105,13 +93,96 @@ impl TemporalConfig {
     }
 }
 
-/// One recurrent layer. (The variants differ in size; there are a handful of layers, built once.)
-#[allow(clippy::large_enum_variant)]
+/// One recurrent layer, gates fused: every step's input transform for all gates is one
+/// matrix product over the whole sequence, and each step adds one product of the hidden state
+/// with all gates' recurrent weights (burn's `Lstm`/`Gru` run two small products per gate per
+/// step). The layout is PyTorch's: gate order LSTM `[input, forget, cell, output]`, GRU
+/// `[reset, update, new]` with the reset applied after the recurrent product, so
+/// `input.weight`/`recurrent.weight` transposed are `weight_ih_l0`/`weight_hh_l0` of
+/// `nn.LSTM`/`nn.GRU`/`nn.RNN` and the biases are `bias_ih_l0`/`bias_hh_l0`.
 #[derive(Module, Debug)]
-enum Recurrent {
-    Lstm(Lstm),
-    Gru(Gru),
-    Rnn(Rnn),
+struct Recurrent {
+    /// `[in, gates x hidden]`, with the biases.
+    input: Linear,
+    /// `[hidden, gates x hidden]`, with the biases (the GRU's new gate needs its own).
+    recurrent: Linear,
+    #[module(skip)]
+    cell: CellKind,
+    #[module(skip)]
+    hidden: usize,
+}
+
+impl Recurrent {
+    fn new(cell: CellKind, input: usize, hidden: usize, device: &Device) -> Self {
+        let gates = match cell {
+            CellKind::Lstm => 4,
+            CellKind::Gru => 3,
+            CellKind::Rnn => 1,
+        };
+        // Uniform(-1/sqrt(hidden), 1/sqrt(hidden)) for every weight, as PyTorch initialises
+        // its recurrent layers.
+        let bound = 1.0 / (hidden as f64).sqrt();
+        let init = Initializer::Uniform {
+            min: -bound,
+            max: bound,
+        };
+        let linear = |from: usize| {
+            LinearConfig::new(from, gates * hidden)
+                .with_initializer(init.clone())
+                .init(device)
+        };
+        Self {
+            input: linear(input),
+            recurrent: linear(hidden),
+            cell,
+            hidden,
+        }
+    }
+
+    /// `[batch, time, in]` and the state before to `[batch, time, hidden]` and the state after.
+    fn forward(&self, x: Tensor<3>, state: Option<LayerState>) -> (Tensor<3>, LayerState) {
+        let [batch, time, _] = x.dims();
+        let h = self.hidden;
+        let device = x.device();
+        let inputs = self.input.forward(x);
+        let gates = inputs.dims()[2];
+        let (mut hidden, mut cell) = match state {
+            Some(s) => {
+                let cell = s.cell.unwrap_or_else(|| s.hidden.zeros_like());
+                (s.hidden, cell)
+            }
+            None => (
+                Tensor::zeros([batch, h], &device),
+                Tensor::zeros([batch, h], &device),
+            ),
+        };
+        let mut outputs = Vec::with_capacity(time);
+        for t in 0..time {
+            let x_t = inputs.clone().narrow(1, t, 1).reshape([batch, gates]);
+            let h_t = self.recurrent.forward(hidden.clone());
+            match self.cell {
+                CellKind::Lstm => {
+                    let g = x_t + h_t;
+                    let i = sigmoid(g.clone().narrow(1, 0, h));
+                    let f = sigmoid(g.clone().narrow(1, h, h));
+                    let c = tanh(g.clone().narrow(1, 2 * h, h));
+                    let o = sigmoid(g.narrow(1, 3 * h, h));
+                    cell = f * cell + i * c;
+                    hidden = o * tanh(cell.clone());
+                }
+                CellKind::Gru => {
+                    let r = sigmoid(x_t.clone().narrow(1, 0, h) + h_t.clone().narrow(1, 0, h));
+                    let z = sigmoid(x_t.clone().narrow(1, h, h) + h_t.clone().narrow(1, h, h));
+                    let n = tanh(x_t.narrow(1, 2 * h, h) + r * h_t.narrow(1, 2 * h, h));
+                    hidden = (z.ones_like() - z.clone()) * n + z * hidden;
+                }
+                CellKind::Rnn => hidden = tanh(x_t + h_t),
+            }
+            outputs.push(hidden.clone());
+        }
+        let cell = (self.cell == CellKind::Lstm).then_some(cell);
+        (Tensor::stack(outputs, 1), LayerState { hidden, cell })
+    }
 }
 
 /// One layer's recurrent state, `[batch, hidden]` (and the LSTM's cell state).
@@ -124,43 +195,6 @@ pub struct LayerState {
 /// The state of every layer: what carries a video from one chunk to the next.
 #[derive(Debug, Clone)]
 pub struct State(pub Vec<LayerState>);
-
-impl Recurrent {
-    fn forward(&self, x: Tensor<3>, state: Option<LayerState>) -> (Tensor<3>, LayerState) {
-        match self {
-            Recurrent::Lstm(lstm) => {
-                let state = state.map(|s| {
-                    let cell = s.cell.unwrap_or_else(|| s.hidden.zeros_like());
-                    LstmState::new(cell, s.hidden)
-                });
-                let (out, s) = lstm.forward(x, state);
-                (
-                    out,
-                    LayerState {
-                        hidden: s.hidden,
-                        cell: Some(s.cell),
-                    },
-                )
-            }
-            Recurrent::Gru(gru) => {
-                let out = gru.forward(x, state.map(|s| s.hidden));
-                let [b, t, h] = out.dims();
-                let hidden = out.clone().slice([0..b, t - 1..t, 0..h]).reshape([b, h]);
-                (out, LayerState { hidden, cell: None })
-            }
-            Recurrent::Rnn(rnn) => {
-                let (out, s) = rnn.forward(x, state.map(|s| RnnState::new(s.hidden)));
-                (
-                    out,
-                    LayerState {
-                        hidden: s.hidden,
-                        cell: None,
-                    },
-                )
-            }
-        }
-    }
-}
 
 /// Normalisation, projection, recurrent layers and head. See [`TemporalConfig`].
 #[derive(Module, Debug)]

@@ -183,8 +183,8 @@ impl Evaluation {
 }
 
 /// Trains a model with the head of `config`: AdamW with gradient-norm clipping and a cosine
-/// learning-rate schedule, keeping the epoch with the best validation score and stopping after
-/// `patience` epochs without improvement. Inputs are normalised with the training set's
+/// learning-rate schedule, keeping the epoch with the best validation score (ties to the lower
+/// validation loss) and stopping after `patience` epochs without improvement. Inputs are normalised with the training set's
 /// per-feature mean and standard deviation, which become part of the model. With
 /// `options.checkpoint`, the state after every epoch is written there, and a run that finds a
 /// checkpoint carries on from it.
@@ -276,9 +276,23 @@ pub fn train(
         };
         // Without a validation set the training loss is the score: early stopping then only
         // ends runs that stopped improving on the training data.
+        let has_val = evaluation.is_some();
         let score = evaluation.map_or(-stats.train_loss, |e| e.score());
-        if progress.best_score.is_none_or(|b| score > b) {
+        // Ties of the score (accuracy often ties on small validation sets) go to the lower loss.
+        let loss = if has_val {
+            stats.val_loss
+        } else {
+            stats.train_loss
+        };
+        let better = match (progress.best_score, progress.best_loss) {
+            (None, _) => true,
+            (Some(best), best_loss) => {
+                score > best || (score == best && loss < best_loss.unwrap_or(f64::INFINITY))
+            }
+        };
+        if better {
             progress.best_score = Some(score);
+            progress.best_loss = Some(loss);
             progress.best_epoch = epoch + 1;
             progress.since_best = 0;
             best = Some(model.clone());
