@@ -211,6 +211,15 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// The feature cache at `--cache` or the default folder.
+    pub fn feature_cache(&self) -> Result<crate::data::cache::FeatureCache> {
+        let dir = self
+            .cache
+            .clone()
+            .unwrap_or_else(crate::data::cache::default_dir);
+        crate::data::cache::FeatureCache::new(&dir)
+    }
+
     pub fn model_args(&self) -> ModelArgs {
         ModelArgs {
             device: self.device,

@@ -10,7 +10,6 @@ use temporal::{Sequence, TemporalModel};
 use crate::Failures;
 use crate::backbone::Backbone;
 use crate::cli::{EvalArgs, EvalSplit, Task};
-use crate::data::cache::FeatureCache;
 use crate::data::{Layout, Split, sequences};
 use crate::model_dir::ModelCard;
 
@@ -249,13 +248,7 @@ pub fn run(args: &EvalArgs) -> Result<Failures> {
             backbone.fingerprint
         );
     }
-    let cache = FeatureCache::new(
-        &args
-            .data
-            .cache
-            .clone()
-            .unwrap_or_else(crate::data::cache::default_dir),
-    )?;
+    let cache = args.data.feature_cache()?;
     let units: Vec<_> = sequences::units(&dataset, card.task, |l| {
         card.classes.iter().position(|c| c == l)
     })

@@ -22,14 +22,7 @@ pub fn run(args: &ExtractArgs) -> Result<Failures> {
                 &options,
                 &backbone,
                 args.model.batch as usize,
-                |b| {
-                    let values = b
-                        .features
-                        .into_data()
-                        .try_to_vec::<f32>()
-                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                    writer.push(&values, &b.timestamps)
-                },
+                |b| writer.push(&b.host_features()?, &b.timestamps),
             )?;
             let frames = writer.len();
             let metadata = BTreeMap::from([

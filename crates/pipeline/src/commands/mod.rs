@@ -47,6 +47,17 @@ pub struct FeatureBatch {
     pub frames: Option<Vec<u8>>,
 }
 
+impl FeatureBatch {
+    /// The features as row-major values on the host, `[N x 1280]`.
+    pub fn host_features(&self) -> Result<Vec<f32>> {
+        self.features
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading features from the device: {e:?}"))
+    }
+}
+
 /// What a finished video run reports.
 #[derive(Debug)]
 pub struct VideoRun {

@@ -194,12 +194,7 @@ impl Analysis {
         let card = head.card.clone();
         let run = video_batches(path, options, backbone, *batch, keep_frames, |b| {
             let n = b.timestamps.len();
-            let values = b
-                .features
-                .clone()
-                .into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| anyhow!("{e:?}"))?;
+            let values = b.host_features()?;
             let tops = top_k(backbone.classify(b.features), k)?;
             let steps = head.step(&values, n)?;
             let expected = expected(backbone, &steps, k)?;

@@ -17,7 +17,6 @@ use super::eval::{Scores, score};
 use crate::Failures;
 use crate::backbone::Backbone;
 use crate::cli::{Task, TrainArgs};
-use crate::data::cache::FeatureCache;
 use crate::data::sequences::{self, Loaded, Skipped};
 use crate::data::{Layout, Split, SplitPlan};
 use crate::model_dir::{self, BackboneCard, ModelCard, SamplingCard, write_json};
@@ -93,12 +92,7 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
             Err(_) => tracing::warn!("--resume: nothing to resume in {}, starting", out.display()),
         }
     }
-    let cache_dir = args
-        .data
-        .cache
-        .clone()
-        .unwrap_or_else(crate::data::cache::default_dir);
-    let cache = FeatureCache::new(&cache_dir)?;
+    let cache = args.data.feature_cache()?;
     let units = sequences::units(&dataset, args.task, |l| {
         dataset.classes.iter().position(|c| c == l)
     });

@@ -98,12 +98,7 @@ impl FeatureCache {
         }
         let mut writer = FeatureWriter::create(&entry, vision::FEATURE_DIM)?;
         video_features(path, &options, backbone, batch, |b| {
-            let values = b
-                .features
-                .into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            writer.push(&values, &b.timestamps)
+            writer.push(&b.host_features()?, &b.timestamps)
         })?;
         let metadata = BTreeMap::from([
             ("source".to_string(), path.display().to_string()),
