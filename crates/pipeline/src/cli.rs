@@ -318,6 +318,10 @@ pub enum Stage {
     Cnn,
     /// `extract` without writing: decode and CNN overlapped.
     Extract,
+    /// The temporal head alone, stepping through batches of features already in memory.
+    Head,
+    /// `run` without writing: decode, CNN, ImageNet top-k, the head and events.
+    Run,
 }
 
 #[derive(Debug, Args)]
@@ -330,6 +334,9 @@ pub struct BenchArgs {
     /// Timed runs per stage (after one untimed warm-up).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeats: u32,
+    /// The temporal head for the head and run stages; default: the built-in forecaster.
+    #[arg(long, value_name = "MODEL_DIR", value_hint = ValueHint::DirPath)]
+    pub head: Option<PathBuf>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
     #[command(flatten)]

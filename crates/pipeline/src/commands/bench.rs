@@ -4,11 +4,13 @@ use std::time::Instant;
 
 use anyhow::{Result, anyhow, bail};
 
+use super::run::Analysis;
 use super::video_features;
 use crate::backbone::Backbone;
-use crate::cli::{BenchArgs, Stage};
+use crate::cli::{AnalysisArgs, BenchArgs, Stage};
 use crate::decode::Video;
 use crate::device;
+use crate::head::StreamingHead;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let options = args.sampling.options()?;
@@ -21,10 +23,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let stages: &[Stage] = match args.stage {
-        Stage::All => &[Stage::Decode, Stage::Cnn, Stage::Extract],
+        Stage::All => &[
+            Stage::Decode,
+            Stage::Cnn,
+            Stage::Head,
+            Stage::Extract,
+            Stage::Run,
+        ],
         ref one => std::slice::from_ref(one),
     };
-    let needs_model = stages.iter().any(|s| *s != Stage::Decode);
+    let needs_model = stages
+        .iter()
+        .any(|s| matches!(s, Stage::Cnn | Stage::Extract));
     let backbone = needs_model
         .then(|| {
             Backbone::load(
@@ -32,6 +42,27 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 options.size,
                 &selected.device,
             )
+        })
+        .transpose()?;
+    let mut head = stages
+        .contains(&Stage::Head)
+        .then(|| StreamingHead::load(args.head.as_deref()))
+        .transpose()?;
+    let mut analysis = stages
+        .contains(&Stage::Run)
+        .then(|| {
+            // The same frames as the other stages: every frame unless the flags say otherwise,
+            // not the head's own sampling.
+            let mut sampling = args.sampling.clone();
+            if sampling.fps.is_none() && sampling.stride.is_none() {
+                sampling.stride = Some(1);
+            }
+            Analysis::prepare(&AnalysisArgs {
+                model: args.head.clone(),
+                top: 3,
+                sampling,
+                model_args: args.model.clone(),
+            })
         })
         .transpose()?;
     for stage in stages {
@@ -53,6 +84,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     })?;
                     n
                 }
+                (Stage::Head, _) => match head.as_mut() {
+                    Some(h) => head_only(h, batch)?,
+                    None => bail!("no head loaded"),
+                },
+                (Stage::Run, _) => match analysis.as_mut() {
+                    Some(a) => a.video(&args.input, false, |_, _| Ok(()))?.frames as usize,
+                    None => bail!("no analysis loaded"),
+                },
                 _ => bail!("stage {stage:?} needs the model"),
             };
             if repeat > 0 {
@@ -81,6 +120,20 @@ fn decode_only(args: &BenchArgs, options: &crate::decode::DecodeOptions) -> Resu
         n += 1;
     }
     Ok(n)
+}
+
+/// The head alone on 64 batches of features (the same row of varied values repeated), from a
+/// fresh state each time.
+fn head_only(head: &mut StreamingHead, batch: usize) -> Result<usize> {
+    const BATCHES: usize = 64;
+    let dim = head.card.model.input_dim;
+    let row: Vec<f32> = (0..dim).map(|i| (i % 7) as f32 * 0.1).collect();
+    let features: Vec<f32> = row.iter().copied().cycle().take(batch * dim).collect();
+    head.reset();
+    for _ in 0..BATCHES {
+        head.step(&features, batch)?;
+    }
+    Ok(BATCHES * batch)
 }
 
 /// The network alone on 8 batches of mid-grey frames (upload, normalise, features, read back).
