@@ -528,6 +528,8 @@ pub struct LineChart {
     pub markers: Vec<(f64, String)>,
     /// Fixed y range, or None to fit the data (with a little padding).
     pub y_range: Option<(f64, f64)>,
+    /// Fixed x range (e.g. to line up stacked panels), or None to fit data and markers.
+    pub x_range: Option<(f64, f64)>,
 }
 
 /// Font scale for chart text: 2 from 500 pixels on the short side.
@@ -544,8 +546,15 @@ impl LineChart {
             .filter(|(x, y)| x.is_finite() && y.is_finite())
     }
 
-    /// The x range: the data and the markers, edge to edge.
+    /// The x range: [`LineChart::x_range`] if usable, else the data and the markers, edge
+    /// to edge.
     fn x_range(&self) -> (f64, f64) {
+        if let Some((lo, hi)) = self
+            .x_range
+            .filter(|(lo, hi)| lo.is_finite() && hi.is_finite() && lo < hi)
+        {
+            return (lo, hi);
+        }
         let xs = self.finite_points().map(|(x, _)| x).chain(
             self.markers
                 .iter()
@@ -1454,6 +1463,7 @@ mod tests {
             ],
             markers: vec![(2.0, "cut".into()), (7.5, "goal".into())],
             y_range: None,
+            x_range: None,
         }
     }
 
@@ -1572,6 +1582,7 @@ mod tests {
                         (inf, String::new()),
                     ],
                     y_range,
+                    x_range: y_range,
                 };
                 for (w, h) in [(0, 0), (1, 1), (7, 300), (40, 30), (320, 200), (900, 600)] {
                     let img = chart.render(w, h);

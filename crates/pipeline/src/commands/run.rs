@@ -569,6 +569,12 @@ impl Timeline {
             .iter()
             .map(|(t, e)| (*t, e.split(':').next().unwrap_or(e).to_string()))
             .collect();
+        // Both panels over the whole video, though surprise starts a horizon late.
+        let span = self
+            .points
+            .first()
+            .zip(self.points.last())
+            .map(|(a, b)| (a.0, b.0));
         let surprise = plot::LineChart {
             title: format!("{title}: surprise"),
             x_label: "seconds".into(),
@@ -583,6 +589,7 @@ impl Timeline {
             }],
             markers: markers.clone(),
             y_range: None,
+            x_range: span,
         };
         let mut counts: Vec<(&str, usize)> = Vec::new();
         for (_, _, top) in &self.points {
@@ -618,6 +625,7 @@ impl Timeline {
                 .collect(),
             markers,
             y_range: Some((0.0, 1.0)),
+            x_range: span,
         };
         plot::vstack(&[surprise.render(1000, 360), classes.render(1000, 360)])
     }

@@ -392,6 +392,7 @@ fn plot_curves(path: &Path, history: &[EpochStats], best_epoch: usize, task: Tas
             ],
             y_range: Some((0.0, 1.0)),
             markers: kept,
+            x_range: None,
         };
         panels.push(accuracy.render(640, 400));
     }
