@@ -135,7 +135,7 @@ pub fn print(scores: &Scores, card: &ModelCard) {
         println!("  model        {:.4}", f.model_mse);
         println!("  persistence  {:.4}", f.persistence_mse);
         println!(
-            "  winner: {} ({:+.2}% error vs persistence)",
+            "  winner: {} ({:+.3}% error vs persistence)",
             f.winner, -f.improvement_percent
         );
         return;

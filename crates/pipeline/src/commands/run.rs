@@ -832,8 +832,9 @@ pub fn run(args: &RunArgs) -> Result<Failures> {
     let written = output
         .join()
         .map_err(|_| anyhow!("the writer thread panicked"))?;
-    let summary = result.with_context(|| args.input.display().to_string())?;
+    // A writer that failed (disk full, say) stopped the analysis too: its error is the cause.
     written?;
+    let summary = result.with_context(|| args.input.display().to_string())?;
     print_summary(&args.input, &summary, &analysis.head);
     Ok(Failures::default())
 }
