@@ -36,7 +36,8 @@ pub enum Command {
     Classify(ClassifyArgs),
     /// Version, the devices this machine offers, and what `--device auto` picks.
     Info,
-    /// Frames/s of decoding, the CNN and extract end to end on one file.
+    /// Frames/s of decoding, the CNN and the temporal head alone, and of extract and run end
+    /// to end, on one file.
     Bench(BenchArgs),
     /// Train a recurrent head (LSTM/GRU/RNN) on labelled clips, or a forecaster on any videos.
     Train(TrainArgs),
