@@ -115,7 +115,17 @@ impl ModelCard {
         classes: &[String],
         sampling: &SamplingCard,
         fingerprint: &str,
+        data: &Resumable,
     ) -> Result<()> {
+        if self.data != data.data || self.split != data.split || self.clip_len != data.clip_len {
+            bail!(
+                "--resume: the interrupted run used --data {}, --seed {}, --val-fraction {}, --clip-len {}; resume with the same",
+                self.data.display(),
+                self.split.seed,
+                self.split.val_fraction,
+                self.clip_len
+            );
+        }
         if self.classes != classes {
             bail!(
                 "--resume: the labels differ from the interrupted run's: it had [{}], the data now has [{}]",
@@ -138,6 +148,15 @@ impl ModelCard {
         }
         Ok(())
     }
+}
+
+/// What else a resumed run must share with the interrupted one: the data and how it was
+/// split into sequences.
+#[derive(Debug, Clone)]
+pub struct Resumable {
+    pub data: PathBuf,
+    pub split: SplitPlan,
+    pub clip_len: usize,
 }
 
 /// Pretty JSON written under a temporary name and renamed into place.

@@ -339,4 +339,23 @@ fn shards_cover_every_input_once() {
     assert_eq!(bad, 2);
     let bad_shard = batch(&inputs, &out, &["--shard", "3/3"]);
     assert_eq!(bad_shard.status.code(), Some(2));
+    // Two inputs that would write the same output are refused before any work.
+    let other = inputs.with_file_name("other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::copy(inputs.join("five.mp4"), other.join("five.mp4")).expect("copy");
+    let clash = run(&[
+        "batch",
+        s(&inputs.join("five.mp4")),
+        s(&other.join("five.mp4")),
+        "--out",
+        s(&out),
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(clash.status.code(), Some(2));
+    assert!(
+        stderr(&clash).contains("would both write"),
+        "{}",
+        stderr(&clash)
+    );
 }

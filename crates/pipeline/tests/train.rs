@@ -202,6 +202,30 @@ fn bad_training_data_is_named_and_a_damaged_clip_is_skipped() {
         stderr(&eval)
     );
 
+    // A held-out test manifest of one class and no split column is scored whole.
+    let test_set = dir.join("test.csv");
+    std::fs::write(
+        &test_set,
+        "data/grow/grow_000.mp4,grow\ndata/grow/grow_001.mp4,grow\n",
+    )
+    .expect("write");
+    let held_out = run(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&test_set),
+        "--cache",
+        cache(),
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(held_out.status.success(), "{}", stderr(&held_out));
+    let scores: Value = serde_json::from_str(stdout(&held_out).trim()).expect("json");
+    assert_eq!(scores["sequences"], 2);
+    assert_eq!(scores["split"], "all");
+
     // An empty class folder.
     std::fs::create_dir_all(data.join("empty")).expect("mkdir");
     let empty = train(&data, &dir.join("m2"), &[]);
@@ -249,6 +273,15 @@ fn forecaster_trains_on_unlabelled_video_and_reports_persistence() {
     let data = dir.join("videos");
     subset(&data, &["grow", "pulse"], 6);
     let model = dir.join("model");
+    // A horizon longer than the training windows is refused before training, and the failed
+    // run does not block the next one into the same folder.
+    let too_far = train(&data, &model, &["--task", "forecast", "--horizon", "100"]);
+    assert_eq!(too_far.status.code(), Some(2));
+    assert!(
+        stderr(&too_far).contains("--clip-len"),
+        "{}",
+        stderr(&too_far)
+    );
     let result = train(
         &data,
         &model,

@@ -154,6 +154,7 @@ mod tests {
 
     #[test]
     fn baseline_separates_what_the_mean_shows_and_not_what_only_order_shows() {
+        let _serial = crate::train::tests::serial();
         let device = Device::flex();
         // Order-only task: the mean over time is the same for both classes.
         let order = crate::train::tests::order_task(64, 1);

@@ -112,6 +112,19 @@ fn is_current(summary: &Path, records: &Path, wanted: &Provenance) -> bool {
 pub fn run(args: &BatchArgs) -> Result<Failures> {
     let started = Instant::now();
     let mut files = inputs::collect(&args.inputs, inputs::is_video)?;
+    // Two inputs with the same relative path (`a/x.mp4` and `b/x.mp4` given as files) would
+    // write the same output.
+    let mut seen = std::collections::HashMap::new();
+    for f in &files {
+        if let Some(other) = seen.insert(f.relative.clone(), &f.path) {
+            return Err(anyhow!(
+                "{} and {} would both write {}: pass their common parent directory instead",
+                other.display(),
+                f.path.display(),
+                args.out.join(&f.relative).display()
+            ));
+        }
+    }
     let total_inputs = files.len();
     if let Some(shard) = args.shard {
         files.retain(|f| in_shard(f, shard));

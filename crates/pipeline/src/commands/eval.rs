@@ -10,7 +10,7 @@ use temporal::{Sequence, TemporalModel};
 use crate::Failures;
 use crate::backbone::Backbone;
 use crate::cli::{EvalArgs, EvalSplit, Task};
-use crate::data::{Layout, Split, sequences};
+use crate::data::{Purpose, Split, sequences};
 use crate::model_dir::ModelCard;
 
 /// One class's row of the per-class table.
@@ -210,7 +210,8 @@ pub fn run(args: &EvalArgs) -> Result<Failures> {
     let card = ModelCard::read(&args.model)?;
     let options = card.sampling.options()?;
     let labelled = card.task != Task::Forecast;
-    let dataset = crate::data::discover(&args.data.data, labelled, card.split)?;
+    let dataset =
+        crate::data::discover(&args.data.data, labelled, card.split, Purpose::Evaluation)?;
     if let Some(c) = dataset
         .clips
         .iter()
@@ -224,8 +225,7 @@ pub fn run(args: &EvalArgs) -> Result<Failures> {
         );
     }
     let same_data = std::fs::canonicalize(&args.data.data).ok() == Some(card.data.clone());
-    let own_split = matches!(dataset.layout, Layout::SplitClassFolders)
-        || dataset.layout == Layout::Manifest && !same_data;
+    let own_split = dataset.has_split;
     let split = match args.split {
         Some(EvalSplit::Train) => Some(Split::Train),
         Some(EvalSplit::Val) => Some(Split::Val),

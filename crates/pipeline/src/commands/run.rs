@@ -811,14 +811,14 @@ pub fn run(args: &RunArgs) -> Result<Failures> {
             // The video failed: dropping the writers removes their temporary files.
             return Ok(());
         }
-        writer.finish()?;
+        // The plot and the video first: the records appear only when everything succeeded.
         if let Some(a) = annotated {
             a.finish()?;
         }
         if let (Some(path), Some(t)) = (&plot_path, timeline) {
             plot::save_png(&t.render(&title), path)?;
         }
-        Ok(())
+        writer.finish()
     });
     let keep_frames = args.annotate.is_some();
     let result = analysis.video(&args.input, keep_frames, |record, frame| {

@@ -18,8 +18,8 @@ use crate::Failures;
 use crate::backbone::Backbone;
 use crate::cli::{Task, TrainArgs};
 use crate::data::sequences::{self, Loaded, Skipped};
-use crate::data::{Layout, Split, SplitPlan};
-use crate::model_dir::{self, BackboneCard, ModelCard, SamplingCard, write_json};
+use crate::data::{Layout, Purpose, Split, SplitPlan};
+use crate::model_dir::{self, BackboneCard, ModelCard, Resumable, SamplingCard, write_json};
 use crate::plot;
 
 /// `metrics.json`.
@@ -61,7 +61,11 @@ struct ClipLine<'a> {
 pub fn run(args: &TrainArgs) -> Result<Failures> {
     let out = &args.out;
     check_numbers(args)?;
-    if !args.resume && out.join(model_dir::CARD).exists() {
+    let trained_before = out.join(temporal::store::WEIGHTS_FILE).exists()
+        || std::fs::read_dir(out.join(model_dir::CHECKPOINT)).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("epoch-")))
+        });
+    if !args.resume && trained_before {
         bail!(
             "{} already holds a model; pass --resume to carry on an interrupted run, or choose another --out",
             out.display()
@@ -72,7 +76,12 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
         seed: args.seed,
     };
     let options = args.sampling.options()?;
-    let dataset = crate::data::discover(&args.data.data, args.task != Task::Forecast, plan)?;
+    let dataset = crate::data::discover(
+        &args.data.data,
+        args.task != Task::Forecast,
+        plan,
+        Purpose::Training,
+    )?;
     let model_args = args.data.model_args();
     let selected = crate::device::select(model_args.device);
     tracing::info!("CNN device: {}", selected.description);
@@ -88,6 +97,12 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
                 &dataset.classes,
                 &SamplingCard::from_args(&args.sampling),
                 &backbone.fingerprint,
+                &Resumable {
+                    data: std::fs::canonicalize(&args.data.data)
+                        .unwrap_or_else(|_| args.data.data.clone()),
+                    split: plan,
+                    clip_len: args.clip_len as usize,
+                },
             )?,
             Err(_) => tracing::warn!("--resume: nothing to resume in {}, starting", out.display()),
         }
@@ -122,6 +137,13 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
         Task::Classify => 0,
         _ => ((args.horizon / step_seconds).round() as usize).max(1),
     };
+    if horizon_steps >= args.clip_len as usize {
+        bail!(
+            "--horizon {} s is {horizon_steps} steps of {step_seconds:.3} s: it must be shorter than --clip-len ({} steps), the windows the head trains on",
+            args.horizon,
+            args.clip_len
+        );
+    }
     let classes = dataset.classes.len();
     let head = match args.task {
         Task::Classify => Head::Classify { classes },

@@ -25,9 +25,12 @@ pub(crate) fn read(manifest: &Path) -> Result<Vec<Pending>> {
         bail!("manifest {} has no rows", manifest.display());
     };
     let first_fields = split_csv(first).with_context(|| at(first_line))?;
-    let header = first_fields
-        .first()
-        .is_some_and(|f| f.trim().eq_ignore_ascii_case("path"));
+    // A header names known columns only (in any order); a data row names a file.
+    let header = first_fields.iter().all(|f| {
+        ["path", "label", "start", "end", "split"].contains(&f.trim().to_lowercase().as_str())
+    }) && first_fields
+        .iter()
+        .any(|f| f.trim().eq_ignore_ascii_case("path"));
     let columns: Vec<String> = if header {
         first_fields
             .iter()
@@ -187,6 +190,9 @@ mod tests {
         assert_eq!(rows[0].split, Some(Split::Train));
         assert_eq!(rows[1].segment, None);
         assert_eq!(rows[1].split, Some(Split::Val));
+        // Header columns in any order.
+        std::fs::write(&m, "label,path\nwalk,v/a.mp4\n").expect("write");
+        assert_eq!(read(&m).expect("read")[0].label.as_deref(), Some("walk"));
         // Positional, no header.
         std::fs::write(&m, "v/a.mp4,walk\nv/a.mp4,run\n").expect("write");
         assert_eq!(read(&m).expect("read")[1].label.as_deref(), Some("run"));

@@ -56,6 +56,16 @@ pub struct Dataset {
     pub clips: Vec<Clip>,
     pub classes: Vec<String>,
     pub layout: Layout,
+    /// Whether the data said which clips validate (`train/`+`val/` folders, a split column).
+    pub has_split: bool,
+}
+
+/// What the data is for: training needs a training clip of every class and two classes at
+/// least; a held-out set for `eval` needs neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Training,
+    Evaluation,
 }
 
 /// How clips without a given split are divided.
@@ -67,7 +77,7 @@ pub struct SplitPlan {
 
 /// Finds the clips under `data`. With `labelled`, every clip needs a class (a manifest or class
 /// folders); without, a plain folder of videos is read as unlabelled.
-pub fn discover(data: &Path, labelled: bool, plan: SplitPlan) -> Result<Dataset> {
+pub fn discover(data: &Path, labelled: bool, plan: SplitPlan, purpose: Purpose) -> Result<Dataset> {
     let meta = std::fs::metadata(data).with_context(|| format!("--data {}", data.display()))?;
     let (mut clips, layout) = if meta.is_file() {
         (manifest::read(data)?, Layout::Manifest)
@@ -105,9 +115,11 @@ pub fn discover(data: &Path, labelled: bool, plan: SplitPlan) -> Result<Dataset>
             bail!("{}: no such file", clip.path.display());
         }
     }
+    let has_split = clips.iter().any(|c| c.split.is_some());
+    let training = purpose == Purpose::Training;
     let classes: Vec<String> = clips
         .iter()
-        .filter(|c| c.split != Some(Split::Val))
+        .filter(|c| !training || c.split != Some(Split::Val))
         .filter_map(|c| c.label.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -122,7 +134,7 @@ pub fn discover(data: &Path, labelled: bool, plan: SplitPlan) -> Result<Dataset>
             c.path.display()
         );
     }
-    if labelled && classes.len() < 2 {
+    if training && labelled && classes.len() < 2 {
         bail!(
             "{}: found {} class(es) ({}); a classifier needs at least two",
             data.display(),
@@ -134,6 +146,7 @@ pub fn discover(data: &Path, labelled: bool, plan: SplitPlan) -> Result<Dataset>
         clips: assign_splits(clips, plan),
         classes,
         layout,
+        has_split,
     })
 }
 
@@ -178,13 +191,18 @@ fn class_folders(root: &Path, split: Option<Split>) -> Result<Vec<Pending>> {
     Ok(clips)
 }
 
-/// Gives every clip without a split one: per class (stratified), a `val_fraction` share drawn
-/// by the seed goes to validation, at least one clip of any class with two or more.
+/// Gives every clip without a split one. Clips of the same video go together (segments of one
+/// video in both splits would validate on frames the model trained on); per class (of the
+/// video's first clip: stratified), a `val_fraction` share of the videos drawn by the seed goes
+/// to validation, at least one of any class with two or more.
 fn assign_splits(clips: Vec<Pending>, plan: SplitPlan) -> Vec<Clip> {
+    // Videos without a given split, in order of first appearance, by class.
+    let mut videos: Vec<&Path> = Vec::new();
     let mut open: BTreeMap<Option<String>, Vec<usize>> = BTreeMap::new();
-    for (i, c) in clips.iter().enumerate() {
-        if c.split.is_none() {
-            open.entry(c.label.clone()).or_default().push(i);
+    for c in clips.iter().filter(|c| c.split.is_none()) {
+        if !videos.contains(&c.path.as_path()) {
+            open.entry(c.label.clone()).or_default().push(videos.len());
+            videos.push(&c.path);
         }
     }
     let mut val = BTreeSet::new();
@@ -198,13 +216,17 @@ fn assign_splits(clips: Vec<Pending>, plan: SplitPlan) -> Vec<Clip> {
         if plan.val_fraction > 0.0 && n >= 2 {
             take = take.clamp(1, n - 1);
         }
-        val.extend(indices.iter().take(take.min(n)).copied());
+        val.extend(
+            indices
+                .iter()
+                .take(take.min(n))
+                .map(|&v| videos[v].to_path_buf()),
+        );
     }
     clips
         .into_iter()
-        .enumerate()
-        .map(|(i, c)| Clip {
-            split: c.split.unwrap_or(if val.contains(&i) {
+        .map(|c| Clip {
+            split: c.split.unwrap_or(if val.contains(&c.path) {
                 Split::Val
             } else {
                 Split::Train
@@ -257,7 +279,7 @@ mod tests {
         }
         files.push("left/notes.txt".into());
         touch(&root, &files.iter().map(String::as_str).collect::<Vec<_>>());
-        let data = discover(&root, true, PLAN).expect("discover");
+        let data = discover(&root, true, PLAN, Purpose::Training).expect("discover");
         assert_eq!(data.layout, Layout::ClassFolders);
         assert_eq!(data.classes, ["left", "right"]);
         assert_eq!(data.clips.len(), 20);
@@ -268,12 +290,18 @@ mod tests {
                 .count();
             assert_eq!(val, 2, "{class}");
         }
-        let again = discover(&root, true, PLAN).expect("discover");
+        let again = discover(&root, true, PLAN, Purpose::Training).expect("discover");
         assert_eq!(again.clips, data.clips);
-        let other = discover(&root, true, SplitPlan { seed: 4, ..PLAN }).expect("discover");
+        let other = discover(
+            &root,
+            true,
+            SplitPlan { seed: 4, ..PLAN },
+            Purpose::Training,
+        )
+        .expect("discover");
         assert_ne!(other.clips, data.clips);
         // Unlabelled: the same folder is just videos.
-        let plain = discover(&root, false, PLAN).expect("discover");
+        let plain = discover(&root, false, PLAN, Purpose::Training).expect("discover");
         assert_eq!(plain.layout, Layout::Unlabelled);
         assert!(plain.clips.iter().all(|c| c.label.is_none()));
         std::fs::remove_dir_all(&root).expect("cleanup");
@@ -283,12 +311,12 @@ mod tests {
     fn train_and_val_folders_are_kept_and_checked() {
         let root = temp("splits");
         touch(&root, &["train/a/1.mp4", "train/b/1.mp4", "val/a/2.mp4"]);
-        let data = discover(&root, true, PLAN).expect("discover");
+        let data = discover(&root, true, PLAN, Purpose::Training).expect("discover");
         assert_eq!(data.layout, Layout::SplitClassFolders);
         assert_eq!(data.split(Split::Val).count(), 1);
         assert_eq!(data.split(Split::Train).count(), 2);
         touch(&root, &["val/c/3.mp4"]);
-        let err = discover(&root, true, PLAN).expect_err("unknown val class");
+        let err = discover(&root, true, PLAN, Purpose::Training).expect_err("unknown val class");
         assert!(err.to_string().contains("class 'c'"), "{err}");
         std::fs::remove_dir_all(&root).expect("cleanup");
     }
@@ -298,11 +326,11 @@ mod tests {
         let root = temp("empty");
         touch(&root, &["a/1.mp4", "a/2.mp4"]);
         std::fs::create_dir_all(root.join("b")).expect("mkdir");
-        let err = discover(&root, true, PLAN).expect_err("empty class");
+        let err = discover(&root, true, PLAN, Purpose::Training).expect_err("empty class");
         assert!(err.to_string().contains("has no video files"), "{err}");
         assert!(err.to_string().contains("/b"), "{err}");
         std::fs::remove_dir_all(root.join("b")).expect("rm");
-        let err = discover(&root, true, PLAN).expect_err("one class");
+        let err = discover(&root, true, PLAN, Purpose::Training).expect_err("one class");
         assert!(err.to_string().contains("at least two"), "{err}");
         std::fs::remove_dir_all(&root).expect("cleanup");
     }
