@@ -250,20 +250,19 @@ fn uniform(n: usize, len: usize) -> Vec<usize> {
     (0..len).map(|k| (2 * k + 1) * n / (2 * len)).collect()
 }
 
-/// Windows of `len` steps over `0..n`, each starting `len - shift` after the previous, the
-/// last one ending at `n`.
+/// Windows of up to `len` steps over `0..n`, starting every `len - shift` steps: step `t` is a
+/// target (its future `t + shift` inside the same window) in exactly one window, and every step
+/// with a future is one. The last window may be shorter.
 fn windows(n: usize, len: usize, shift: usize) -> Vec<std::ops::Range<usize>> {
     if n <= len {
         return std::iter::once(0..n).collect();
     }
     let stride = len.saturating_sub(shift).max(1);
-    let mut out: Vec<_> = (0..)
+    (0..)
         .map(|k| k * stride)
-        .take_while(|&s| s + len < n)
-        .map(|s| s..s + len)
-        .collect();
-    out.push(n - len..n);
-    out
+        .take_while(|&s| s + shift < n)
+        .map(|s| s..(s + len).min(n))
+        .collect()
 }
 
 #[cfg(test)]
@@ -282,17 +281,35 @@ mod tests {
     }
 
     #[test]
-    fn windows_overlap_by_the_shift_and_cover_every_step() {
+    fn windows_overlap_by_the_shift_and_score_every_step_once() {
         assert_eq!(windows(5, 8, 2), std::iter::once(0..5).collect::<Vec<_>>());
         assert_eq!(windows(20, 8, 2), [0..8, 6..14, 12..20]);
-        // Each step t with t + shift < n is a target in some window.
-        for (n, len, shift) in [(50, 10, 3), (31, 30, 4), (100, 7, 6)] {
+        assert_eq!(windows(21, 8, 2), [0..8, 6..14, 12..20, 18..21]);
+        for (n, len, shift) in [
+            (50, 10, 3),
+            (31, 30, 4),
+            (100, 7, 6),
+            (21, 8, 2),
+            (64, 30, 4),
+        ] {
             let w = windows(n, len, shift);
             assert_eq!(w.last().map(|r| r.end), Some(n));
             for t in 0..n - shift {
-                assert!(
-                    w.iter().any(|r| r.contains(&t) && r.contains(&(t + shift))),
-                    "{n} {len} {shift}: step {t}"
+                let scored = w
+                    .iter()
+                    .filter(|r| r.contains(&t) && r.contains(&(t + shift)))
+                    .count();
+                // Counted as the loss counts it: t in the window with its future inside, and
+                // not already a target of the window before (the overlap is the shift).
+                let first = w
+                    .iter()
+                    .filter(|r| r.start <= t && t + shift < r.end)
+                    .count();
+                assert!(scored >= 1, "{n} {len} {shift}: step {t} never scored");
+                assert_eq!(first, scored, "{n} {len} {shift}: step {t}");
+                assert_eq!(
+                    scored, 1,
+                    "{n} {len} {shift}: step {t} scored {scored} times"
                 );
             }
         }
