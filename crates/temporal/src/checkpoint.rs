@@ -124,6 +124,12 @@ impl Checkpoint {
         for old in self.epochs().into_iter().filter(|p| *p != done) {
             let _ = std::fs::remove_dir_all(old);
         }
+        // Scratch folders of runs killed mid-write (one trainer per folder at a time).
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".epoch-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
         Ok(())
     }
 

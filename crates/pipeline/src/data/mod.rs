@@ -142,8 +142,21 @@ pub fn discover(data: &Path, labelled: bool, plan: SplitPlan, purpose: Purpose) 
             classes.join(", ")
         );
     }
+    let clips = assign_splits(clips, plan);
+    if training
+        && let Some(class) = classes.iter().find(|class| {
+            !clips
+                .iter()
+                .any(|c| c.split == Split::Train && c.label.as_ref() == Some(class))
+        })
+    {
+        bail!(
+            "class '{class}' has no training clip left after holding out --val-fraction {} for validation; add clips or lower --val-fraction",
+            plan.val_fraction
+        );
+    }
     Ok(Dataset {
-        clips: assign_splits(clips, plan),
+        clips,
         classes,
         layout,
         has_split,
@@ -332,6 +345,18 @@ mod tests {
         std::fs::remove_dir_all(root.join("b")).expect("rm");
         let err = discover(&root, true, PLAN, Purpose::Training).expect_err("one class");
         assert!(err.to_string().contains("at least two"), "{err}");
+        // A class whose only clip the split sends to validation.
+        touch(&root, &["b/1.mp4"]);
+        let half = SplitPlan {
+            val_fraction: 0.5,
+            ..PLAN
+        };
+        let err = discover(&root, true, half, Purpose::Training).expect_err("no training clip");
+        assert!(
+            err.to_string().contains("class 'b' has no training clip"),
+            "{err}"
+        );
+        assert!(discover(&root, true, half, Purpose::Evaluation).is_ok());
         std::fs::remove_dir_all(&root).expect("cleanup");
     }
 }
