@@ -235,12 +235,15 @@ impl DataArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    /// What the head learns: the clip's class, the class --horizon seconds ahead, or the
+    /// embedding --horizon seconds ahead (no labels needed).
     #[arg(long, value_enum, default_value_t = Task::Classify)]
     pub task: Task,
     /// Output folder: model.safetensors, config.json, labels.json, metrics.json, curves.png,
     /// confusion.png, baseline.safetensors, checkpoint/.
     #[arg(long, short, value_name = "MODEL_DIR", value_hint = ValueHint::DirPath)]
     pub out: PathBuf,
+    /// The recurrent cell (rnn: the plain tanh cell, to see what gating buys on your data).
     #[arg(long, value_enum, default_value_t = Cell::Lstm)]
     pub cell: Cell,
     /// Hidden state size of each recurrent layer.
