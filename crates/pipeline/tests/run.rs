@@ -5,27 +5,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::{clip, repo_root, run, shared_media, stderr, stdout, temp_dir};
+use common::{clip, json, lines, repo_root, run, s, shared_media, stderr, stdout, temp_dir};
 use serde_json::Value;
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 fn bunny() -> PathBuf {
     repo_root().join("samples/bigbuckbunny.mp4")
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
 }
 
 /// Width, height and frame count of a video, from ffprobe.

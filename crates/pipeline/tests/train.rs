@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{repo_root, run, stderr, stdout, temp_dir};
+use common::{json, repo_root, run, s, stderr, stdout, temp_dir};
 use serde_json::Value;
 
 fn motion() -> PathBuf {
@@ -24,10 +24,6 @@ fn cache() -> &'static str {
     })
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 fn train(data: &Path, out: &Path, flags: &[&str]) -> std::process::Output {
     let mut args = vec![
         "train",
@@ -42,11 +38,6 @@ fn train(data: &Path, out: &Path, flags: &[&str]) -> std::process::Output {
     ];
     args.extend(flags);
     run(&args)
-}
-
-fn json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("json")
 }
 
 /// `n` clips of each class copied from samples/motion into `root/<class>/`.
