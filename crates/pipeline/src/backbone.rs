@@ -5,7 +5,8 @@ use std::path::Path;
 use crate::data::cache::{file_hash, hash_bytes};
 use anyhow::{Context as _, Result};
 use burn::prelude::*;
-use vision::{EfficientNet, EfficientNetConfig, preprocess, weights};
+use vision::cpu::CpuBackbone;
+use vision::{EfficientNet, EfficientNetConfig, FEATURE_DIM, preprocess, weights};
 
 /// The ImageNet weights converted from `models/efficientnet-lite0-57934424.pth` (see
 /// `models/README.md`), built into the binary so it runs from any directory.
@@ -15,6 +16,9 @@ const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../../models/efficientnet-lit
 #[derive(Debug)]
 pub struct Backbone {
     model: EfficientNet,
+    /// On the CPU, the network runs in `vision`'s fused kernels rather than op by op in
+    /// burn-flex (several times faster; the same function, golden-tested).
+    cpu: Option<CpuBackbone>,
     device: Device,
     /// Where the weights came from, for metadata.
     pub weights: String,
@@ -56,9 +60,14 @@ impl Backbone {
             "loaded backbone weights from {source}"
         );
         let fingerprint = format!("{} weights={hash:016x}", model.variant().name());
+        let model = model.fold_batchnorm();
+        let cpu = (*device == Device::flex())
+            .then(|| CpuBackbone::new(&model))
+            .transpose()?;
         Ok(Self {
             fingerprint,
-            model: model.fold_batchnorm(),
+            model,
+            cpu,
             device: device.clone(),
             weights: source,
         })
@@ -76,6 +85,10 @@ impl Backbone {
     /// Features `[N, 1280]` of `n` frames given as concatenated `size x size x 3` RGB bytes.
     /// Upload, normalisation and the network all run on the backbone's device.
     pub fn features(&self, rgb: Vec<u8>, n: usize) -> Tensor<2> {
+        if let Some(cpu) = &self.cpu {
+            let features = cpu.features(&rgb, n);
+            return Tensor::from_data(TensorData::new(features, [n, FEATURE_DIM]), &self.device);
+        }
         let size = self.model.image_size();
         let x = preprocess::normalize(preprocess::upload_rgb(rgb, [n, size, size], &self.device));
         self.model.forward_features(x)

@@ -151,15 +151,15 @@ impl EfficientNetConfig {
 /// Mobile inverted bottleneck: 1x1 expansion, depthwise k x k, 1x1 projection, with a
 /// residual connection when the shape is kept.
 #[derive(Module, Debug)]
-struct MbConv {
-    expand_conv: Option<Conv2d>,
+pub(crate) struct MbConv {
+    pub(crate) expand_conv: Option<Conv2d>,
     bn0: Option<BatchNorm>,
-    depthwise_conv: Conv2d,
+    pub(crate) depthwise_conv: Conv2d,
     bn1: Option<BatchNorm>,
-    project_conv: Conv2d,
+    pub(crate) project_conv: Conv2d,
     bn2: Option<BatchNorm>,
     #[module(skip)]
-    residual: bool,
+    pub(crate) residual: bool,
 }
 
 impl MbConv {
@@ -212,10 +212,10 @@ fn fold(conv: &mut Conv2d, bn: Option<BatchNorm>) {
 /// EfficientNet-Lite with its ImageNet classifier.
 #[derive(Module, Debug)]
 pub struct EfficientNet {
-    conv_stem: Conv2d,
+    pub(crate) conv_stem: Conv2d,
     bn0: Option<BatchNorm>,
-    blocks: Vec<MbConv>,
-    conv_head: Conv2d,
+    pub(crate) blocks: Vec<MbConv>,
+    pub(crate) conv_head: Conv2d,
     bn1: Option<BatchNorm>,
     fc: Linear,
     #[module(skip)]

@@ -19,4 +19,7 @@ pub enum VisionError {
     /// An input tensor of the wrong shape.
     #[error("expected {expected}, got shape {got:?}")]
     Shape { expected: String, got: Vec<usize> },
+    /// The network could not be compiled for the CPU path.
+    #[error("compiling the network for the CPU: {0}")]
+    Compile(String),
 }

@@ -9,8 +9,11 @@
 //!   device the tensor lives on.
 //! - [`weights`]: loading the ImageNet weights (PyTorch `.pth` or safetensors) with the load
 //!   report checked, never ignored.
+//! - [`cpu::CpuBackbone`]: the same network compiled into fused channels-last CPU kernels, the
+//!   fast path on the CPU.
 //! - [`labels`]: the 1000 ImageNet class names in index order.
 
+pub mod cpu;
 mod efficientnet;
 mod error;
 pub mod labels;

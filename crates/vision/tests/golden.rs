@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use vision::cpu::CpuBackbone;
 use vision::{EfficientNet, EfficientNetConfig, weights};
 
 const IMAGES: [&str; 4] = ["chelsea", "coffee", "astronaut", "rocket"];
@@ -64,16 +65,25 @@ fn shipped_model(device: &Device) -> EfficientNet {
     model
 }
 
-/// Runs the four golden inputs as one batch and checks features and logits.
-fn assert_matches_golden(model: &EfficientNet, device: &Device) {
+/// The four golden inputs, `[4, 3, 224, 224]` flattened.
+fn golden_inputs() -> Vec<f32> {
     let mut inputs = Vec::new();
     for name in IMAGES {
         let (shape, values) = read_npy(&fixture(&format!("{name}.input.npy")));
         assert_eq!(shape, [1, 3, 224, 224]);
         inputs.extend(values);
     }
-    let x = Tensor::<4>::from_data(TensorData::new(inputs, [4, 3, 224, 224]), device);
-    let features = model.forward_features(x);
+    inputs
+}
+
+/// Runs the four golden inputs as one batch and checks features and logits.
+fn assert_matches_golden(model: &EfficientNet, device: &Device) {
+    let x = Tensor::<4>::from_data(TensorData::new(golden_inputs(), [4, 3, 224, 224]), device);
+    assert_features_match_golden(model, model.forward_features(x));
+}
+
+/// Checks features `[4, 1280]` of the golden inputs, and the logits `model` gives for them.
+fn assert_features_match_golden(model: &EfficientNet, features: Tensor<2>) {
     let logits = model.classify(features.clone());
     let features = features.into_data().try_to_vec::<f32>().expect("f32");
     let logits = logits.into_data().try_to_vec::<f32>().expect("f32");
@@ -104,11 +114,22 @@ fn shipped_weights_match_pytorch_reference_on_cpu() {
     assert_matches_golden(&shipped_model(&device), &device);
 }
 
-/// What the pipeline runs: the same weights with BatchNorm folded into the convolutions.
+/// The same weights with BatchNorm folded into the convolutions (what the wgpu path runs).
 #[test]
 fn folded_batchnorm_matches_pytorch_reference_on_cpu() {
     let device = Device::flex();
     assert_matches_golden(&shipped_model(&device).fold_batchnorm(), &device);
+}
+
+/// What the pipeline runs on the CPU: the folded network in the fused channels-last kernels.
+#[test]
+fn cpu_kernels_match_pytorch_reference() {
+    let device = Device::flex();
+    let model = shipped_model(&device).fold_batchnorm();
+    let cpu = CpuBackbone::new(&model).expect("compiles");
+    let features = cpu.features_normalized(&golden_inputs(), 4);
+    let features = Tensor::<2>::from_data(TensorData::new(features, [4, 1280]), &device);
+    assert_features_match_golden(&model, features);
 }
 
 #[test]

@@ -1,0 +1,646 @@
+//! The CPU inference path: the folded network compiled into channels-last (NHWC) kernels.
+//!
+//! burn-flex runs the network one generic operation at a time, in NCHW, with a pass over memory
+//! (and an allocation) for every convolution, bias, ReLU6 and residual add; on the 2-core
+//! development machine that gave 14 frames/s. Here each layer is one pass: the input
+//! normalisation is fused into the stem's patch gathering, and bias, ReLU6 and the residual add
+//! into the layer that produces them.
+//! - On x86-64 with AVX2 and FMA ([`simd`]), 1x1 convolutions (nine tenths of the arithmetic)
+//!   keep a 6-pixel x 16-channel tile of outputs in registers through the whole sum, and
+//!   depthwise convolutions keep 32 channels of an output pixel in registers across the taps.
+//! - Elsewhere, the 1x1 convolutions are matrix products in the `gemm` crate (burn-flex's own)
+//!   and the depthwise convolutions plain loops over channels-last rows.
+//!
+//! Frames run one per thread, so threads never wait for each other within a batch (a lone
+//! frame gets all threads only on the portable path).
+//!
+//! [`CpuBackbone`] is built from a loaded, BatchNorm-folded [`EfficientNet`], so the weights,
+//! their loading and the golden tests stay with the burn module. It computes the same function:
+//! tested against the module on both paths, and against the PyTorch golden outputs.
+
+use std::cell::RefCell;
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use rayon::prelude::*;
+
+use crate::efficientnet::EfficientNet;
+use crate::preprocess::{IMAGENET_MEAN, IMAGENET_STD};
+use crate::{FEATURE_DIM, VisionError};
+
+#[cfg(target_arch = "x86_64")]
+mod simd;
+
+/// The AVX2+FMA kernels' token where the CPU has them.
+#[cfg(target_arch = "x86_64")]
+type Simd = Option<simd::Avx2>;
+#[cfg(not(target_arch = "x86_64"))]
+type Simd = Option<std::convert::Infallible>;
+
+fn detect_simd() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    return simd::Avx2::detect();
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+/// Rows of pixels per matrix-product band: a band's output stays in the core's cache for the
+/// bias/ReLU6 pass that follows it.
+const BAND_VALUES: usize = 32 * 1024;
+
+/// EfficientNet-Lite features on the CPU. See the module documentation.
+#[derive(Debug)]
+pub struct CpuBackbone {
+    size: usize,
+    stem: Stem,
+    blocks: Vec<Block>,
+    head: Pointwise,
+    /// The largest activation (values per image): the size of each scratch buffer.
+    largest: usize,
+    simd: Simd,
+}
+
+/// The stem: a 3x3 stride-2 convolution over the normalised RGB input, as a matrix product
+/// over gathered patches.
+#[derive(Debug)]
+struct Stem {
+    geometry: Geometry,
+    /// Weights `[(ky, kx, channel), out]`.
+    conv: Pointwise,
+}
+
+/// A 1x1 convolution as a matrix product: `[pixels, cin] x [cin, cout]`.
+#[derive(Debug)]
+struct Pointwise {
+    cin: usize,
+    cout: usize,
+    /// `[cin, cout]`.
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    /// The weights packed for the AVX2 kernel.
+    #[cfg(target_arch = "x86_64")]
+    packed: Option<simd::Packed>,
+}
+
+/// A depthwise k x k convolution, channels-last.
+#[derive(Debug)]
+struct Depthwise {
+    channels: usize,
+    geometry: Geometry,
+    /// `[kernel * kernel, channels]`.
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+/// Spatial shape of a strided convolution with explicit (TensorFlow 'same') padding.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    size: usize,
+    out: usize,
+    kernel: usize,
+    stride: usize,
+    /// Padding before the first row and column; the padding after is whatever the output size
+    /// needs.
+    pad: usize,
+}
+
+#[derive(Debug)]
+struct Block {
+    expand: Option<Pointwise>,
+    depthwise: Depthwise,
+    project: Pointwise,
+    residual: bool,
+}
+
+/// How this call runs its kernels.
+#[derive(Clone, Copy)]
+struct Kernels {
+    simd: Simd,
+    /// Threads inside the portable path's matrix products.
+    par: gemm::Parallelism,
+}
+
+/// Per-thread buffers, reused from one image to the next.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    hidden: Vec<f32>,
+    spatial: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+fn values(tensor: Tensor<1>) -> Result<Vec<f32>, VisionError> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| VisionError::Compile(format!("reading weights: {e:?}")))
+}
+
+/// A convolution's weight `[cout, cin/groups, k, k]` (flat), its shape, and its (folded) bias.
+type ConvValues = (Vec<f32>, Vec<f32>, [usize; 4]);
+
+fn conv_values(conv: &Conv2d) -> Result<ConvValues, VisionError> {
+    let weight = conv.weight.val();
+    let dims = weight.dims();
+    let bias = conv
+        .bias
+        .as_ref()
+        .ok_or_else(|| VisionError::Compile("BatchNorm is not folded (fold_batchnorm)".into()))?;
+    Ok((
+        values(weight.flatten::<1>(0, 3))?,
+        values(bias.val())?,
+        dims,
+    ))
+}
+
+fn geometry(conv: &Conv2d, size: usize) -> Geometry {
+    let pad = match conv.padding {
+        PaddingConfig2d::Explicit(top, ..) => top,
+        _ => 0,
+    };
+    let stride = conv.stride[0];
+    Geometry {
+        size,
+        out: size.div_ceil(stride),
+        kernel: conv.kernel_size[0],
+        stride,
+        pad,
+    }
+}
+
+impl Pointwise {
+    fn new(conv: &Conv2d) -> Result<Self, VisionError> {
+        let (weight, bias, [cout, cin, ..]) = conv_values(conv)?;
+        // [cout, cin] to [cin, cout].
+        let weight = (0..cin * cout)
+            .map(|i| weight[(i % cout) * cin + i / cout])
+            .collect();
+        Ok(Self::from_matrix(weight, bias, cin))
+    }
+
+    fn from_matrix(weight: Vec<f32>, bias: Vec<f32>, cin: usize) -> Self {
+        let cout = bias.len();
+        Self {
+            cin,
+            cout,
+            #[cfg(target_arch = "x86_64")]
+            packed: simd::Packed::new(&weight, cin, cout),
+            weight,
+            bias,
+        }
+    }
+}
+
+impl CpuBackbone {
+    /// Compiles a BatchNorm-folded network ([`EfficientNet::fold_batchnorm`]) for the CPU.
+    pub fn new(model: &EfficientNet) -> Result<Self, VisionError> {
+        let mut size = model.image_size();
+        let stem_geometry = geometry(&model.conv_stem, size);
+        let (weight, bias, [cout, cin, k, _]) = conv_values(&model.conv_stem)?;
+        // [cout, cin, ky, kx] to [(ky, kx, cin), cout].
+        let rows = k * k * cin;
+        let stem_weight: Vec<f32> = (0..rows * cout)
+            .map(|i| {
+                let (row, o) = (i / cout, i % cout);
+                let (tap, c) = (row / cin, row % cin);
+                weight[((o * cin + c) * k * k) + tap]
+            })
+            .collect();
+        let stem = Stem {
+            geometry: stem_geometry,
+            conv: Pointwise::from_matrix(stem_weight, bias, rows),
+        };
+        size = stem_geometry.out;
+        let mut largest = size * size * cout;
+        let mut blocks = Vec::new();
+        for block in &model.blocks {
+            let expand = block.expand_conv.as_ref().map(Pointwise::new).transpose()?;
+            let (weight, bias, [channels, _, k, _]) = conv_values(&block.depthwise_conv)?;
+            let geometry = geometry(&block.depthwise_conv, size);
+            // [c, 1, ky, kx] to [(ky, kx), c].
+            let weight = (0..k * k * channels)
+                .map(|i| weight[(i % channels) * k * k + i / channels])
+                .collect();
+            let depthwise = Depthwise {
+                channels,
+                geometry,
+                weight,
+                bias,
+            };
+            let project = Pointwise::new(&block.project_conv)?;
+            largest = largest.max(size * size * channels);
+            size = geometry.out;
+            largest = largest.max(size * size * project.cout);
+            blocks.push(Block {
+                expand,
+                depthwise,
+                project,
+                residual: block.residual,
+            });
+        }
+        let head = Pointwise::new(&model.conv_head)?;
+        largest = largest.max(size * size * head.cout);
+        Ok(Self {
+            size: model.image_size(),
+            stem,
+            blocks,
+            head,
+            largest,
+            simd: detect_simd(),
+        })
+    }
+
+    /// Side of the square input.
+    pub fn image_size(&self) -> usize {
+        self.size
+    }
+
+    /// Whether the AVX2/FMA kernels run (x86-64 CPUs that have both), rather than the portable
+    /// path.
+    pub fn uses_avx2(&self) -> bool {
+        self.simd.is_some()
+    }
+
+    /// The same network on the portable path only (what CPUs without AVX2 run), for tests and
+    /// comparisons.
+    pub fn portable(mut self) -> Self {
+        self.simd = None;
+        self
+    }
+
+    /// Features `[n, 1280]`, row-major, of `n` frames given as concatenated `size x size x 3`
+    /// RGB bytes (what the decoder writes). The normalisation of
+    /// [`crate::preprocess::normalize`] is fused into the first layer.
+    pub fn features(&self, rgb: &[u8], n: usize) -> Vec<f32> {
+        let scale = IMAGENET_STD.map(|s| 1.0 / (255.0 * s));
+        let shift: [f32; 3] = std::array::from_fn(|c| IMAGENET_MEAN[c] / IMAGENET_STD[c]);
+        let side = self.size;
+        self.run(rgb, n, side * side * 3, |image, y, x, c| {
+            f32::from(image[(y * side + x) * 3 + c]) * scale[c] - shift[c]
+        })
+    }
+
+    /// Features `[n, 1280]` of already normalised images `[n, 3, size, size]` (what
+    /// [`EfficientNet::forward_features`] takes).
+    pub fn features_normalized(&self, images: &[f32], n: usize) -> Vec<f32> {
+        let side = self.size;
+        self.run(images, n, 3 * side * side, |image, y, x, c| {
+            image[(c * side + y) * side + x]
+        })
+    }
+
+    /// One frame per thread; a lone frame gets the threads inside its matrix products.
+    fn run<T: Sync>(
+        &self,
+        input: &[T],
+        n: usize,
+        frame: usize,
+        pixel: impl Fn(&[T], usize, usize, usize) -> f32 + Sync,
+    ) -> Vec<f32> {
+        assert_eq!(input.len(), n * frame, "{n} frames of {frame} values");
+        let mut out = vec![0.0; n * FEATURE_DIM];
+        let kernels = Kernels {
+            simd: self.simd,
+            par: if n == 1 {
+                gemm::Parallelism::Rayon(rayon::current_num_threads())
+            } else {
+                gemm::Parallelism::None
+            },
+        };
+        out.par_chunks_mut(FEATURE_DIM)
+            .zip(input.par_chunks(frame))
+            .for_each(|(features, image)| {
+                SCRATCH.with_borrow_mut(|scratch| {
+                    let pixel = |y, x, c| pixel(image, y, x, c);
+                    self.image(pixel, features, scratch, kernels);
+                });
+            });
+        out
+    }
+
+    fn image(
+        &self,
+        pixel: impl Fn(usize, usize, usize) -> f32,
+        features: &mut [f32],
+        s: &mut Scratch,
+        k: Kernels,
+    ) {
+        for buffer in [&mut s.x, &mut s.y, &mut s.hidden, &mut s.spatial] {
+            buffer.resize(self.largest, 0.0);
+        }
+        let mut size = self.stem(pixel, &mut s.x, k);
+        let mut channels = self.stem.conv.cout;
+        for block in &self.blocks {
+            let pixels = size * size;
+            let input = &s.x[..pixels * channels];
+            let hidden = match &block.expand {
+                Some(expand) => {
+                    pointwise(expand, input, &mut s.hidden, pixels, Epilogue::Relu6, k);
+                    &s.hidden[..pixels * expand.cout]
+                }
+                None => input,
+            };
+            depthwise(&block.depthwise, hidden, &mut s.spatial, k);
+            size = block.depthwise.geometry.out;
+            let pixels = size * size;
+            let spatial = &s.spatial[..pixels * block.depthwise.channels];
+            let epilogue = if block.residual {
+                Epilogue::Residual(&s.x[..pixels * channels])
+            } else {
+                Epilogue::None
+            };
+            pointwise(&block.project, spatial, &mut s.y, pixels, epilogue, k);
+            std::mem::swap(&mut s.x, &mut s.y);
+            channels = block.project.cout;
+        }
+        let pixels = size * size;
+        let head = &self.head;
+        pointwise(
+            head,
+            &s.x[..pixels * channels],
+            &mut s.y,
+            pixels,
+            Epilogue::Relu6,
+            k,
+        );
+        // Global average pool.
+        features.fill(0.0);
+        for row in s.y[..pixels * head.cout].chunks_exact(head.cout) {
+            for (f, v) in features.iter_mut().zip(row) {
+                *f += v;
+            }
+        }
+        let inv = 1.0 / pixels as f32;
+        features.iter_mut().for_each(|f| *f *= inv);
+    }
+
+    /// Gathers 3x3 patches of the normalised input (zeros outside the image: the padding is
+    /// applied after normalisation) a band of output pixels at a time, each band then one
+    /// matrix product. Returns the output side.
+    fn stem(
+        &self,
+        pixel: impl Fn(usize, usize, usize) -> f32,
+        out: &mut [f32],
+        k: Kernels,
+    ) -> usize {
+        let g = self.stem.geometry;
+        let conv = &self.stem.conv;
+        let rows_per_band = (BAND_VALUES / conv.cout).max(8);
+        let mut patches = vec![0.0f32; rows_per_band * conv.cin];
+        let out = &mut out[..g.out * g.out * conv.cout];
+        for (band, out) in out.chunks_mut(rows_per_band * conv.cout).enumerate() {
+            let first = band * rows_per_band;
+            let rows = out.len() / conv.cout;
+            for (r, patch) in patches.chunks_exact_mut(conv.cin).take(rows).enumerate() {
+                let (oy, ox) = ((first + r) / g.out, (first + r) % g.out);
+                for ky in 0..g.kernel {
+                    for kx in 0..g.kernel {
+                        let tap = &mut patch[(ky * g.kernel + kx) * 3..][..3];
+                        match g.input(oy, ky).zip(g.input(ox, kx)) {
+                            Some((iy, ix)) => {
+                                for (c, t) in tap.iter_mut().enumerate() {
+                                    *t = pixel(iy, ix, c);
+                                }
+                            }
+                            None => tap.fill(0.0),
+                        }
+                    }
+                }
+            }
+            let patches = &patches[..rows * conv.cin];
+            pointwise(conv, patches, out, rows, Epilogue::Relu6, k);
+        }
+        g.out
+    }
+}
+
+impl Geometry {
+    /// The taps of output row (or column) `o` that read inside the image, and the input row of
+    /// the first of them.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn taps(&self, o: usize) -> (std::ops::Range<usize>, usize) {
+        let origin = o * self.stride;
+        let first = self.pad.saturating_sub(origin);
+        let end = (self.size + self.pad - origin).min(self.kernel);
+        (first..end, origin + first - self.pad)
+    }
+
+    /// The input row (or column) that output `o`'s tap `t` reads, if it is inside the image.
+    fn input(&self, o: usize, t: usize) -> Option<usize> {
+        (o * self.stride + t)
+            .checked_sub(self.pad)
+            .filter(|&i| i < self.size)
+    }
+}
+
+/// What a 1x1 convolution adds after its bias.
+enum Epilogue<'a> {
+    None,
+    Relu6,
+    /// The block input (same shape as the output).
+    Residual(&'a [f32]),
+}
+
+/// `out = epilogue(input [pixels, cin] x weight + bias)`: in the AVX2 kernel, or else one
+/// band of rows at a time through `gemm`.
+fn pointwise(
+    layer: &Pointwise,
+    input: &[f32],
+    out: &mut [f32],
+    pixels: usize,
+    epilogue: Epilogue,
+    k: Kernels,
+) {
+    let (cin, cout) = (layer.cin, layer.cout);
+    let out = &mut out[..pixels * cout];
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(cpu), Some(packed)) = (k.simd, &layer.packed) {
+        let (residual, relu6) = match epilogue {
+            Epilogue::None => (None, false),
+            Epilogue::Relu6 => (None, true),
+            Epilogue::Residual(r) => (Some(&r[..pixels * cout]), false),
+        };
+        let output = simd::Output {
+            out,
+            residual,
+            relu6,
+        };
+        simd::pointwise(
+            cpu,
+            packed,
+            &layer.bias,
+            &input[..pixels * cin],
+            cin,
+            output,
+        );
+        return;
+    }
+    let rows_per_band = (BAND_VALUES / cout).max(8);
+    for (band, out) in out.chunks_mut(rows_per_band * cout).enumerate() {
+        let first = band * rows_per_band;
+        let rows = out.len() / cout;
+        match epilogue {
+            Epilogue::Residual(residual) => {
+                let residual = &residual[first * cout..][..rows * cout];
+                for (o, r) in out.chunks_exact_mut(cout).zip(residual.chunks_exact(cout)) {
+                    for ((o, r), b) in o.iter_mut().zip(r).zip(&layer.bias) {
+                        *o = r + b;
+                    }
+                }
+            }
+            _ => {
+                for o in out.chunks_exact_mut(cout) {
+                    o.copy_from_slice(&layer.bias);
+                }
+            }
+        }
+        matmul(
+            out,
+            &input[first * cin..][..rows * cin],
+            &layer.weight,
+            cin,
+            k.par,
+        );
+        if let Epilogue::Relu6 = epilogue {
+            relu6(out);
+        }
+    }
+}
+
+/// Depthwise convolution with bias and ReLU6, `[size, size, c]` to `[out, out, c]`.
+fn depthwise(layer: &Depthwise, input: &[f32], out: &mut [f32], k: Kernels) {
+    let g = layer.geometry;
+    let c = layer.channels;
+    let input = &input[..g.size * g.size * c];
+    let out = &mut out[..g.out * g.out * c];
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = k.simd.filter(|_| c.is_multiple_of(8)) {
+        return simd::depthwise(cpu, layer, input, out);
+    }
+    let _ = k;
+    for (p, o) in out.chunks_exact_mut(c).enumerate() {
+        let (oy, ox) = (p / g.out, p % g.out);
+        o.copy_from_slice(&layer.bias);
+        for ky in 0..g.kernel {
+            let Some(iy) = g.input(oy, ky) else { continue };
+            for kx in 0..g.kernel {
+                let Some(ix) = g.input(ox, kx) else { continue };
+                let x = &input[(iy * g.size + ix) * c..][..c];
+                let w = &layer.weight[(ky * g.kernel + kx) * c..][..c];
+                for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
+                    *o += x * w;
+                }
+            }
+        }
+        relu6(o);
+    }
+}
+
+fn relu6(values: &mut [f32]) {
+    for v in values {
+        *v = v.clamp(0.0, 6.0);
+    }
+}
+
+/// `out [m, n] += lhs [m, k] x rhs [k, n]`, all row-major and contiguous.
+#[allow(unsafe_code)]
+fn matmul(out: &mut [f32], lhs: &[f32], rhs: &[f32], k: usize, par: gemm::Parallelism) {
+    let n = rhs.len() / k;
+    let m = out.len() / n;
+    assert!(out.len() == m * n && lhs.len() == m * k && rhs.len() == k * n);
+    // SAFETY: the three slices hold exactly the [m, n], [m, k] and [k, n] row-major matrices
+    // the strides describe (checked above), `out` is borrowed mutably so it aliases neither
+    // input, and gemm reads and writes nothing outside them.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EfficientNetConfig;
+    use crate::preprocess::{normalize, upload_rgb};
+    use burn::module::Param;
+    use burn::tensor::Distribution;
+
+    /// The fused CPU kernels compute what the burn module computes, on random weights and
+    /// biases (folding leaves every convolution with a bias), random RGB frames and a size
+    /// whose stride-2 layers pad unevenly.
+    #[test]
+    fn matches_the_burn_module() {
+        let device = Device::flex();
+        let size = 50;
+        let mut model = EfficientNetConfig::new()
+            .with_image_size(size)
+            .init(&device)
+            .fold_batchnorm();
+        let mut convs: Vec<&mut Conv2d> = vec![&mut model.conv_stem, &mut model.conv_head];
+        for block in &mut model.blocks {
+            convs.extend(block.expand_conv.as_mut());
+            convs.push(&mut block.depthwise_conv);
+            convs.push(&mut block.project_conv);
+        }
+        for conv in convs {
+            let n = conv.weight.dims()[0];
+            let bias = Tensor::<1>::random([n], Distribution::Uniform(-0.5, 0.5), &device);
+            conv.bias = Some(Param::from_tensor(bias));
+        }
+        let n = 3;
+        let rgb: Vec<u8> = (0..n * size * size * 3)
+            .map(|i| ((i * 7919) % 256) as u8)
+            .collect();
+        let want = model
+            .forward_features(normalize(upload_rgb(rgb.clone(), [n, size, size], &device)))
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        assert!(want.iter().filter(|v| **v > 0.0).count() > want.len() / 4);
+        let cpu = CpuBackbone::new(&model).expect("compiles");
+        let got = [
+            cpu.features(&rgb, n),
+            cpu.features(&rgb[..size * size * 3], 1),
+            cpu.portable().features(&rgb, n),
+        ];
+        for got in got {
+            let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= 1e-4 * scale, "feature {i}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_a_network_with_batchnorm_left() {
+        let model = EfficientNetConfig::new()
+            .with_image_size(32)
+            .init(&Device::flex());
+        assert!(CpuBackbone::new(&model).is_err());
+    }
+}
