@@ -16,7 +16,7 @@ threads=$(nproc)
 
 echo "# $(basename "$video") on $(nproc) cores, $(date -u +%Y-%m-%d)"
 echo "## pipeline bench"
-"$bin" bench "$video" --device cpu --repeats "${REPEATS:-3}" 2>/dev/null
+"$bin" bench "$video" --device cpu --repeats "${REPEATS:-5}" 2>/dev/null
 
 echo "## ffmpeg CLI: decode + scale shorter side to 224 + centre crop, RGB24"
 frames=$(ffprobe -v error -select_streams v:0 -count_frames -show_entries stream=nb_read_frames -of csv=p=0 "$video")

@@ -200,7 +200,7 @@ pub struct DataArgs {
     /// [default: $XDG_CACHE_HOME/video-pipeline/features or ~/.cache/video-pipeline/features]
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub cache: Option<PathBuf>,
-    /// auto: a real GPU through wgpu if there is one, else the CPU (burn-flex).
+    /// auto: a real GPU through wgpu if there is one, else the CPU.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     /// Frames per CNN batch while extracting features.
@@ -413,7 +413,7 @@ impl SamplingArgs {
 /// Where the CNN runs and with which weights.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// auto: a real GPU through wgpu if there is one, else the CPU (burn-flex).
+    /// auto: a real GPU through wgpu if there is one, else the CPU.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     /// Frames per CNN batch.

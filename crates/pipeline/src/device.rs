@@ -13,7 +13,7 @@ use clap::ValueEnum;
 pub enum DeviceChoice {
     /// A real GPU through wgpu when there is one, else the CPU.
     Auto,
-    /// burn-flex on the CPU.
+    /// The CPU: the CNN in `vision::cpu`'s kernels, the temporal heads in burn-flex.
     Cpu,
     /// wgpu's preferred adapter, even a software one (lavapipe).
     Wgpu,
@@ -71,7 +71,7 @@ pub struct Selected {
 }
 
 /// Resolves `--device`. `auto` takes wgpu only for a hardware adapter: on a machine with a
-/// software adapter alone, burn-flex is roughly ten times faster than wgpu on lavapipe.
+/// software adapter alone, the CPU path is about thirty times faster than wgpu on lavapipe.
 pub fn select(choice: DeviceChoice) -> Selected {
     match choice {
         // No adapter probing for the CPU: it costs a Vulkan instance.
@@ -84,7 +84,10 @@ pub fn select(choice: DeviceChoice) -> Selected {
 pub fn select_among(choice: DeviceChoice, adapters: &[Adapter]) -> Selected {
     let cpu = || Selected {
         device: Device::flex(),
-        description: "cpu (burn-flex)".into(),
+        description: format!(
+            "cpu (CNN: {} kernels, heads: burn-flex)",
+            vision::cpu::kernels()
+        ),
     };
     let wgpu_device = |what: String| Selected {
         device: Device::wgpu(DeviceKind::DefaultDevice),

@@ -38,6 +38,15 @@ type Simd = Option<simd::Avx2>;
 #[cfg(not(target_arch = "x86_64"))]
 type Simd = Option<std::convert::Infallible>;
 
+/// Which kernels [`CpuBackbone`] runs on this CPU: `"avx2"` or `"portable"`.
+pub fn kernels() -> &'static str {
+    if detect_simd().is_some() {
+        "avx2"
+    } else {
+        "portable"
+    }
+}
+
 fn detect_simd() -> Simd {
     #[cfg(target_arch = "x86_64")]
     return simd::Avx2::detect();

@@ -11,7 +11,10 @@ pub fn run() -> Result<()> {
         vision::FEATURE_DIM
     );
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("cpu: burn-flex, {threads} threads");
+    println!(
+        "cpu: {threads} threads; the CNN in our {} kernels, the temporal heads in burn-flex",
+        vision::cpu::kernels()
+    );
     let adapters = device::adapters();
     if adapters.is_empty() {
         println!("wgpu adapters: none");
