@@ -16,9 +16,10 @@
 //!
 //! [`CpuBackbone`] is built from a loaded, BatchNorm-folded [`EfficientNet`], so the weights,
 //! their loading and the golden tests stay with the burn module. It computes the same function:
-//! tested against the module on both paths, and against the PyTorch golden outputs.
+//! both paths are tested against the module, the kernels against plain loops on odd shapes,
+//! and the path this CPU takes against the PyTorch golden outputs.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -54,7 +55,8 @@ fn detect_simd() -> Simd {
     None
 }
 
-/// Rows of pixels per matrix-product band: a band's output stays in the core's cache for the
+/// Output values per band of pixels in the stem and the portable path's matrix products (the
+/// band's rows are `BAND_VALUES / cout`): a band's output stays in the core's cache for the
 /// bias/ReLU6 pass that follows it.
 const BAND_VALUES: usize = 32 * 1024;
 
@@ -124,15 +126,19 @@ struct Block {
 
 /// How this call runs its kernels.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Kernels {
     simd: Simd,
     /// Threads inside the portable path's matrix products.
     par: gemm::Parallelism,
 }
 
-/// Per-thread buffers, reused from one image to the next.
+/// Per-thread buffers, reused from one image to the next: four activations of the largest
+/// layer (about 5 MB each at 224 x 224) stay allocated on each thread that ran a frame.
 #[derive(Default)]
 struct Scratch {
+    /// The stem's padded, normalised input.
+    image: Vec<f32>,
     x: Vec<f32>,
     y: Vec<f32>,
     hidden: Vec<f32>,
@@ -140,7 +146,7 @@ struct Scratch {
 }
 
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
 }
 
 fn values(tensor: Tensor<1>) -> Result<Vec<f32>, VisionError> {
@@ -168,23 +174,50 @@ fn conv_values(conv: &Conv2d) -> Result<ConvValues, VisionError> {
     ))
 }
 
-fn geometry(conv: &Conv2d, size: usize) -> Geometry {
-    let pad = match conv.padding {
-        PaddingConfig2d::Explicit(top, ..) => top,
-        _ => 0,
-    };
-    let stride = conv.stride[0];
-    Geometry {
-        size,
-        out: size.div_ceil(stride),
-        kernel: conv.kernel_size[0],
-        stride,
-        pad,
+/// The layer's geometry on a `size x size` input, if it is one the kernels implement: a square
+/// kernel and stride, no dilation, and TensorFlow 'same' padding (`Explicit` with equal top and
+/// left, equal bottom and right, giving `ceil(size / stride)` outputs).
+fn geometry(conv: &Conv2d, size: usize, groups: usize) -> Result<Geometry, VisionError> {
+    let [kernel, kernel_x] = conv.kernel_size;
+    let [stride, stride_x] = conv.stride;
+    let out = size.div_ceil(stride);
+    let fits = |pad: usize, after: usize| (size + pad + after - kernel) / stride + 1 == out;
+    match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right)
+            if kernel == kernel_x
+                && stride == stride_x
+                && conv.dilation == [1, 1]
+                && conv.groups == groups
+                && top == left
+                && bottom == right
+                && size + top + bottom >= kernel
+                && fits(top, bottom) =>
+        {
+            Ok(Geometry {
+                size,
+                out,
+                kernel,
+                stride,
+                pad: top,
+            })
+        }
+        _ => Err(VisionError::Compile(format!(
+            "a convolution the CPU kernels do not implement: kernel {:?}, stride {:?}, \
+             dilation {:?}, groups {}, padding {:?} on {size} x {size}",
+            conv.kernel_size, conv.stride, conv.dilation, conv.groups, conv.padding
+        ))),
     }
 }
 
 impl Pointwise {
-    fn new(conv: &Conv2d) -> Result<Self, VisionError> {
+    fn new(conv: &Conv2d, size: usize) -> Result<Self, VisionError> {
+        let geometry = geometry(conv, size, 1)?;
+        if geometry.kernel != 1 || geometry.stride != 1 {
+            return Err(VisionError::Compile(format!(
+                "expected a 1x1 convolution, got {:?} stride {:?}",
+                conv.kernel_size, conv.stride
+            )));
+        }
         let (weight, bias, [cout, cin, ..]) = conv_values(conv)?;
         // [cout, cin] to [cin, cout].
         let weight = (0..cin * cout)
@@ -210,7 +243,7 @@ impl CpuBackbone {
     /// Compiles a BatchNorm-folded network ([`EfficientNet::fold_batchnorm`]) for the CPU.
     pub fn new(model: &EfficientNet) -> Result<Self, VisionError> {
         let mut size = model.image_size();
-        let stem_geometry = geometry(&model.conv_stem, size);
+        let stem_geometry = geometry(&model.conv_stem, size, 1)?;
         let (weight, bias, [cout, cin, k, _]) = conv_values(&model.conv_stem)?;
         // [cout, cin, ky, kx] to [(ky, kx, cin), cout].
         let rows = k * k * cin;
@@ -229,9 +262,13 @@ impl CpuBackbone {
         let mut largest = size * size * cout;
         let mut blocks = Vec::new();
         for block in &model.blocks {
-            let expand = block.expand_conv.as_ref().map(Pointwise::new).transpose()?;
+            let expand = block
+                .expand_conv
+                .as_ref()
+                .map(|conv| Pointwise::new(conv, size))
+                .transpose()?;
             let (weight, bias, [channels, _, k, _]) = conv_values(&block.depthwise_conv)?;
-            let geometry = geometry(&block.depthwise_conv, size);
+            let geometry = geometry(&block.depthwise_conv, size, channels)?;
             // [c, 1, ky, kx] to [(ky, kx), c].
             let weight = (0..k * k * channels)
                 .map(|i| weight[(i % channels) * k * k + i / channels])
@@ -242,7 +279,7 @@ impl CpuBackbone {
                 weight,
                 bias,
             };
-            let project = Pointwise::new(&block.project_conv)?;
+            let project = Pointwise::new(&block.project_conv, geometry.out)?;
             largest = largest.max(size * size * channels);
             size = geometry.out;
             largest = largest.max(size * size * project.cout);
@@ -253,7 +290,13 @@ impl CpuBackbone {
                 residual: block.residual,
             });
         }
-        let head = Pointwise::new(&model.conv_head)?;
+        let head = Pointwise::new(&model.conv_head, size)?;
+        if head.cout != FEATURE_DIM {
+            return Err(VisionError::Compile(format!(
+                "the head gives {} features, not {FEATURE_DIM}",
+                head.cout
+            )));
+        }
         largest = largest.max(size * size * head.cout);
         Ok(Self {
             size: model.image_size(),
@@ -304,7 +347,8 @@ impl CpuBackbone {
         })
     }
 
-    /// One frame per thread; a lone frame gets the threads inside its matrix products.
+    /// One frame per thread; on the portable path a lone frame also gets the threads inside its
+    /// matrix products.
     fn run<T: Sync>(
         &self,
         input: &[T],
@@ -325,10 +369,12 @@ impl CpuBackbone {
         out.par_chunks_mut(FEATURE_DIM)
             .zip(input.par_chunks(frame))
             .for_each(|(features, image)| {
-                SCRATCH.with_borrow_mut(|scratch| {
-                    let pixel = |y, x, c| pixel(image, y, x, c);
-                    self.image(pixel, features, scratch, kernels);
-                });
+                // Taken out of the thread-local while in use, not borrowed: a thread waiting
+                // inside gemm's rayon loop may be handed a frame of another concurrent call.
+                let mut scratch = SCRATCH.take();
+                let pixel = |y, x, c| pixel(image, y, x, c);
+                self.image(pixel, features, &mut scratch, kernels);
+                SCRATCH.set(scratch);
             });
         out
     }
@@ -343,7 +389,7 @@ impl CpuBackbone {
         for buffer in [&mut s.x, &mut s.y, &mut s.hidden, &mut s.spatial] {
             buffer.resize(self.largest, 0.0);
         }
-        let mut size = self.stem(pixel, &mut s.x, k);
+        let mut size = self.stem(pixel, &mut s.image, &mut s.x, k);
         let mut channels = self.stem.conv.cout;
         for block in &self.blocks {
             let pixels = size * size;
@@ -395,11 +441,32 @@ impl CpuBackbone {
     fn stem(
         &self,
         pixel: impl Fn(usize, usize, usize) -> f32,
+        image: &mut Vec<f32>,
         out: &mut [f32],
         k: Kernels,
     ) -> usize {
         let g = self.stem.geometry;
         let conv = &self.stem.conv;
+        // The normalised image with its zero border ('same' padding applies after
+        // normalisation), so that each row of a patch is one contiguous run.
+        let after = ((g.out - 1) * g.stride + g.kernel).saturating_sub(g.size + g.pad);
+        let side = g.size + g.pad + after;
+        image.clear();
+        image.resize(side * side * 3, 0.0);
+        for (y, row) in image
+            .chunks_exact_mut(side * 3)
+            .skip(g.pad)
+            .take(g.size)
+            .enumerate()
+        {
+            let row = &mut row[g.pad * 3..][..g.size * 3];
+            for (x, px) in row.chunks_exact_mut(3).enumerate() {
+                for (c, v) in px.iter_mut().enumerate() {
+                    *v = pixel(y, x, c);
+                }
+            }
+        }
+        let run = g.kernel * 3;
         let rows_per_band = (BAND_VALUES / conv.cout).max(8);
         let mut patches = vec![0.0f32; rows_per_band * conv.cin];
         let out = &mut out[..g.out * g.out * conv.cout];
@@ -408,18 +475,9 @@ impl CpuBackbone {
             let rows = out.len() / conv.cout;
             for (r, patch) in patches.chunks_exact_mut(conv.cin).take(rows).enumerate() {
                 let (oy, ox) = ((first + r) / g.out, (first + r) % g.out);
-                for ky in 0..g.kernel {
-                    for kx in 0..g.kernel {
-                        let tap = &mut patch[(ky * g.kernel + kx) * 3..][..3];
-                        match g.input(oy, ky).zip(g.input(ox, kx)) {
-                            Some((iy, ix)) => {
-                                for (c, t) in tap.iter_mut().enumerate() {
-                                    *t = pixel(iy, ix, c);
-                                }
-                            }
-                            None => tap.fill(0.0),
-                        }
-                    }
+                for (ky, dst) in patch.chunks_exact_mut(run).enumerate() {
+                    let at = ((oy * g.stride + ky) * side + ox * g.stride) * 3;
+                    dst.copy_from_slice(&image[at..at + run]);
                 }
             }
             let patches = &patches[..rows * conv.cin];
@@ -449,6 +507,7 @@ impl Geometry {
 }
 
 /// What a 1x1 convolution adds after its bias.
+#[derive(Clone, Copy)]
 enum Epilogue<'a> {
     None,
     Relu6,
@@ -600,12 +659,17 @@ mod tests {
     use burn::tensor::Distribution;
 
     /// The fused CPU kernels compute what the burn module computes, on random weights and
-    /// biases (folding leaves every convolution with a bias), random RGB frames and a size
-    /// whose stride-2 layers pad unevenly.
+    /// biases (folding leaves every convolution with a bias), random RGB frames and sizes whose
+    /// stride-2 layers pad unevenly (50: nothing before, one after; 33: one on each side).
     #[test]
     fn matches_the_burn_module() {
+        for size in [50, 33] {
+            matches_the_burn_module_at(size);
+        }
+    }
+
+    fn matches_the_burn_module_at(size: usize) {
         let device = Device::flex();
-        let size = 50;
         let mut model = EfficientNetConfig::new()
             .with_image_size(size)
             .init(&device)
@@ -635,7 +699,7 @@ mod tests {
         let got = [
             cpu.features(&rgb, n),
             cpu.features(&rgb[..size * size * 3], 1),
-            cpu.portable().features(&rgb, n),
+            cpu.portable().features(&rgb[..size * size * 3], 1),
         ];
         for got in got {
             let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
@@ -651,5 +715,161 @@ mod tests {
             .with_image_size(32)
             .init(&Device::flex());
         assert!(CpuBackbone::new(&model).is_err());
+    }
+
+    /// Deterministic values in `[-1, 1)`.
+    fn noise(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    const PORTABLE: Kernels = Kernels {
+        simd: None,
+        par: gemm::Parallelism::None,
+    };
+
+    fn this_cpu() -> Kernels {
+        Kernels {
+            simd: detect_simd(),
+            par: gemm::Parallelism::None,
+        }
+    }
+
+    fn assert_close(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                "{what}: [{i}] {g} vs {w}"
+            );
+        }
+    }
+
+    /// Both paths against a plain sum, with every epilogue, on channel counts that take the
+    /// 16- and 8-wide tiles or (12) fall back to the portable path, input widths that fit no
+    /// vector, and pixel counts that leave partial tiles or span several cache blocks.
+    #[test]
+    fn pointwise_kernels_match_plain_loops() {
+        for (cout, cin, pixels) in [8, 12, 16, 24, 40]
+            .into_iter()
+            .flat_map(|o| [1, 3, 27, 33].map(|i| (o, i)))
+            .flat_map(|(o, i)| [1, 5, 6, 7, 13, 1000].map(|p| (o, i, p)))
+        {
+            let layer = Pointwise::from_matrix(noise(cin * cout, 1), noise(cout, 2), cin);
+            let input = noise(pixels * cin, 3);
+            let residual: Vec<f32> = noise(pixels * cout, 4);
+            for epilogue in [
+                Epilogue::None,
+                Epilogue::Relu6,
+                Epilogue::Residual(&residual),
+            ] {
+                let mut want = vec![0.0; pixels * cout];
+                for (p, row) in want.chunks_exact_mut(cout).enumerate() {
+                    for (o, w) in row.iter_mut().enumerate() {
+                        let sum: f32 = (0..cin)
+                            .map(|i| input[p * cin + i] * layer.weight[i * cout + o])
+                            .sum();
+                        *w = sum + layer.bias[o];
+                        match epilogue {
+                            Epilogue::None => {}
+                            Epilogue::Relu6 => *w = w.clamp(0.0, 6.0),
+                            Epilogue::Residual(r) => *w += r[p * cout + o],
+                        }
+                    }
+                }
+                for kernels in [this_cpu(), PORTABLE] {
+                    let mut got = vec![f32::NAN; pixels * cout];
+                    pointwise(&layer, &input, &mut got, pixels, epilogue, kernels);
+                    let what = format!(
+                        "{pixels} x {cin} -> {cout}, simd {}",
+                        kernels.simd.is_some()
+                    );
+                    assert_close(&got, &want, &what);
+                }
+            }
+        }
+    }
+
+    /// Both paths against plain loops, over sizes from 1 to 9 with 'same' padding, kernels 3
+    /// and 5, strides 1 and 2, and channel counts that take the 64-, 32- and 8-channel register
+    /// groups or (12) fall back to the portable path.
+    #[test]
+    fn depthwise_kernels_match_plain_loops() {
+        for (channels, size, kernel, stride) in [8, 12, 24, 40, 72, 104]
+            .into_iter()
+            .flat_map(|c| (1..=9).map(move |s| (c, s)))
+            .flat_map(|(c, s)| [(3, 1), (3, 2), (5, 1), (5, 2)].map(|(k, st)| (c, s, k, st)))
+        {
+            let (pad, _, out) = crate::efficientnet::same_padding(size, kernel, stride);
+            let geometry = Geometry {
+                size,
+                out,
+                kernel,
+                stride,
+                pad,
+            };
+            let layer = Depthwise {
+                channels,
+                geometry,
+                weight: noise(kernel * kernel * channels, 5),
+                bias: noise(channels, 6),
+            };
+            let input: Vec<f32> = noise(size * size * channels, 7)
+                .into_iter()
+                .map(|v| v * 8.0)
+                .collect();
+            let mut want = vec![0.0; out * out * channels];
+            for (p, px) in want.chunks_exact_mut(channels).enumerate() {
+                for (c, w) in px.iter_mut().enumerate() {
+                    let mut sum = layer.bias[c];
+                    for (ky, kx) in (0..kernel).flat_map(|ky| (0..kernel).map(move |kx| (ky, kx))) {
+                        let (Some(iy), Some(ix)) =
+                            (geometry.input(p / out, ky), geometry.input(p % out, kx))
+                        else {
+                            continue;
+                        };
+                        sum += input[(iy * size + ix) * channels + c]
+                            * layer.weight[(ky * kernel + kx) * channels + c];
+                    }
+                    *w = sum.clamp(0.0, 6.0);
+                }
+            }
+            for kernels in [this_cpu(), PORTABLE] {
+                let mut got = vec![f32::NAN; out * out * channels];
+                depthwise(&layer, &input, &mut got, kernels);
+                let what = format!(
+                    "{size}x{size}x{channels} k{kernel} s{stride}, simd {}",
+                    kernels.simd.is_some()
+                );
+                assert_close(&got, &want, &what);
+            }
+        }
+    }
+
+    /// A layer the kernels do not implement is refused, not computed wrongly.
+    #[test]
+    fn refuses_other_padding() {
+        let device = Device::flex();
+        let conv = burn::nn::conv::Conv2dConfig::new([8, 8], [3, 3])
+            .with_padding(PaddingConfig2d::Same)
+            .init(&device);
+        assert!(geometry(&conv, 10, 1).is_err());
+        let conv = burn::nn::conv::Conv2dConfig::new([8, 8], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_dilation([2, 2])
+            .init(&device);
+        assert!(geometry(&conv, 10, 1).is_err());
+        let conv = burn::nn::conv::Conv2dConfig::new([8, 8], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        assert!(geometry(&conv, 10, 1).is_ok());
+        assert!(geometry(&conv, 10, 8).is_err(), "groups differ");
     }
 }

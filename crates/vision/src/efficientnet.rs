@@ -71,7 +71,7 @@ pub struct EfficientNetConfig {
 }
 
 /// TensorFlow 'same' padding of one spatial axis: `(before, after, output_size)`.
-fn same_padding(size: usize, kernel: usize, stride: usize) -> (usize, usize, usize) {
+pub(crate) fn same_padding(size: usize, kernel: usize, stride: usize) -> (usize, usize, usize) {
     let out = size.div_ceil(stride);
     let total = ((out - 1) * stride + kernel).saturating_sub(size);
     (total / 2, total - total / 2, out)

@@ -217,7 +217,7 @@ impl Tile<'_> {
             let (out, _) = out[r * self.cout..][..8 * NV].as_chunks_mut::<8>();
             for (o, &a) in out.iter_mut().zip(acc) {
                 let a = if self.relu6 {
-                    _mm256_min_ps(_mm256_max_ps(a, zero), six)
+                    _mm256_min_ps(six, _mm256_max_ps(zero, a))
                 } else {
                     a
                 };
@@ -258,6 +258,10 @@ fn depthwise_avx2(layer: &Depthwise, input: &[f32], out: &mut [f32]) {
             lanes,
         };
         let mut v = 0;
+        while v + 8 <= lanes {
+            taps.run::<8>(input, weight, bias, v, out);
+            v += 8;
+        }
         while v + 4 <= lanes {
             taps.run::<4>(input, weight, bias, v, out);
             v += 4;
@@ -310,7 +314,7 @@ impl Taps {
         }
         let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
         for (o, a) in out[v..v + N].iter_mut().zip(acc) {
-            store!(o, _mm256_min_ps(_mm256_max_ps(a, zero), six));
+            store!(o, _mm256_min_ps(six, _mm256_max_ps(zero, a)));
         }
     }
 }
