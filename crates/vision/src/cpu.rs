@@ -20,6 +20,7 @@
 //! and the path this CPU takes against the PyTorch golden outputs.
 
 use std::cell::Cell;
+use std::ops::Range;
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -55,6 +56,10 @@ fn detect_simd() -> Simd {
     None
 }
 
+/// Expanded values per band of an MBConv block's output rows (256 KB, half the L2 of the
+/// development machine's cores).
+const BAND_HIDDEN: usize = 64 * 1024;
+
 /// Output values per band of pixels in the stem and the portable path's matrix products (the
 /// band's rows are `BAND_VALUES / cout`): a band's output stays in the core's cache for the
 /// bias/ReLU6 pass that follows it.
@@ -67,8 +72,8 @@ pub struct CpuBackbone {
     stem: Stem,
     blocks: Vec<Block>,
     head: Pointwise,
-    /// The largest activation (values per image): the size of each scratch buffer.
-    largest: usize,
+    /// Expanded values per band of a block's output rows (at least one row).
+    band_values: usize,
     simd: Simd,
 }
 
@@ -133,15 +138,18 @@ struct Kernels {
     par: gemm::Parallelism,
 }
 
-/// Per-thread buffers, reused from one image to the next: four activations of the largest
-/// layer (about 5 MB each at 224 x 224) stay allocated on each thread that ran a frame.
+/// Per-thread buffers, reused from one image to the next (about 4 MB at 224 x 224; they stay
+/// allocated on each thread that ran a frame).
 #[derive(Default)]
 struct Scratch {
     /// The stem's padded, normalised input.
     image: Vec<f32>,
+    /// A block's input and output.
     x: Vec<f32>,
     y: Vec<f32>,
+    /// The expanded rows a band of a block needs.
     hidden: Vec<f32>,
+    /// A band of a block's depthwise output.
     spatial: Vec<f32>,
 }
 
@@ -259,7 +267,6 @@ impl CpuBackbone {
             conv: Pointwise::from_matrix(stem_weight, bias, rows),
         };
         size = stem_geometry.out;
-        let mut largest = size * size * cout;
         let mut blocks = Vec::new();
         for block in &model.blocks {
             let expand = block
@@ -280,9 +287,7 @@ impl CpuBackbone {
                 bias,
             };
             let project = Pointwise::new(&block.project_conv, geometry.out)?;
-            largest = largest.max(size * size * channels);
             size = geometry.out;
-            largest = largest.max(size * size * project.cout);
             blocks.push(Block {
                 expand,
                 depthwise,
@@ -297,13 +302,12 @@ impl CpuBackbone {
                 head.cout
             )));
         }
-        largest = largest.max(size * size * head.cout);
         Ok(Self {
             size: model.image_size(),
             stem,
             blocks,
             head,
-            largest,
+            band_values: BAND_HIDDEN,
             simd: detect_simd(),
         })
     }
@@ -386,32 +390,17 @@ impl CpuBackbone {
         s: &mut Scratch,
         k: Kernels,
     ) {
-        for buffer in [&mut s.x, &mut s.y, &mut s.hidden, &mut s.spatial] {
-            buffer.resize(self.largest, 0.0);
-        }
+        let [activation, hidden, spatial] = self.buffer_sizes();
+        s.x.resize(activation, 0.0);
+        s.y.resize(activation, 0.0);
+        s.hidden.resize(hidden, 0.0);
+        s.spatial.resize(spatial, 0.0);
         let mut size = self.stem(pixel, &mut s.image, &mut s.x, k);
         let mut channels = self.stem.conv.cout;
         for block in &self.blocks {
-            let pixels = size * size;
-            let input = &s.x[..pixels * channels];
-            let hidden = match &block.expand {
-                Some(expand) => {
-                    pointwise(expand, input, &mut s.hidden, pixels, Epilogue::Relu6, k);
-                    &s.hidden[..pixels * expand.cout]
-                }
-                None => input,
-            };
-            depthwise(&block.depthwise, hidden, &mut s.spatial, k);
-            size = block.depthwise.geometry.out;
-            let pixels = size * size;
-            let spatial = &s.spatial[..pixels * block.depthwise.channels];
-            let epilogue = if block.residual {
-                Epilogue::Residual(&s.x[..pixels * channels])
-            } else {
-                Epilogue::None
-            };
-            pointwise(&block.project, spatial, &mut s.y, pixels, epilogue, k);
+            self.block(block, channels, s, k);
             std::mem::swap(&mut s.x, &mut s.y);
+            size = block.depthwise.geometry.out;
             channels = block.project.cout;
         }
         let pixels = size * size;
@@ -433,6 +422,90 @@ impl CpuBackbone {
         }
         let inv = 1.0 / pixels as f32;
         features.iter_mut().for_each(|f| *f *= inv);
+    }
+
+    /// Output rows per band of a block.
+    fn band(&self, layer: &Depthwise) -> usize {
+        let g = layer.geometry;
+        (self.band_values / (g.stride * g.size * layer.channels)).clamp(1, g.out)
+    }
+
+    /// Values in each scratch buffer: `[activation (x, y), expanded band, depthwise band]`.
+    fn buffer_sizes(&self) -> [usize; 3] {
+        let g = self.stem.geometry;
+        let mut sizes = [g.out * g.out * self.stem.conv.cout, 0, 0];
+        let mut side = g.out;
+        for block in &self.blocks {
+            let (g, c) = (block.depthwise.geometry, block.depthwise.channels);
+            let band = self.band(&block.depthwise);
+            let rows = ((band - 1) * g.stride + g.kernel).min(g.size);
+            side = g.out;
+            sizes[0] = sizes[0].max(side * side * block.project.cout);
+            sizes[1] = sizes[1].max(rows * g.size * c);
+            sizes[2] = sizes[2].max(band * g.out * c);
+        }
+        sizes[0] = sizes[0].max(side * side * self.head.cout);
+        sizes
+    }
+
+    /// One MBConv block, `s.x` to `s.y`, a band of output rows at a time: the expansion of the
+    /// input rows the band needs (rows shared with the previous band are kept, not recomputed),
+    /// the depthwise rows, and their projection. The expanded activation, the largest in the
+    /// network, never exists whole: each band of it stays in the core's cache.
+    fn block(&self, block: &Block, channels: usize, s: &mut Scratch, k: Kernels) {
+        let g = block.depthwise.geometry;
+        let hidden_row = g.size * block.depthwise.channels;
+        let band = self.band(&block.depthwise);
+        let input = &s.x[..g.size * g.size * channels];
+        // The expanded rows held at the start of `s.hidden`.
+        let mut held = 0..0;
+        for first in (0..g.out).step_by(band) {
+            let rows = first..g.out.min(first + band);
+            let lo = (rows.start * g.stride).saturating_sub(g.pad);
+            let hi = ((rows.end - 1) * g.stride + g.kernel - g.pad).min(g.size);
+            let (hidden, first_row) = match &block.expand {
+                Some(expand) => {
+                    let keep = lo.max(held.start)..held.end.max(lo);
+                    if !keep.is_empty() {
+                        let from = keep.start - held.start..keep.end - held.start;
+                        s.hidden
+                            .copy_within(from.start * hidden_row..from.end * hidden_row, 0);
+                    }
+                    let fresh = &input[keep.end * g.size * channels..hi * g.size * channels];
+                    let at = keep.len() * hidden_row;
+                    let pixels = (hi - keep.end) * g.size;
+                    pointwise(
+                        expand,
+                        fresh,
+                        &mut s.hidden[at..],
+                        pixels,
+                        Epilogue::Relu6,
+                        k,
+                    );
+                    held = keep.start..hi;
+                    (&s.hidden[..held.len() * hidden_row], held.start)
+                }
+                None => (input, 0),
+            };
+            depthwise(
+                &block.depthwise,
+                hidden,
+                first_row,
+                &mut s.spatial,
+                rows.clone(),
+                k,
+            );
+            let pixels = rows.len() * g.out;
+            let spatial = &s.spatial[..pixels * block.depthwise.channels];
+            let cout = block.project.cout;
+            let at = rows.start * g.out * cout;
+            let epilogue = if block.residual {
+                Epilogue::Residual(&s.x[at..at + pixels * cout])
+            } else {
+                Epilogue::None
+            };
+            pointwise(&block.project, spatial, &mut s.y[at..], pixels, epilogue, k);
+        }
     }
 
     /// Gathers 3x3 patches of the normalised input (zeros outside the image: the padding is
@@ -581,25 +654,35 @@ fn pointwise(
     }
 }
 
-/// Depthwise convolution with bias and ReLU6, `[size, size, c]` to `[out, out, c]`.
-fn depthwise(layer: &Depthwise, input: &[f32], out: &mut [f32], k: Kernels) {
+/// Depthwise convolution with bias and ReLU6 over `[size, size, c]`: output rows `rows` into
+/// `out`, reading input rows `first_row..` from `input` (which must hold every row they need).
+fn depthwise(
+    layer: &Depthwise,
+    input: &[f32],
+    first_row: usize,
+    out: &mut [f32],
+    rows: Range<usize>,
+    k: Kernels,
+) {
     let g = layer.geometry;
     let c = layer.channels;
-    let input = &input[..g.size * g.size * c];
-    let out = &mut out[..g.out * g.out * c];
+    let row = g.size * c;
+    let needed = (rows.end - 1) * g.stride + g.kernel - g.pad;
+    let input = &input[..(needed.min(g.size) - first_row) * row];
+    let out = &mut out[..rows.len() * g.out * c];
     #[cfg(target_arch = "x86_64")]
     if let Some(cpu) = k.simd.filter(|_| c.is_multiple_of(8)) {
-        return simd::depthwise(cpu, layer, input, out);
+        return simd::depthwise(cpu, layer, input, first_row, out, rows.start);
     }
     let _ = k;
     for (p, o) in out.chunks_exact_mut(c).enumerate() {
-        let (oy, ox) = (p / g.out, p % g.out);
+        let (oy, ox) = (rows.start + p / g.out, p % g.out);
         o.copy_from_slice(&layer.bias);
         for ky in 0..g.kernel {
             let Some(iy) = g.input(oy, ky) else { continue };
             for kx in 0..g.kernel {
                 let Some(ix) = g.input(ox, kx) else { continue };
-                let x = &input[(iy * g.size + ix) * c..][..c];
+                let x = &input[((iy - first_row) * g.size + ix) * c..][..c];
                 let w = &layer.weight[(ky * g.kernel + kx) * c..][..c];
                 for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
                     *o += x * w;
@@ -696,7 +779,13 @@ mod tests {
             .expect("f32");
         assert!(want.iter().filter(|v| **v > 0.0).count() > want.len() / 4);
         let cpu = CpuBackbone::new(&model).expect("compiles");
+        // One output row per band: every block keeps and shares expanded rows between bands.
+        let narrow = CpuBackbone {
+            band_values: 1,
+            ..CpuBackbone::new(&model).expect("compiles")
+        };
         let got = [
+            narrow.features(&rgb, n),
             cpu.features(&rgb, n),
             cpu.features(&rgb[..size * size * 3], 1),
             cpu.portable().features(&rgb[..size * size * 3], 1),
@@ -843,7 +932,23 @@ mod tests {
             }
             for kernels in [this_cpu(), PORTABLE] {
                 let mut got = vec![f32::NAN; out * out * channels];
-                depthwise(&layer, &input, &mut got, kernels);
+                depthwise(&layer, &input, 0, &mut got, 0..out, kernels);
+                let what = format!(
+                    "{size}x{size}x{channels} k{kernel} s{stride}, simd {}",
+                    kernels.simd.is_some()
+                );
+                assert_close(&got, &want, &what);
+                // The same in two bands of rows, each given only the input rows it reads.
+                let mid = out / 2;
+                let mut got = vec![f32::NAN; out * out * channels];
+                let (top, bottom) = got.split_at_mut(mid * out * channels);
+                let row = size * channels;
+                if mid > 0 {
+                    depthwise(&layer, &input, 0, top, 0..mid, kernels);
+                }
+                let first = (mid * stride).saturating_sub(pad);
+                let rest = &input[first * row..];
+                depthwise(&layer, rest, first, bottom, mid..out, kernels);
                 let what = format!(
                     "{size}x{size}x{channels} k{kernel} s{stride}, simd {}",
                     kernels.simd.is_some()

@@ -97,7 +97,7 @@ pub fn video_batches(
     loop {
         let mut rgb = Vec::with_capacity(batch * size * size * 3);
         let mut timestamps = Vec::new();
-        // Block for the first frame, then take what is ready up to a full batch.
+        // Fill a batch (the last one may be short): full batches keep every core busy.
         while timestamps.len() < batch {
             let Ok(frame) = decoding.frames.recv() else {
                 break;

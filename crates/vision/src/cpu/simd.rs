@@ -227,19 +227,33 @@ impl Tile<'_> {
     }
 }
 
-/// Depthwise convolution with bias and ReLU6 over channels-last data; the layer's channels
-/// must be a multiple of 8.
-pub(super) fn depthwise(cpu: Avx2, layer: &Depthwise, input: &[f32], out: &mut [f32]) {
+/// Depthwise convolution with bias and ReLU6 over channels-last data, output rows `rows.start..`
+/// (as many as `out` holds) from input rows `first_row..` (as many as `input` holds); the
+/// layer's channels must be a multiple of 8.
+pub(super) fn depthwise(
+    cpu: Avx2,
+    layer: &Depthwise,
+    input: &[f32],
+    first_row: usize,
+    out: &mut [f32],
+    out_row: usize,
+) {
     let _ = cpu;
     // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
     #[allow(unsafe_code)]
     unsafe {
-        depthwise_avx2(layer, input, out)
+        depthwise_avx2(layer, input, first_row, out, out_row)
     }
 }
 
 #[target_feature(enable = "avx,avx2,fma")]
-fn depthwise_avx2(layer: &Depthwise, input: &[f32], out: &mut [f32]) {
+fn depthwise_avx2(
+    layer: &Depthwise,
+    input: &[f32],
+    first_row: usize,
+    out: &mut [f32],
+    out_row: usize,
+) {
     let g = layer.geometry;
     let lanes = layer.channels / 8;
     let (input, _) = input.as_chunks::<8>();
@@ -249,9 +263,10 @@ fn depthwise_avx2(layer: &Depthwise, input: &[f32], out: &mut [f32]) {
     // 32 channels of one output pixel accumulate in registers across the taps; then the next
     // 32 (8 at a time at the end).
     for (p, out) in out.chunks_exact_mut(lanes).enumerate() {
-        let (oy, ox) = (p / g.out, p % g.out);
+        let (oy, ox) = (out_row + p / g.out, p % g.out);
+        let (rows, iy0) = g.taps(oy);
         let taps = Taps {
-            rows: g.taps(oy),
+            rows: (rows, iy0 - first_row),
             cols: g.taps(ox),
             size: g.size,
             kernel: g.kernel,
