@@ -38,6 +38,10 @@ macro_rules! store {
     }};
 }
 
+thread_local! {
+    static PANELS: std::cell::Cell<Vec<[f32; MR]>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Output pixels per register tile.
 const MR: usize = 6;
 /// Input values per cache block of pixels, packed once and reread from the core's cache for
@@ -120,8 +124,10 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: &[f32], cin: usize, outp
     assert!(input.len() == pixels * cin && out.len() == pixels * cout);
     assert!(residual.is_none_or(|r| r.len() == out.len()));
     let block = (BLOCK_VALUES / cin).max(MR) / MR * MR;
-    // Input panels: each tile of MR pixels as [cin][MR], zero past the last pixel.
-    let mut panels = vec![[0.0f32; MR]; block / MR * cin];
+    // Input panels: each tile of MR pixels as [cin][MR], zero past the last pixel. Reused
+    // from call to call on this thread (every value read is written first).
+    let mut panels = PANELS.take();
+    panels.resize(panels.len().max(block / MR * cin), [0.0; MR]);
     for first in (0..pixels).step_by(block) {
         let rows = block.min(pixels - first);
         let tiles_p = rows.div_ceil(MR);
@@ -169,6 +175,7 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: &[f32], cin: usize, outp
             }
         }
     }
+    PANELS.set(panels);
 }
 
 /// One MR-pixel x W-channel tile of outputs.
