@@ -7,12 +7,15 @@
 //! into the layer that produces them.
 //! - On x86-64 with AVX2 and FMA ([`simd`]), 1x1 convolutions (nine tenths of the arithmetic)
 //!   keep a 6-pixel x 16-channel tile of outputs in registers through the whole sum, and
-//!   depthwise convolutions keep 32 channels of an output pixel in registers across the taps.
+//!   depthwise convolutions keep up to 64 channels of an output pixel in registers across the
+//!   taps.
 //! - Elsewhere, the 1x1 convolutions are matrix products in the `gemm` crate (burn-flex's own)
 //!   and the depthwise convolutions plain loops over channels-last rows.
 //!
-//! Frames run one per thread, so threads never wait for each other within a batch (a lone
-//! frame gets all threads only on the portable path).
+//! Each MBConv block runs a band of output rows at a time (expansion, depthwise, projection),
+//! so its expanded activation, the largest in the network, stays in the core's cache. Frames
+//! run one per thread, so threads never wait for each other within a batch (a lone frame gets
+//! all threads only on the portable path).
 //!
 //! [`CpuBackbone`] is built from a loaded, BatchNorm-folded [`EfficientNet`], so the weights,
 //! their loading and the golden tests stay with the burn module. It computes the same function:

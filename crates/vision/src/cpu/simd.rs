@@ -3,39 +3,34 @@
 //! `#[target_feature]` functions:
 //! - a 1x1 convolution that keeps a tile of 6 pixels x 16 channels of outputs in registers
 //!   through the whole sum and applies bias, residual and ReLU6 before its only store;
-//! - a depthwise convolution that keeps 32 channels of one output pixel in registers across
-//!   its taps.
+//! - a depthwise convolution that keeps up to 64 channels of one output pixel in registers
+//!   across its taps.
 
 use std::arch::x86_64::*;
 
 use super::Depthwise;
 
-/// `__m256` from a `&[f32; 8]`. A macro, not a function: vectors crossing a function boundary
-/// go through memory in Rust's ABI, and the copies can survive inlining.
-macro_rules! load {
-    ($values:expr) => {{
-        let values: &[f32; 8] = $values;
-        // SAFETY: reads exactly the 8 floats `values` refers to; used only inside functions
-        // that enable AVX.
-        #[allow(unsafe_code)]
-        unsafe {
-            _mm256_loadu_ps(values.as_ptr())
-        }
-    }};
+/// `__m256` from a `&[f32; 8]`. Safe to call only where AVX is enabled, which the compiler
+/// checks.
+#[target_feature(enable = "avx")]
+#[inline]
+fn load(values: &[f32; 8]) -> __m256 {
+    // SAFETY: reads exactly the 8 floats `values` refers to.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_loadu_ps(values.as_ptr())
+    }
 }
 
 /// Writes an `__m256` to a `&mut [f32; 8]`.
-macro_rules! store {
-    ($dst:expr, $value:expr) => {{
-        let value = $value;
-        let dst: &mut [f32; 8] = $dst;
-        // SAFETY: writes exactly the 8 floats `dst` refers to; used only inside functions that
-        // enable AVX.
-        #[allow(unsafe_code)]
-        unsafe {
-            _mm256_storeu_ps(dst.as_mut_ptr(), value)
-        }
-    }};
+#[target_feature(enable = "avx")]
+#[inline]
+fn store(dst: &mut [f32; 8], value: __m256) {
+    // SAFETY: writes exactly the 8 floats `dst` refers to.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_storeu_ps(dst.as_mut_ptr(), value)
+    }
 }
 
 thread_local! {
@@ -200,17 +195,17 @@ impl Tile<'_> {
         let mut acc = [[_mm256_setzero_ps(); NV]; MR];
         for (r, acc) in acc.iter_mut().enumerate() {
             for (v, acc) in acc.iter_mut().enumerate() {
-                *acc = load!(&bias[v]);
+                *acc = load(&bias[v]);
                 if let Some(residual) = self.residual.filter(|_| r < self.rows) {
                     let (residual, _) = residual[r * self.cout..][..8 * NV].as_chunks::<8>();
-                    *acc = _mm256_add_ps(*acc, load!(&residual[v]));
+                    *acc = _mm256_add_ps(*acc, load(&residual[v]));
                 }
             }
         }
         for (x, w) in self.panel.iter().zip(weights.chunks_exact(NV)) {
             let mut wv = [_mm256_setzero_ps(); NV];
             for v in 0..NV {
-                wv[v] = load!(&w[v]);
+                wv[v] = load(&w[v]);
             }
             for r in 0..MR {
                 let x = _mm256_set1_ps(x[r]);
@@ -228,7 +223,7 @@ impl Tile<'_> {
                 } else {
                     a
                 };
-                store!(o, a);
+                store(o, a);
             }
         }
     }
@@ -322,7 +317,7 @@ impl Taps {
         let lanes = self.lanes;
         let mut acc = [_mm256_setzero_ps(); N];
         for (acc, bias) in acc.iter_mut().zip(&bias[v..v + N]) {
-            *acc = load!(bias);
+            *acc = load(bias);
         }
         for (dy, ky) in self.rows.0.clone().enumerate() {
             let iy = self.rows.1 + dy;
@@ -330,13 +325,13 @@ impl Taps {
                 let x = &input[((iy * self.size) + self.cols.1 + dx) * lanes + v..][..N];
                 let w = &weight[(ky * self.kernel + kx) * lanes + v..][..N];
                 for i in 0..N {
-                    acc[i] = _mm256_fmadd_ps(load!(&x[i]), load!(&w[i]), acc[i]);
+                    acc[i] = _mm256_fmadd_ps(load(&x[i]), load(&w[i]), acc[i]);
                 }
             }
         }
         let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
         for (o, a) in out[v..v + N].iter_mut().zip(acc) {
-            store!(o, _mm256_min_ps(six, _mm256_max_ps(zero, a)));
+            store(o, _mm256_min_ps(six, _mm256_max_ps(zero, a)));
         }
     }
 }
