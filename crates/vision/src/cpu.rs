@@ -320,12 +320,6 @@ impl CpuBackbone {
         self.size
     }
 
-    /// Whether the AVX2/FMA kernels run (x86-64 CPUs that have both), rather than the portable
-    /// path.
-    pub fn uses_avx2(&self) -> bool {
-        self.simd.is_some()
-    }
-
     /// The same network on the portable path only (what CPUs without AVX2 run), for tests and
     /// comparisons.
     pub fn portable(mut self) -> Self {
