@@ -1,10 +1,11 @@
 //! The CNN stage: loads EfficientNet-Lite0 and turns batches of decoded frames into features.
 
-use std::path::Path;
-
+use crate::cli::ModelArgs;
 use crate::data::cache::{file_hash, hash_bytes};
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
+use clap::ValueEnum;
 use vision::cpu::CpuBackbone;
 use vision::{EfficientNet, EfficientNetConfig, FEATURE_DIM, preprocess, weights};
 
@@ -12,13 +13,36 @@ use vision::{EfficientNet, EfficientNetConfig, FEATURE_DIM, preprocess, weights}
 /// `models/README.md`), built into the binary so it runs from any directory.
 const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../../models/efficientnet-lite0.safetensors");
 
+/// `--precision`: the float type the CNN computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Precision {
+    F32,
+    /// Half precision, on GPUs with f16 shaders: half the memory traffic.
+    F16,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+        }
+    }
+}
+
 /// The backbone on its device.
 #[derive(Debug)]
 pub struct Backbone {
     model: EfficientNet,
+    /// The float type of the network's parameters and activations; features are always
+    /// returned in f32.
+    dtype: FloatDType,
     /// On the CPU, the network runs in `vision`'s fused kernels rather than op by op in
     /// burn-flex (several times faster; the same function, golden-tested).
     cpu: Option<CpuBackbone>,
+    /// On a GPU, smaller batches (a video's last) are padded to `--batch` frames: every new
+    /// input shape costs seconds of kernel autotuning, which one shape per run pays only once.
+    gpu_batch: usize,
     device: Device,
     /// Where the weights came from, for metadata.
     pub weights: String,
@@ -29,9 +53,20 @@ pub struct Backbone {
 
 impl Backbone {
     /// Builds the network for `size x size` inputs with the shipped weights, or those at
-    /// `weights_path` (`.pth` from `efficientnet_lite_pytorch`, or our `.safetensors`), with
-    /// BatchNorm folded into the convolutions (inference only).
-    pub fn load(weights_path: Option<&Path>, size: u32, device: &Device) -> Result<Self> {
+    /// `--weights` (`.pth` from `efficientnet_lite_pytorch`, or our `.safetensors`), with
+    /// BatchNorm folded into the convolutions (inference only), in `--precision`.
+    pub fn load(args: &ModelArgs, size: u32, device: &Device) -> Result<Self> {
+        let dtype = match args.precision {
+            Precision::F32 => FloatDType::F32,
+            Precision::F16 if *device == Device::flex() => {
+                bail!("--precision f16 needs a GPU (--device wgpu): the CPU kernels compute in f32")
+            }
+            Precision::F16 if !device.supports_dtype(DType::F16) => {
+                bail!("--precision f16: this GPU adapter has no f16 shader support")
+            }
+            Precision::F16 => FloatDType::F16,
+        };
+        let weights_path = args.weights.as_deref();
         let mut model = EfficientNetConfig::new()
             .with_image_size(size as usize)
             .init(device);
@@ -60,14 +95,17 @@ impl Backbone {
             "loaded backbone weights from {source}"
         );
         let fingerprint = format!("{} weights={hash:016x}", model.variant().name());
-        let model = model.fold_batchnorm();
+        // Folded in f32, then cast: the folded scales are computed at full precision.
+        let model = model.fold_batchnorm().cast(dtype);
         let cpu = (*device == Device::flex())
             .then(|| CpuBackbone::new(&model))
             .transpose()?;
         Ok(Self {
             fingerprint,
             model,
+            dtype,
             cpu,
+            gpu_batch: args.batch as usize,
             device: device.clone(),
             weights: source,
         })
@@ -90,12 +128,63 @@ impl Backbone {
             return Tensor::from_data(TensorData::new(features, [n, FEATURE_DIM]), &self.device);
         }
         let size = self.model.image_size();
-        let x = preprocess::normalize(preprocess::upload_rgb(rgb, [n, size, size], &self.device));
-        self.model.forward_features(x)
+        let (rgb, padded) = pad_frames(rgb, n, self.gpu_batch, size * size * 3);
+        let x = preprocess::normalize(preprocess::upload_rgb(
+            rgb,
+            [padded, size, size],
+            &self.device,
+        ));
+        let features = self.to_f32(self.model.forward_features(self.to_model_dtype(x)));
+        if padded == n {
+            features
+        } else {
+            features.slice([0..n, 0..FEATURE_DIM])
+        }
     }
 
     /// ImageNet logits `[N, 1000]` from features.
     pub fn classify(&self, features: Tensor<2>) -> Tensor<2> {
-        self.model.classify(features)
+        self.to_f32(self.model.classify(self.to_model_dtype(features)))
+    }
+
+    fn to_model_dtype<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match self.dtype {
+            FloatDType::F32 => x,
+            dtype => x.cast(dtype),
+        }
+    }
+
+    fn to_f32<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match self.dtype {
+            FloatDType::F32 => x,
+            _ => x.cast(FloatDType::F32),
+        }
+    }
+}
+
+/// `n` frames of `frame_len` bytes padded with black frames to `batch` frames when fewer; the
+/// frames and how many there now are.
+fn pad_frames(mut rgb: Vec<u8>, n: usize, batch: usize, frame_len: usize) -> (Vec<u8>, usize) {
+    if n >= batch {
+        return (rgb, n);
+    }
+    rgb.resize(batch * frame_len, 0);
+    (rgb, batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_batches_are_padded_with_black_frames_and_full_ones_kept() {
+        let (rgb, n) = pad_frames(vec![7; 2 * 12], 2, 4, 12);
+        assert_eq!(n, 4);
+        assert_eq!(rgb.len(), 4 * 12);
+        assert!(rgb[..24].iter().all(|&v| v == 7) && rgb[24..].iter().all(|&v| v == 0));
+        for n in [4, 5] {
+            let (rgb, m) = pad_frames(vec![7; n * 12], n, 4, 12);
+            assert_eq!((rgb.len(), m), (n * 12, n));
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueHint};
 
+use crate::backbone::Precision;
 use crate::decode::{DecodeOptions, Every, Sampling};
 use crate::device::DeviceChoice;
 
@@ -226,6 +227,8 @@ impl DataArgs {
             device: self.device,
             batch: self.cnn_batch,
             weights: self.weights.clone(),
+            // Features that train or are compared with a trained head's are computed in f32.
+            precision: Precision::F32,
         }
     }
 }
@@ -422,6 +425,10 @@ pub struct ModelArgs {
     /// Backbone weights to use instead of the built-in ones (.pth or .safetensors).
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub weights: Option<PathBuf>,
+    /// The CNN's float type. f16 needs a GPU with f16 shaders (--device wgpu); its features
+    /// stay within cosine 0.999 of f32.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
 }
 
 #[derive(Debug, Args)]

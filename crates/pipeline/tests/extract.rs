@@ -236,3 +236,24 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn half_precision_on_the_cpu_is_refused_before_any_output() {
+    let dir = temp_dir("f16-on-cpu");
+    let out = run(&[
+        "extract",
+        s(&repo_root().join("samples/bigbuckbunny.mp4")),
+        "--out",
+        s(&dir),
+        "--device",
+        "cpu",
+        "--precision",
+        "f16",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("--precision f16 needs a GPU"), "{err}");
+    assert!(walk(&dir).is_empty(), "{:?}", walk(&dir));
+}

@@ -5,10 +5,11 @@
 //! (`_conv_stem`, `_bn0`, `_blocks.N._depthwise_conv`, ...) minus the leading underscores, so
 //! the key remapping in [`crate::weights`] stays one rule.
 
-use burn::module::Param;
+use burn::module::{ModuleMapper, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use burn::tensor::activation::relu6;
 use serde::{Deserialize, Serialize};
 
@@ -245,6 +246,21 @@ impl EfficientNet {
         }
         fold(&mut self.conv_head, self.bn1.take());
         self
+    }
+
+    /// The network with every parameter cast to `dtype` (f16 for half-precision inference);
+    /// inputs must then be cast to it too. Fold BatchNorm first, in f32.
+    pub fn cast(self, dtype: FloatDType) -> Self {
+        struct Cast(FloatDType);
+        impl ModuleMapper for Cast {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                param.map(|tensor| tensor.cast(self.0))
+            }
+        }
+        if dtype == FloatDType::F32 {
+            return self;
+        }
+        self.map(&mut Cast(dtype))
     }
 
     /// Embeddings: normalised images `[N, 3, S, S]` to `[N, 1280]`, the global average pool

@@ -17,9 +17,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let selected = device::select(args.model.device);
     let batch = args.model.batch as usize;
     println!(
-        "file: {}  device: {}  batch: {batch}  threads: {}",
+        "file: {}  device: {}  precision: {}  batch: {batch}  threads: {}",
         args.input.display(),
         selected.description,
+        args.model.precision.name(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let stages: &[Stage] = match args.stage {
@@ -36,13 +37,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .iter()
         .any(|s| matches!(s, Stage::Cnn | Stage::Extract));
     let backbone = needs_model
-        .then(|| {
-            Backbone::load(
-                args.model.weights.as_deref(),
-                options.size,
-                &selected.device,
-            )
-        })
+        .then(|| Backbone::load(&args.model, options.size, &selected.device))
         .transpose()?;
     let mut head = stages
         .contains(&Stage::Head)

@@ -236,11 +236,7 @@ pub fn run(args: &EvalArgs) -> Result<Failures> {
     };
     let model_args = args.data.model_args();
     let selected = crate::device::select(model_args.device);
-    let backbone = Backbone::load(
-        model_args.weights.as_deref(),
-        options.size,
-        &selected.device,
-    )?;
+    let backbone = Backbone::load(&model_args, options.size, &selected.device)?;
     if backbone.fingerprint != card.backbone.fingerprint {
         bail!(
             "the model was trained on features of {}; these weights give {} (pass the same --weights)",

@@ -29,6 +29,10 @@ pub fn run(args: &ExtractArgs) -> Result<Failures> {
                 ("source".to_string(), file.path.display().to_string()),
                 ("backbone".to_string(), backbone.variant_name().to_string()),
                 ("weights".to_string(), backbone.weights.clone()),
+                (
+                    "precision".to_string(),
+                    args.model.precision.name().to_string(),
+                ),
                 ("sampling".to_string(), options.sampling.describe()),
                 ("input_size".to_string(), format!("{0}x{0}", options.size)),
                 (

@@ -33,7 +33,7 @@ pub fn prepare(
     let files = crate::inputs::collect(inputs, keep)?;
     let selected = crate::device::select(model.device);
     tracing::info!("device: {}", selected.description);
-    let backbone = Backbone::load(model.weights.as_deref(), options.size, &selected.device)?;
+    let backbone = Backbone::load(model, options.size, &selected.device)?;
     Ok((options, files, backbone))
 }
 

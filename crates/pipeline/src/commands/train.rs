@@ -85,11 +85,7 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
     let model_args = args.data.model_args();
     let selected = crate::device::select(model_args.device);
     tracing::info!("CNN device: {}", selected.description);
-    let backbone = Backbone::load(
-        model_args.weights.as_deref(),
-        options.size,
-        &selected.device,
-    )?;
+    let backbone = Backbone::load(&model_args, options.size, &selected.device)?;
     if args.resume {
         match ModelCard::read(out) {
             Ok(saved) => saved.check_resume(
