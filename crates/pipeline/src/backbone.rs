@@ -134,7 +134,11 @@ impl Backbone {
             [padded, size, size],
             &self.device,
         ));
-        let features = self.to_f32(self.model.forward_features(self.to_model_dtype(x)));
+        // Casting to the dtype a tensor already has does nothing.
+        let features = self
+            .model
+            .forward_features(x.cast(self.dtype))
+            .cast(FloatDType::F32);
         if padded == n {
             features
         } else {
@@ -144,21 +148,9 @@ impl Backbone {
 
     /// ImageNet logits `[N, 1000]` from features.
     pub fn classify(&self, features: Tensor<2>) -> Tensor<2> {
-        self.to_f32(self.model.classify(self.to_model_dtype(features)))
-    }
-
-    fn to_model_dtype<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        match self.dtype {
-            FloatDType::F32 => x,
-            dtype => x.cast(dtype),
-        }
-    }
-
-    fn to_f32<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        match self.dtype {
-            FloatDType::F32 => x,
-            _ => x.cast(FloatDType::F32),
-        }
+        self.model
+            .classify(features.cast(self.dtype))
+            .cast(FloatDType::F32)
     }
 }
 
