@@ -3,12 +3,12 @@
 //! `#[target_feature]` functions:
 //! - a 1x1 convolution that keeps a tile of 6 pixels x 16 channels of outputs in registers
 //!   through the whole sum and applies bias, residual and ReLU6 before its only store;
-//! - a depthwise convolution that keeps up to 64 channels of one output pixel in registers
-//!   across its taps.
+//! - a depthwise convolution that keeps 16 channels of 4 output pixels of a row in registers
+//!   across its taps, reading input rows that carry their zero border.
 
 use std::arch::x86_64::*;
 
-use super::Depthwise;
+use super::{Depthwise, Rows};
 
 /// `__m256` from a `&[f32; 8]`. Safe to call only where AVX is enabled, which the compiler
 /// checks.
@@ -85,7 +85,11 @@ fn tiles(cout: usize) -> impl Iterator<Item = (usize, usize)> {
 
 /// What a 1x1 convolution writes: `act(input x weight + bias (+ residual))`.
 pub(super) struct Output<'a> {
+    /// Output pixel `p` at `rows.at(p)`: channels-last, or with `planes`, in planes of 8
+    /// channels that many values apart.
     pub(super) out: &'a mut [f32],
+    pub(super) rows: Rows,
+    pub(super) planes: Option<usize>,
     pub(super) residual: Option<&'a [f32]>,
     pub(super) relu6: bool,
 }
@@ -111,21 +115,30 @@ pub(super) fn pointwise(
 fn pointwise_avx2(packed: &Packed, bias: &[f32], input: &[f32], cin: usize, output: Output) {
     let Output {
         out,
+        rows: layout,
+        planes,
         residual,
         relu6,
     } = output;
     let cout = bias.len();
     let pixels = input.len() / cin;
-    assert!(input.len() == pixels * cin && out.len() == pixels * cout);
-    assert!(residual.is_none_or(|r| r.len() == out.len()));
+    assert!(input.len() == pixels * cin);
+    assert!(planes.is_some() || out.len() >= layout.len(pixels) * cout);
+    // Values from one pixel to the next, and from one vector of 8 channels to the next.
+    let (pixel, vector) = planes.map_or((cout, 8), |plane| (8, plane));
+    assert!(residual.is_none_or(|r| r.len() == pixels * cout));
     let block = (BLOCK_VALUES / cin).max(MR) / MR * MR;
     // Input panels: each tile of MR pixels as [cin][MR], zero past the last pixel. Reused
     // from call to call on this thread (every value read is written first).
     let mut panels = PANELS.take();
     panels.resize(panels.len().max(block / MR * cin), [0.0; MR]);
+    // Where each pixel of the cache block starts in `out`.
+    let mut starts = Vec::with_capacity(block);
     for first in (0..pixels).step_by(block) {
         let rows = block.min(pixels - first);
         let tiles_p = rows.div_ceil(MR);
+        starts.clear();
+        starts.extend((first..first + rows).map(|p| layout.at(p) * pixel));
         for (t, panel) in panels.chunks_exact_mut(cin).take(tiles_p).enumerate() {
             let p0 = first + t * MR;
             if p0 + MR <= first + rows {
@@ -151,17 +164,19 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: &[f32], cin: usize, outp
         for (start, width) in tiles(cout) {
             let weights = &packed.data[offset..][..cin * width];
             offset += cin * width;
-            for (t, panel) in panels.chunks_exact(cin).take(tiles_p).enumerate() {
+            let tiles = panels.chunks_exact(cin).zip(starts.chunks(MR));
+            for (t, (panel, starts)) in tiles.enumerate() {
                 let p0 = first + t * MR;
                 let tile = Tile {
                     panel,
                     bias: &bias[start..start + width],
                     residual: residual.map(|r| &r[p0 * cout + start..]),
-                    rows: MR.min(first + rows - p0),
+                    starts,
+                    first: start / 8 * vector,
+                    vector,
                     cout,
                     relu6,
                 };
-                let out = &mut out[p0 * cout + start..];
                 if width == 16 {
                     tile.run::<2>(weights, out);
                 } else {
@@ -180,23 +195,28 @@ struct Tile<'a> {
     bias: &'a [f32],
     /// From the tile's first output value on, with rows `cout` apart.
     residual: Option<&'a [f32]>,
-    /// Pixels of the tile that exist.
-    rows: usize,
+    /// Where the tile's pixels (those that exist) start in the output.
+    starts: &'a [usize],
+    /// Where the tile's first vector of 8 channels starts from its pixel's start, and how far
+    /// apart its vectors are.
+    first: usize,
+    vector: usize,
     cout: usize,
     relu6: bool,
 }
 
 impl Tile<'_> {
-    /// `weights` is `[cin][8 * NV]`; `out` starts at the tile's first output value.
+    /// `weights` is `[cin][8 * NV]`; `out` is the layer's whole output.
     #[target_feature(enable = "avx,avx2,fma")]
     fn run<const NV: usize>(&self, weights: &[f32], out: &mut [f32]) {
+        let rows = self.starts.len();
         let (weights, _) = weights.as_chunks::<8>();
         let (bias, _) = self.bias.as_chunks::<8>();
         let mut acc = [[_mm256_setzero_ps(); NV]; MR];
         for (r, acc) in acc.iter_mut().enumerate() {
             for (v, acc) in acc.iter_mut().enumerate() {
                 *acc = load(&bias[v]);
-                if let Some(residual) = self.residual.filter(|_| r < self.rows) {
+                if let Some(residual) = self.residual.filter(|_| r < rows) {
                     let (residual, _) = residual[r * self.cout..][..8 * NV].as_chunks::<8>();
                     *acc = _mm256_add_ps(*acc, load(&residual[v]));
                 }
@@ -215,123 +235,151 @@ impl Tile<'_> {
             }
         }
         let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
-        for (r, acc) in acc.iter().enumerate().take(self.rows) {
-            let (out, _) = out[r * self.cout..][..8 * NV].as_chunks_mut::<8>();
-            for (o, &a) in out.iter_mut().zip(acc) {
+        for (&at, acc) in self.starts.iter().zip(&acc) {
+            for (v, &a) in acc.iter().enumerate() {
                 let a = if self.relu6 {
                     _mm256_min_ps(six, _mm256_max_ps(zero, a))
                 } else {
                     a
                 };
-                store(o, a);
+                let (out, _) = out[at + self.first + v * self.vector..][..8].as_chunks_mut();
+                store(&mut out[0], a);
             }
         }
     }
 }
 
-/// Depthwise convolution with bias and ReLU6 over channels-last data, output rows `rows.start..`
-/// (as many as `out` holds) from input rows `first_row..` (as many as `input` holds); the
-/// layer's channels must be a multiple of 8.
+/// Whether [`depthwise`] implements the layer: channels a multiple of 8, a 3x3 or 5x5
+/// kernel, stride 1 or 2.
+pub(super) fn depthwise_fits(layer: &Depthwise) -> bool {
+    let g = layer.geometry;
+    layer.channels.is_multiple_of(8) && matches!((g.kernel, g.stride), (3 | 5, 1 | 2))
+}
+
+/// Depthwise convolution with bias and ReLU6, for a layer that [`depthwise_fits`]: output
+/// rows `out_row..` (as many as `out` holds, channels-last) from input rows `first_row..` held
+/// in planes of 8 channels, `rows` rows per plane, each row with its zero border (see
+/// [`super::Hidden`]).
 pub(super) fn depthwise(
     cpu: Avx2,
     layer: &Depthwise,
     input: &[f32],
+    rows: usize,
     first_row: usize,
     out: &mut [f32],
     out_row: usize,
 ) {
     let _ = cpu;
+    let g = layer.geometry;
+    let planes = Planes {
+        input: input.as_chunks::<8>().0,
+        rows,
+        first_row,
+    };
     // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
     #[allow(unsafe_code)]
     unsafe {
-        depthwise_avx2(layer, input, first_row, out, out_row)
+        match (g.kernel, g.stride) {
+            (3, 1) => depthwise_avx2::<3, 1>(layer, planes, out, out_row),
+            (3, 2) => depthwise_avx2::<3, 2>(layer, planes, out, out_row),
+            (5, 1) => depthwise_avx2::<5, 1>(layer, planes, out, out_row),
+            (5, 2) => depthwise_avx2::<5, 2>(layer, planes, out, out_row),
+            _ => panic!("depthwise_fits is false for {g:?}"),
+        }
     }
 }
 
-#[target_feature(enable = "avx,avx2,fma")]
-fn depthwise_avx2(
-    layer: &Depthwise,
-    input: &[f32],
+/// A block's expanded rows in planes of 8 channels.
+#[derive(Clone, Copy)]
+struct Planes<'a> {
+    input: &'a [[f32; 8]],
+    /// Rows per plane.
+    rows: usize,
+    /// The image row of each plane's first row.
     first_row: usize,
+}
+
+/// Output pixels of a row that accumulate in registers together.
+const SPAN: usize = super::DEPTHWISE_SPAN;
+
+thread_local! {
+    /// Zeros: the input rows above and below the image.
+    static ZEROS: std::cell::Cell<Vec<[f32; 8]>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// One plane of 8 channels at a time, through every output row of the band, so that the input
+/// rows a row of outputs reads stay in L1 for the next. The input rows carry their zero
+/// border, so every output pixel is the same K x K taps over contiguous vectors: SPAN pixels at
+/// a time, their accumulators in registers and each tap's weight loaded once for all of them.
+/// A row that is not a whole number of spans ends with a span that overlaps the one before; a
+/// row shorter than a span reads the zeros past its border (`Geometry::padded`).
+#[target_feature(enable = "avx,avx2,fma")]
+fn depthwise_avx2<const K: usize, const S: usize>(
+    layer: &Depthwise,
+    planes: Planes,
     out: &mut [f32],
     out_row: usize,
 ) {
     let g = layer.geometry;
     let lanes = layer.channels / 8;
-    let (input, _) = input.as_chunks::<8>();
+    let width = g.padded();
+    let plane = planes.rows * width;
+    let (out, _) = out.as_chunks_mut::<8>();
+    let mut zeros = ZEROS.take();
+    zeros.resize(zeros.len().max(width), [0.0; 8]);
     let (weight, _) = layer.weight.as_chunks::<8>();
     let (bias, _) = layer.bias.as_chunks::<8>();
-    let (out, _) = out.as_chunks_mut::<8>();
-    // 32 channels of one output pixel accumulate in registers across the taps; then the next
-    // 32 (8 at a time at the end).
-    for (p, out) in out.chunks_exact_mut(lanes).enumerate() {
-        let (oy, ox) = (out_row + p / g.out, p % g.out);
-        let (rows, iy0) = g.taps(oy);
-        let taps = Taps {
-            rows: (rows, iy0 - first_row),
-            cols: g.taps(ox),
-            size: g.size,
-            kernel: g.kernel,
-            lanes,
-        };
-        let mut v = 0;
-        while v + 8 <= lanes {
-            taps.run::<8>(input, weight, bias, v, out);
-            v += 8;
-        }
-        while v + 4 <= lanes {
-            taps.run::<4>(input, weight, bias, v, out);
-            v += 4;
-        }
-        while v < lanes {
-            taps.run::<1>(input, weight, bias, v, out);
-            v += 1;
-        }
-    }
-}
-
-/// The taps of one output pixel that fall inside the image.
-struct Taps {
-    /// Tap rows, and the input row of the first one.
-    rows: (std::ops::Range<usize>, usize),
-    /// Tap columns, and the input column of the first one.
-    cols: (std::ops::Range<usize>, usize),
-    size: usize,
-    kernel: usize,
-    /// Vectors of 8 channels per pixel.
-    lanes: usize,
-}
-
-impl Taps {
-    /// Output vectors `v..v + N` of the pixel.
-    #[target_feature(enable = "avx,avx2,fma")]
-    #[inline]
-    fn run<const N: usize>(
-        &self,
-        input: &[[f32; 8]],
-        weight: &[[f32; 8]],
-        bias: &[[f32; 8]],
-        v: usize,
-        out: &mut [[f32; 8]],
-    ) {
-        let lanes = self.lanes;
-        let mut acc = [_mm256_setzero_ps(); N];
-        for (acc, bias) in acc.iter_mut().zip(&bias[v..v + N]) {
-            *acc = load(bias);
-        }
-        for (dy, ky) in self.rows.0.clone().enumerate() {
-            let iy = self.rows.1 + dy;
-            for (dx, kx) in self.cols.0.clone().enumerate() {
-                let x = &input[((iy * self.size) + self.cols.1 + dx) * lanes + v..][..N];
-                let w = &weight[(ky * self.kernel + kx) * lanes + v..][..N];
-                for i in 0..N {
-                    acc[i] = _mm256_fmadd_ps(load(&x[i]), load(&w[i]), acc[i]);
+    let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
+    for v in 0..lanes {
+        let input = &planes.input[v * plane..][..plane];
+        let w: [[__m256; K]; K] = {
+            let mut w = [[zero; K]; K];
+            for (ky, w) in w.iter_mut().enumerate() {
+                for (kx, w) in w.iter_mut().enumerate() {
+                    *w = load(&weight[(ky * K + kx) * lanes + v]);
                 }
             }
-        }
-        let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
-        for (o, a) in out[v..v + N].iter_mut().zip(acc) {
-            store(o, _mm256_min_ps(six, _mm256_max_ps(zero, a)));
+            w
+        };
+        let bias = load(&bias[v]);
+        for (r, out) in out.chunks_exact_mut(g.out * lanes).enumerate() {
+            let lines: [&[[f32; 8]]; K] =
+                std::array::from_fn(|ky| match ((out_row + r) * S + ky).checked_sub(g.pad) {
+                    Some(iy) if iy < g.size => &input[(iy - planes.first_row) * width..][..width],
+                    _ => &zeros[..width],
+                });
+            let mut ox = 0;
+            while ox < g.out {
+                let at = ox.min(g.out.saturating_sub(SPAN));
+                let acc = taps::<K, S>(&lines, &w, bias, at);
+                for (p, acc) in acc.iter().enumerate().take(g.out - at) {
+                    let value = _mm256_min_ps(six, _mm256_max_ps(zero, *acc));
+                    store(&mut out[(at + p) * lanes + v], value);
+                }
+                ox = at + SPAN;
+            }
         }
     }
+    ZEROS.set(zeros);
+}
+
+/// Output pixels `ox..ox + SPAN` of one plane's row.
+#[target_feature(enable = "avx,avx2,fma")]
+#[inline]
+fn taps<const K: usize, const S: usize>(
+    lines: &[&[[f32; 8]]; K],
+    w: &[[__m256; K]; K],
+    bias: __m256,
+    ox: usize,
+) -> [__m256; SPAN] {
+    let mut acc = [bias; SPAN];
+    for (line, w) in lines.iter().zip(w) {
+        let line = &line[ox * S..][..(SPAN - 1) * S + K];
+        for (kx, &w) in w.iter().enumerate() {
+            for (p, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(load(&line[p * S + kx]), w, *acc);
+            }
+        }
+    }
+    acc
 }
