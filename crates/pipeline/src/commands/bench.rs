@@ -8,7 +8,7 @@ use super::run::Analysis;
 use super::video_features;
 use crate::backbone::Backbone;
 use crate::cli::{AnalysisArgs, BenchArgs, Stage};
-use crate::decode::Video;
+use crate::decode::{self, Decoding};
 use crate::device;
 use crate::head::StreamingHead;
 
@@ -17,11 +17,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let selected = device::select(args.model.device);
     let batch = args.model.batch as usize;
     println!(
-        "file: {}  device: {}  precision: {}  batch: {batch}  threads: {}",
+        "file: {}  device: {}  precision: {}  batch: {batch}  threads: {}  converters: {}",
         args.input.display(),
         selected.description,
         args.model.precision.name(),
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        decode::converters()
     );
     let stages: &[Stage] = match args.stage {
         Stage::All => &[
@@ -107,13 +108,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Decode, sample, scale and crop every frame; nothing else.
-fn decode_only(args: &BenchArgs, options: &crate::decode::DecodeOptions) -> Result<usize> {
-    let mut video = Video::open(&args.input, options.clone())?;
-    let mut n = 0;
-    while video.next_frame()?.is_some() {
-        n += 1;
-    }
+/// Decode, sample, scale and crop every frame, on the threads `extract` uses; nothing else.
+fn decode_only(args: &BenchArgs, options: &decode::DecodeOptions) -> Result<usize> {
+    let decoding = Decoding::start(&args.input, options.clone(), 32)?;
+    let n = decoding.frames.iter().count();
+    decoding.finish()?;
     Ok(n)
 }
 
