@@ -10,7 +10,8 @@
 //!   expansion writes its rows in planes of 8 channels, with the zero border 'same' padding
 //!   reads, so that the depthwise convolution keeps 8 channels of 8 pixels of an output row in
 //!   registers across the taps, all of them contiguous loads and none a special case at the
-//!   image's edge.
+//!   image's edge. It writes planes too (whole cache lines), which the projection reads 6
+//!   pixels x 8 channels at a time.
 //! - Elsewhere, the 1x1 convolutions are matrix products in the `gemm` crate (burn-flex's own)
 //!   and the depthwise convolutions plain loops over channels-last rows.
 //!
@@ -409,7 +410,7 @@ impl CpuBackbone {
         let head = &self.head;
         pointwise(
             head,
-            &s.x[..pixels * channels],
+            Pixels::ChannelsLast(&s.x[..pixels * channels]),
             &mut s.y,
             Rows::DENSE,
             None,
@@ -494,6 +495,7 @@ impl CpuBackbone {
                     };
                     let out = &mut s.hidden[fresh_rows.start * row + image.start..];
                     let planes = (planes > 1).then_some(plane);
+                    let fresh = Pixels::ChannelsLast(fresh);
                     pointwise(expand, fresh, out, rows, planes, Epilogue::Relu6, k);
                 }
                 None => {
@@ -519,6 +521,11 @@ impl CpuBackbone {
             );
             let pixels = rows.len() * g.out;
             let spatial = &s.spatial[..pixels * block.depthwise.channels];
+            let spatial = match layout {
+                Hidden::ChannelsLast => Pixels::ChannelsLast(spatial),
+                #[cfg(target_arch = "x86_64")]
+                Hidden::Planes { .. } => Pixels::Planes(spatial),
+            };
             let cout = block.project.cout;
             let at = rows.start * g.out * cout;
             let epilogue = if block.residual {
@@ -577,6 +584,7 @@ impl CpuBackbone {
                 }
             }
             let patches = &patches[..rows * conv.cin];
+            let patches = Pixels::ChannelsLast(patches);
             pointwise(conv, patches, out, Rows::DENSE, None, Epilogue::Relu6, k);
         }
         g.out
@@ -612,13 +620,15 @@ enum Hidden {
 }
 
 impl Hidden {
-    /// Planes where the AVX2 kernels run both the expansion (if any) and the depthwise layer.
+    /// Planes where the AVX2 kernels run the whole block: the expansion (if any) writes them,
+    /// the depthwise layer reads them and writes its output in planes too, for the projection.
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn new(block: &Block, k: Kernels, rows: usize) -> Self {
         #[cfg(target_arch = "x86_64")]
         if let Some(cpu) = k.simd
             && simd::depthwise_fits(&block.depthwise)
             && block.expand.as_ref().is_none_or(|e| e.packed.is_some())
+            && block.project.packed.is_some()
         {
             return Self::Planes { rows, cpu };
         }
@@ -633,6 +643,15 @@ impl Hidden {
             Self::Planes { .. } => 8,
         }
     }
+}
+
+/// A 1x1 convolution's input pixels: channels-last (`[pixels][cin]`), or in planes of 8
+/// channels (`[cin / 8][pixels][8]`, what the AVX2 depthwise kernel writes).
+#[derive(Clone, Copy)]
+enum Pixels<'a> {
+    ChannelsLast(&'a [f32]),
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Planes(&'a [f32]),
 }
 
 /// Where a layer writes its output pixels: image rows of `width` pixels, each `stride` pixels
@@ -674,7 +693,7 @@ enum Epilogue<'a> {
 /// band of rows at a time through `gemm`.
 fn pointwise(
     layer: &Pointwise,
-    input: &[f32],
+    pixels: Pixels,
     out: &mut [f32],
     layout: Rows,
     planes: Option<usize>,
@@ -682,7 +701,8 @@ fn pointwise(
     k: Kernels,
 ) {
     let (cin, cout) = (layer.cin, layer.cout);
-    let pixels = input.len() / cin;
+    let (Pixels::ChannelsLast(input) | Pixels::Planes(input)) = pixels;
+    let (input_planes, pixels) = (pixels, input.len() / cin);
     assert_eq!(input.len(), pixels * cin, "whole pixels of {cin} channels");
     #[cfg(target_arch = "x86_64")]
     if let (Some(cpu), Some(packed)) = (k.simd, &layer.packed) {
@@ -698,12 +718,12 @@ fn pointwise(
             residual,
             relu6,
         };
-        simd::pointwise(cpu, packed, &layer.bias, input, cin, output);
+        simd::pointwise(cpu, packed, &layer.bias, input_planes, cin, output);
         return;
     }
     assert!(
-        planes.is_none(),
-        "planes of 8 channels are written by the AVX2 kernel only"
+        planes.is_none() && matches!(input_planes, Pixels::ChannelsLast(_)),
+        "planes of 8 channels are read and written by the AVX2 kernel only"
     );
     let out = &mut out[..layout.len(pixels) * cout];
     if layout.width < pixels && layout.stride != layout.width {
@@ -716,6 +736,7 @@ fn pointwise(
                 other => other,
             };
             let out = &mut out[layout.at(first) * cout..];
+            let input = Pixels::ChannelsLast(input);
             pointwise(layer, input, out, Rows::DENSE, None, epilogue, k);
         }
         return;
@@ -753,9 +774,9 @@ fn pointwise(
 }
 
 /// Depthwise convolution with bias and ReLU6 over `[size, size, c]`: output rows `rows` into
-/// `out`, reading input rows `first_row..` from `input` (which must hold every row they need).
-/// Each input row carries its zero border: [`Geometry::padded`] pixels, the image's column `x`
-/// at `pad + x`.
+/// `out`, reading input rows `first_row..` from `input` (which must hold every row they need),
+/// laid out as `layout` says. The output is channels-last, or with [`Hidden::Planes`] in planes
+/// of 8 channels too (`[c / 8][pixels][8]`).
 fn depthwise(
     layer: &Depthwise,
     input: &[f32],
@@ -945,7 +966,7 @@ mod tests {
     fn pointwise_kernels_match_plain_loops() {
         for (cout, cin, pixels) in [8, 12, 16, 24, 40]
             .into_iter()
-            .flat_map(|o| [1, 3, 27, 33].map(|i| (o, i)))
+            .flat_map(|o| [1, 3, 16, 27, 33].map(|i| (o, i)))
             .flat_map(|(o, i)| [1, 5, 6, 7, 13, 1000].map(|p| (o, i, p)))
         {
             let layer = Pointwise::from_matrix(noise(cin * cout, 1), noise(cout, 2), cin);
@@ -975,14 +996,29 @@ mod tests {
                     width: 5,
                     stride: 8,
                 };
-                for (kernels, layout) in [this_cpu(), PORTABLE]
+                // The input channels-last, and (for the AVX2 kernel) in planes of 8 channels.
+                let planes = match cin % 8 {
+                    0 => to_planes(&input, cin),
+                    _ => Vec::new(),
+                };
+                let inputs = |k: Kernels| {
+                    let mut inputs = vec![Pixels::ChannelsLast(&input)];
+                    #[cfg(target_arch = "x86_64")]
+                    if k.simd.is_some() && cin.is_multiple_of(8) && layer.packed.is_some() {
+                        inputs.push(Pixels::Planes(&planes));
+                    }
+                    inputs
+                };
+                for (kernels, layout, pixels_in) in [this_cpu(), PORTABLE]
                     .into_iter()
                     .flat_map(|k| [(k, Rows::DENSE), (k, padded)])
+                    .flat_map(|(k, l)| inputs(k).into_iter().map(move |i| (k, l, i)))
                 {
                     let mut got = vec![f32::NAN; layout.len(pixels) * cout];
-                    pointwise(&layer, &input, &mut got, layout, None, epilogue, kernels);
+                    pointwise(&layer, pixels_in, &mut got, layout, None, epilogue, kernels);
                     let what = format!(
-                        "{pixels} x {cin} -> {cout}, {layout:?}, simd {}",
+                        "{pixels} x {cin} -> {cout}, {layout:?}, planes {}, simd {}",
+                        matches!(pixels_in, Pixels::Planes(_)),
                         kernels.simd.is_some()
                     );
                     let mut dense = Vec::new();
@@ -1053,13 +1089,7 @@ mod tests {
                 #[cfg(target_arch = "x86_64")]
                 if let Some(cpu) = detect_simd().filter(|_| simd::depthwise_fits(&layer)) {
                     let n = rows.len() / row;
-                    let mut planes = vec![f32::NAN; rows.len()];
-                    for (i, values) in rows.chunks_exact(8).enumerate() {
-                        let (pixel, v) = (i / (channels / 8), i % (channels / 8));
-                        let at = (v * n * geometry.padded() + pixel) * 8;
-                        planes[at..at + 8].copy_from_slice(values);
-                    }
-                    layouts.push((Hidden::Planes { rows: n, cpu }, planes));
+                    layouts.push((Hidden::Planes { rows: n, cpu }, to_planes(rows, channels)));
                 }
                 layouts
             };
@@ -1069,18 +1099,48 @@ mod tests {
             for ((layout, input), (rest_layout, rest)) in layouts(0).into_iter().zip(layouts(first))
             {
                 let what = format!("{size}x{size}x{channels} k{kernel} s{stride}, {layout:?}");
+                // The output channels-last, whatever the layout wrote.
+                let written = |out: Vec<f32>| match layout {
+                    Hidden::ChannelsLast => out,
+                    #[cfg(target_arch = "x86_64")]
+                    Hidden::Planes { .. } => from_planes(&out, channels),
+                };
                 let mut got = vec![f32::NAN; out * out * channels];
                 depthwise(&layer, &input, layout, 0, &mut got, 0..out);
-                assert_close(&got, &want, &what);
-                let mut got = vec![f32::NAN; out * out * channels];
-                let (top, bottom) = got.split_at_mut(mid * out * channels);
+                assert_close(&written(got), &want, &what);
+                let mut top = vec![f32::NAN; mid * out * channels];
+                let mut bottom = vec![f32::NAN; (out - mid) * out * channels];
                 if mid > 0 {
-                    depthwise(&layer, &input, layout, 0, top, 0..mid);
+                    depthwise(&layer, &input, layout, 0, &mut top, 0..mid);
                 }
-                depthwise(&layer, &rest, rest_layout, first, bottom, mid..out);
+                depthwise(&layer, &rest, rest_layout, first, &mut bottom, mid..out);
+                let got = [written(top), written(bottom)].concat();
                 assert_close(&got, &want, &what);
             }
         }
+    }
+
+    /// `[pixels][c]` to `[c / 8][pixels][8]`.
+    fn to_planes(values: &[f32], c: usize) -> Vec<f32> {
+        let pixels = values.len() / c;
+        let mut planes = vec![f32::NAN; values.len()];
+        for (i, eight) in values.chunks_exact(8).enumerate() {
+            let (p, v) = (i / (c / 8), i % (c / 8));
+            planes[(v * pixels + p) * 8..][..8].copy_from_slice(eight);
+        }
+        planes
+    }
+
+    /// `[c / 8][pixels][8]` to `[pixels][c]`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn from_planes(planes: &[f32], c: usize) -> Vec<f32> {
+        let pixels = planes.len() / c;
+        let mut values = vec![f32::NAN; planes.len()];
+        for (i, eight) in planes.chunks_exact(8).enumerate() {
+            let (v, p) = (i / pixels, i % pixels);
+            values[p * c + v * 8..][..8].copy_from_slice(eight);
+        }
+        values
     }
 
     /// `[size, size, c]` with each row's zero border (what [`depthwise`] reads).

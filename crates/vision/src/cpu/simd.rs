@@ -2,13 +2,14 @@
 //! other CPUs take the portable path in [`super`]), written with `std::arch` intrinsics inside
 //! `#[target_feature]` functions:
 //! - a 1x1 convolution that keeps a tile of 6 pixels x 16 channels of outputs in registers
-//!   through the whole sum and applies bias, residual and ReLU6 before its only store;
-//! - a depthwise convolution that keeps 16 channels of 4 output pixels of a row in registers
-//!   across its taps, reading input rows that carry their zero border.
+//!   through the whole sum and applies bias, residual and ReLU6 before its only store, over
+//!   pixels channels-last or in planes of 8 channels;
+//! - a depthwise convolution over planes of 8 channels that keeps 8 output pixels of a row in
+//!   registers across its taps, reading input rows that carry their zero border.
 
 use std::arch::x86_64::*;
 
-use super::{Depthwise, Rows};
+use super::{Depthwise, Pixels, Rows};
 
 /// `__m256` from a `&[f32; 8]`. Safe to call only where AVX is enabled, which the compiler
 /// checks.
@@ -39,6 +40,9 @@ thread_local! {
 
 /// Output pixels per register tile.
 const MR: usize = 6;
+/// Tiles of output channels from which a tile's pixels, given in planes, are gathered into one
+/// run rather than read from the planes, spread out (from L2) for every tile.
+const GATHER_TILES: usize = 4;
 /// Input values per cache block of pixels, packed once and reread from the core's cache for
 /// every tile of output channels.
 const BLOCK_VALUES: usize = 24 * 1024;
@@ -99,7 +103,7 @@ pub(super) fn pointwise(
     cpu: Avx2,
     packed: &Packed,
     bias: &[f32],
-    input: &[f32],
+    input: Pixels,
     cin: usize,
     output: Output,
 ) {
@@ -112,7 +116,7 @@ pub(super) fn pointwise(
 }
 
 #[target_feature(enable = "avx,avx2,fma")]
-fn pointwise_avx2(packed: &Packed, bias: &[f32], input: &[f32], cin: usize, output: Output) {
+fn pointwise_avx2(packed: &Packed, bias: &[f32], input: Pixels, cin: usize, output: Output) {
     let Output {
         out,
         rows: layout,
@@ -121,8 +125,10 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: &[f32], cin: usize, outp
         relu6,
     } = output;
     let cout = bias.len();
-    let pixels = input.len() / cin;
-    assert!(input.len() == pixels * cin);
+    let (Pixels::ChannelsLast(values) | Pixels::Planes(values)) = input;
+    let pixels = values.len() / cin;
+    assert!(values.len() == pixels * cin);
+    assert!(matches!(input, Pixels::ChannelsLast(_)) || cin.is_multiple_of(8));
     assert!(planes.is_some() || out.len() >= layout.len(pixels) * cout);
     // Values from one pixel to the next, and from one vector of 8 channels to the next.
     let (pixel, vector) = planes.map_or((cout, 8), |plane| (8, plane));
@@ -132,6 +138,22 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: &[f32], cin: usize, outp
     // from call to call on this thread (every value read is written first).
     let mut panels = PANELS.take();
     panels.resize(panels.len().max(block / MR * cin), [0.0; MR]);
+    // Channels-last pixels are packed into panels. Planes are read where they are when few
+    // tiles of output channels read them, but for a last tile of fewer than MR pixels: that one
+    // as planes of MR pixels, zero past the last. When many tiles reread them, each tile's
+    // blocks of MR x 8 values are gathered into one run that stays in L1.
+    let gather = tiles(cout).count() >= GATHER_TILES;
+    let mut tail = Vec::new();
+    if let Pixels::Planes(values) = input
+        && !gather
+    {
+        let last = pixels / MR * MR;
+        tail.resize(cin / 8 * MR * 8, 0.0);
+        for (v, plane) in tail.chunks_exact_mut(MR * 8).enumerate() {
+            let have = (pixels - last) * 8;
+            plane[..have].copy_from_slice(&values[(v * pixels + last) * 8..][..have]);
+        }
+    }
     // Where each pixel of the cache block starts in `out`.
     let mut starts = Vec::with_capacity(block);
     for first in (0..pixels).step_by(block) {
@@ -141,6 +163,19 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: &[f32], cin: usize, outp
         starts.extend((first..first + rows).map(|p| layout.at(p) * pixel));
         for (t, panel) in panels.chunks_exact_mut(cin).take(tiles_p).enumerate() {
             let p0 = first + t * MR;
+            let input = match input {
+                Pixels::ChannelsLast(input) => input,
+                Pixels::Planes(_) if !gather => break, // read where they are
+                Pixels::Planes(values) => {
+                    let have = (first + rows - p0).min(MR) * 8;
+                    let panel = panel.as_flattened_mut();
+                    for (v, dst) in panel.chunks_exact_mut(MR * 8).enumerate() {
+                        dst[..have].copy_from_slice(&values[(v * pixels + p0) * 8..][..have]);
+                        dst[have..].fill(0.0);
+                    }
+                    continue;
+                }
+            };
             if p0 + MR <= first + rows {
                 let tile = &input[p0 * cin..][..MR * cin];
                 let rows: [&[f32]; MR] = std::array::from_fn(|r| &tile[r * cin..][..cin]);
@@ -164,11 +199,29 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: &[f32], cin: usize, outp
         for (start, width) in tiles(cout) {
             let weights = &packed.data[offset..][..cin * width];
             offset += cin * width;
-            let tiles = panels.chunks_exact(cin).zip(starts.chunks(MR));
-            for (t, (panel, starts)) in tiles.enumerate() {
+            for (t, starts) in starts.chunks(MR).enumerate() {
                 let p0 = first + t * MR;
+                let panel = &panels[t * cin..][..cin];
+                let x = match input {
+                    Pixels::ChannelsLast(_) => Source::Panel(panel),
+                    Pixels::Planes(_) if gather => Source::Planes {
+                        values: panel.as_flattened(),
+                        stride: MR,
+                        p0: 0,
+                    },
+                    Pixels::Planes(values) if p0 + MR <= pixels => Source::Planes {
+                        values,
+                        stride: pixels,
+                        p0,
+                    },
+                    Pixels::Planes(_) => Source::Planes {
+                        values: &tail,
+                        stride: MR,
+                        p0: 0,
+                    },
+                };
                 let tile = Tile {
-                    panel,
+                    x,
                     bias: &bias[start..start + width],
                     residual: residual.map(|r| &r[p0 * cout + start..]),
                     starts,
@@ -188,10 +241,21 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: &[f32], cin: usize, outp
     PANELS.set(panels);
 }
 
+/// A tile's input pixels.
+enum Source<'a> {
+    /// `[cin][MR]`.
+    Panel(&'a [[f32; MR]]),
+    /// Pixels `p0..p0 + MR` of planes of `stride` pixels (`[cin / 8][stride][8]`).
+    Planes {
+        values: &'a [f32],
+        stride: usize,
+        p0: usize,
+    },
+}
+
 /// One MR-pixel x W-channel tile of outputs.
 struct Tile<'a> {
-    /// `[cin][MR]`.
-    panel: &'a [[f32; MR]],
+    x: Source<'a>,
     bias: &'a [f32],
     /// From the tile's first output value on, with rows `cout` apart.
     residual: Option<&'a [f32]>,
@@ -222,15 +286,37 @@ impl Tile<'_> {
                 }
             }
         }
-        for (x, w) in self.panel.iter().zip(weights.chunks_exact(NV)) {
-            let mut wv = [_mm256_setzero_ps(); NV];
-            for v in 0..NV {
-                wv[v] = load(&w[v]);
+        match self.x {
+            Source::Panel(panel) => {
+                for (x, w) in panel.iter().zip(weights.chunks_exact(NV)) {
+                    let mut wv = [_mm256_setzero_ps(); NV];
+                    for v in 0..NV {
+                        wv[v] = load(&w[v]);
+                    }
+                    for r in 0..MR {
+                        let x = _mm256_set1_ps(x[r]);
+                        for v in 0..NV {
+                            acc[r][v] = _mm256_fmadd_ps(x, wv[v], acc[r][v]);
+                        }
+                    }
+                }
             }
-            for r in 0..MR {
-                let x = _mm256_set1_ps(x[r]);
-                for v in 0..NV {
-                    acc[r][v] = _mm256_fmadd_ps(x, wv[v], acc[r][v]);
+            Source::Planes { values, stride, p0 } => {
+                // Eight steps of the sum per plane: its MR x 8 values are one contiguous block.
+                for (plane, w) in weights.chunks_exact(8 * NV).enumerate() {
+                    let block = &values[(plane * stride + p0) * 8..][..MR * 8];
+                    for (j, w) in w.chunks_exact(NV).enumerate() {
+                        let mut wv = [_mm256_setzero_ps(); NV];
+                        for v in 0..NV {
+                            wv[v] = load(&w[v]);
+                        }
+                        for r in 0..MR {
+                            let x = _mm256_set1_ps(block[r * 8 + j]);
+                            for v in 0..NV {
+                                acc[r][v] = _mm256_fmadd_ps(x, wv[v], acc[r][v]);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -257,9 +343,9 @@ pub(super) fn depthwise_fits(layer: &Depthwise) -> bool {
 }
 
 /// Depthwise convolution with bias and ReLU6, for a layer that [`depthwise_fits`]: output
-/// rows `out_row..` (as many as `out` holds, channels-last) from input rows `first_row..` held
-/// in planes of 8 channels, `rows` rows per plane, each row with its zero border (see
-/// [`super::Hidden`]).
+/// rows `out_row..` (as many as `out` holds, in planes of 8 channels: `[c / 8][pixels][8]`)
+/// from input rows `first_row..` held in planes of 8 channels, `rows` rows per plane, each row
+/// with its zero border (see [`super::Hidden`]).
 pub(super) fn depthwise(
     cpu: Avx2,
     layer: &Depthwise,
@@ -325,6 +411,7 @@ fn depthwise_avx2<const K: usize, const S: usize>(
     let width = g.padded();
     let plane = planes.rows * width;
     let (out, _) = out.as_chunks_mut::<8>();
+    let pixels = out.len() / lanes;
     let mut zeros = ZEROS.take();
     zeros.resize(zeros.len().max(width), [0.0; 8]);
     let (weight, _) = layer.weight.as_chunks::<8>();
@@ -342,7 +429,8 @@ fn depthwise_avx2<const K: usize, const S: usize>(
             w
         };
         let bias = load(&bias[v]);
-        for (r, out) in out.chunks_exact_mut(g.out * lanes).enumerate() {
+        let out = &mut out[v * pixels..][..pixels];
+        for (r, out) in out.chunks_exact_mut(g.out).enumerate() {
             let lines: [&[[f32; 8]]; K] =
                 std::array::from_fn(|ky| match ((out_row + r) * S + ky).checked_sub(g.pad) {
                     Some(iy) if iy < g.size => &input[(iy - planes.first_row) * width..][..width],
@@ -354,7 +442,7 @@ fn depthwise_avx2<const K: usize, const S: usize>(
                 let acc = taps::<K, S>(&lines, &w, bias, at);
                 for (p, acc) in acc.iter().enumerate().take(g.out - at) {
                     let value = _mm256_min_ps(six, _mm256_max_ps(zero, *acc));
-                    store(&mut out[(at + p) * lanes + v], value);
+                    store(&mut out[at + p], value);
                 }
                 ox = at + SPAN;
             }
