@@ -1,6 +1,6 @@
 //! Video decoding: FFmpeg demux + multi-threaded decode, sampling on timestamps, and one
 //! swscale pass per taken frame straight to the model's input (shorter side to `size`, centre
-//! crop, RGB24), on a thread of its own behind a bounded queue; on machines with many cores the
+//! crop, RGB24), on a thread of its own behind a bounded queue; with more than one core, the
 //! swscale passes run on threads of their own too (see [`Decoding`]).
 
 mod sample;
