@@ -654,6 +654,15 @@ enum Pixels<'a> {
     Planes(&'a [f32]),
 }
 
+impl<'a> Pixels<'a> {
+    /// The values, in either layout.
+    fn values(self) -> &'a [f32] {
+        match self {
+            Self::ChannelsLast(values) | Self::Planes(values) => values,
+        }
+    }
+}
+
 /// Where a layer writes its output pixels: image rows of `width` pixels, each `stride` pixels
 /// after the one before (the pixels between are not written).
 #[derive(Debug, Clone, Copy)]
@@ -693,7 +702,7 @@ enum Epilogue<'a> {
 /// band of rows at a time through `gemm`.
 fn pointwise(
     layer: &Pointwise,
-    pixels: Pixels,
+    input: Pixels,
     out: &mut [f32],
     layout: Rows,
     planes: Option<usize>,
@@ -701,9 +710,12 @@ fn pointwise(
     k: Kernels,
 ) {
     let (cin, cout) = (layer.cin, layer.cout);
-    let (Pixels::ChannelsLast(input) | Pixels::Planes(input)) = pixels;
-    let (input_planes, pixels) = (pixels, input.len() / cin);
-    assert_eq!(input.len(), pixels * cin, "whole pixels of {cin} channels");
+    let pixels = input.values().len() / cin;
+    assert_eq!(
+        input.values().len(),
+        pixels * cin,
+        "whole pixels of {cin} channels"
+    );
     #[cfg(target_arch = "x86_64")]
     if let (Some(cpu), Some(packed)) = (k.simd, &layer.packed) {
         let (residual, relu6) = match epilogue {
@@ -718,13 +730,14 @@ fn pointwise(
             residual,
             relu6,
         };
-        simd::pointwise(cpu, packed, &layer.bias, input_planes, cin, output);
+        simd::pointwise(cpu, packed, &layer.bias, input, cin, output);
         return;
     }
     assert!(
-        planes.is_none() && matches!(input_planes, Pixels::ChannelsLast(_)),
+        planes.is_none() && matches!(input, Pixels::ChannelsLast(_)),
         "planes of 8 channels are read and written by the AVX2 kernel only"
     );
+    let input = input.values();
     let out = &mut out[..layout.len(pixels) * cout];
     if layout.width < pixels && layout.stride != layout.width {
         // One image row at a time.

@@ -125,9 +125,8 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: Pixels, cin: usize, outp
         relu6,
     } = output;
     let cout = bias.len();
-    let (Pixels::ChannelsLast(values) | Pixels::Planes(values)) = input;
-    let pixels = values.len() / cin;
-    assert!(values.len() == pixels * cin);
+    let pixels = input.values().len() / cin;
+    assert!(input.values().len() == pixels * cin);
     assert!(matches!(input, Pixels::ChannelsLast(_)) || cin.is_multiple_of(8));
     assert!(planes.is_some() || out.len() >= layout.len(pixels) * cout);
     // Values from one pixel to the next, and from one vector of 8 channels to the next.
