@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU speed comparison on one file, same machine, same run:
-#   pipeline bench --device wgpu (decode alone, CNN alone, extract and run end to end), f32 and f16,
+#   pipeline bench --device wgpu (decode alone, CNN alone, extract and run end to end, and the
+#   layer-by-layer profile of the CNN), f32 and f16,
 #   bench/reference_pipeline.py --engine torch --cuda (PyTorch eager on CUDA), f32 and --half,
 # all at the same CNN batch size.
 # Usage: bench/compare-gpu.sh VIDEO [PIPELINE_BINARY]
@@ -20,7 +21,7 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 ||
 echo "# $(basename "$video") on ${gpu:-an unnamed GPU}, $(nproc) cores, batch $batch, $(date -u +%Y-%m-%d)"
 for precision in ${PRECISIONS:-f32 f16}; do
   echo "## pipeline bench --device wgpu --precision $precision"
-  "$bin" bench "$video" --device wgpu --precision "$precision" --batch "$batch" \
+  "$bin" bench "$video" --device wgpu --stage all,layers --precision "$precision" --batch "$batch" \
     --repeats "${REPEATS:-5}" 2>/dev/null
 done
 for half in "" --half; do

@@ -6,6 +6,7 @@ use anyhow::{Context as _, Result, bail};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 use clap::ValueEnum;
+use std::time::Instant;
 use vision::cpu::CpuBackbone;
 use vision::{EfficientNet, EfficientNetConfig, FEATURE_DIM, preprocess, weights};
 
@@ -146,12 +147,76 @@ impl Backbone {
         }
     }
 
+    /// The time of each step of [`Self::features`] on a GPU for `batch` mid-grey frames, the
+    /// device synchronised after every step: the upload, unpacking and normalisation, each layer,
+    /// the read-back.
+    /// Synchronising stops layers overlapping and fusing across each other, so the sum is
+    /// somewhat above the time of a plain batch. The CPU runs fused kernels, not these layers.
+    pub fn layer_times(&self, batch: usize) -> Result<Vec<LayerTime>> {
+        if self.cpu.is_some() {
+            bail!("the layer profile is for GPUs (--device wgpu): the CPU kernels fuse the layers")
+        }
+        let size = self.model.image_size();
+        let sync = || {
+            self.device
+                .sync()
+                .map_err(|e| anyhow::anyhow!("synchronising the device: {e:?}"))
+        };
+        let mut times = Vec::new();
+        let rgb = vec![128u8; batch * size * size * 3];
+        let len = rgb.len();
+        sync()?;
+        let mut last = Instant::now();
+        let words = preprocess::upload_bytes(rgb, &self.device);
+        let mut step = |name: &'static str, dims: [usize; 4]| -> Result<()> {
+            sync()?;
+            let now = Instant::now();
+            times.push(LayerTime {
+                name,
+                dims,
+                seconds: (now - last).as_secs_f64(),
+            });
+            last = now;
+            Ok(())
+        };
+        step("upload", [len.div_ceil(4), 1, 1, 1])?;
+        let x = preprocess::normalize(
+            preprocess::unpack_bytes(words, len).reshape([batch, size, size, 3]),
+        )
+        .cast(self.dtype);
+        step("normalise", x.dims())?;
+        let mut failed = Ok(());
+        let features = self.model.forward_features_observed(x, |layer, dims| {
+            if failed.is_ok() {
+                failed = step(layer.name(), dims);
+            }
+        });
+        failed?;
+        features
+            .cast(FloatDType::F32)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))?;
+        step("read back", [batch, FEATURE_DIM, 1, 1])?;
+        Ok(times)
+    }
+
     /// ImageNet logits `[N, 1000]` from features.
     pub fn classify(&self, features: Tensor<2>) -> Tensor<2> {
         self.model
             .classify(features.cast(self.dtype))
             .cast(FloatDType::F32)
     }
+}
+
+/// One step of [`Backbone::layer_times`].
+#[derive(Debug, Clone)]
+pub struct LayerTime {
+    /// `upload`, `normalise`, a [`vision::Layer`] name, or `read back`.
+    pub name: &'static str,
+    /// The step's output.
+    pub dims: [usize; 4],
+    pub seconds: f64,
 }
 
 /// `n` frames of `frame_len` bytes padded with black frames to `batch` frames when fewer; the

@@ -329,6 +329,9 @@ pub enum Stage {
     Head,
     /// `run` without writing: decode, CNN, ImageNet top-k, the head and events.
     Run,
+    /// Not part of `all`: the CNN layer by layer on a GPU, the device synchronised after each
+    /// (where the CNN stage's time goes).
+    Layers,
 }
 
 #[derive(Debug, Args)]
@@ -336,8 +339,10 @@ pub struct BenchArgs {
     /// The video to time.
     #[arg(value_hint = ValueHint::FilePath)]
     pub input: PathBuf,
-    #[arg(long, value_enum, default_value_t = Stage::All)]
-    pub stage: Stage,
+    /// One stage, or several separated by commas (`cnn,layers`): one model load and one
+    /// kernel autotuning for all of them.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    pub stage: Vec<Stage>,
     /// Timed runs per stage (after one untimed warm-up).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeats: u32,

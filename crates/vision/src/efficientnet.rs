@@ -164,15 +164,20 @@ pub(crate) struct MbConv {
 }
 
 impl MbConv {
-    /// `[N, C_in, H, W]` to `[N, C_out, H / stride, W / stride]`.
-    fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+    /// `[N, C_in, H, W]` to `[N, C_out, H / stride, W / stride]`, calling `after` when each
+    /// layer is queued.
+    fn forward(&self, input: Tensor<4>, after: &mut impl FnMut(Layer, [usize; 4])) -> Tensor<4> {
         let mut x = input.clone();
         if let Some(conv) = &self.expand_conv {
             x = relu6(conv_bn(conv, &self.bn0, x));
+            after(Layer::Expand, x.dims());
         }
         x = relu6(conv_bn(&self.depthwise_conv, &self.bn1, x));
+        after(Layer::Depthwise, x.dims());
         x = conv_bn(&self.project_conv, &self.bn2, x);
-        if self.residual { x + input } else { x }
+        x = if self.residual { x + input } else { x };
+        after(Layer::Project, x.dims());
+        x
     }
 
     fn fold_batchnorm(&mut self) {
@@ -208,6 +213,33 @@ fn fold(conv: &mut Conv2d, bn: Option<BatchNorm>) {
     let bias = bn.beta.val() + (bias - bn.running_mean.value()) * scale.clone();
     conv.weight = Param::from_tensor(weight * scale.reshape([c_out, 1, 1, 1]));
     conv.bias = Some(Param::from_tensor(bias));
+}
+
+/// The kinds of layer [`EfficientNet::forward_features_observed`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Layer {
+    /// The 3x3 stride-2 convolution on the image.
+    Stem,
+    /// A block's 1x1 expansion.
+    Expand,
+    /// A block's depthwise convolution.
+    Depthwise,
+    /// A block's 1x1 projection, with the residual connection.
+    Project,
+    /// The 1x1 head convolution and the global average pool.
+    HeadPool,
+}
+
+impl Layer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stem => "stem",
+            Self::Expand => "expand",
+            Self::Depthwise => "depthwise",
+            Self::Project => "project",
+            Self::HeadPool => "head+pool",
+        }
+    }
 }
 
 /// EfficientNet-Lite with its ImageNet classifier.
@@ -266,13 +298,27 @@ impl EfficientNet {
     /// Embeddings: normalised images `[N, 3, S, S]` to `[N, 1280]`, the global average pool
     /// after the head convolution (what the classifier reads).
     pub fn forward_features(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_features_observed(images, |_, _| {})
+    }
+
+    /// [`Self::forward_features`], calling `after(layer, output dims)` as soon as each layer
+    /// is queued (activation and residual included), in order. A profile synchronises the
+    /// device there; the head's dims are those of the pooled `[N, 1280, 1, 1]`.
+    pub fn forward_features_observed(
+        &self,
+        images: Tensor<4>,
+        mut after: impl FnMut(Layer, [usize; 4]),
+    ) -> Tensor<2> {
         let mut x = relu6(conv_bn(&self.conv_stem, &self.bn0, images));
+        after(Layer::Stem, x.dims());
         for block in &self.blocks {
-            x = block.forward(x);
+            x = block.forward(x, &mut after);
         }
         let x = relu6(conv_bn(&self.conv_head, &self.bn1, x));
         let [n, c, _, _] = x.dims();
-        x.mean_dims(&[2, 3]).reshape([n, c])
+        let pooled = x.mean_dims(&[2, 3]).reshape([n, c]);
+        after(Layer::HeadPool, [n, c, 1, 1]);
+        pooled
     }
 
     /// ImageNet logits `[N, 1000]` from embeddings `[N, 1280]`.
@@ -311,6 +357,42 @@ mod tests {
         let features = model.forward_features(Tensor::zeros([2, 3, 64, 64], &device));
         assert_eq!(features.dims(), [2, FEATURE_DIM]);
         assert_eq!(model.classify(features).dims(), [2, NUM_CLASSES]);
+    }
+
+    #[test]
+    fn every_layer_is_reported_in_order_with_its_output_shape() {
+        let device = Device::flex();
+        let model = EfficientNetConfig::new().with_image_size(64).init(&device);
+        let mut seen = Vec::new();
+        let x = Tensor::<4>::random([2, 3, 64, 64], burn::tensor::Distribution::Default, &device);
+        let observed = model.forward_features_observed(x.clone(), |layer, dims| {
+            seen.push((layer, dims));
+        });
+        let count = |kind| seen.iter().filter(|(l, _)| *l == kind).count();
+        // The first block has no expansion (expand ratio 1).
+        assert_eq!(
+            [
+                Layer::Stem,
+                Layer::Expand,
+                Layer::Depthwise,
+                Layer::Project,
+                Layer::HeadPool
+            ]
+            .map(count),
+            [1, 15, 16, 16, 1]
+        );
+        assert_eq!(seen[0], (Layer::Stem, [2, 32, 32, 32]));
+        assert_eq!(seen[1], (Layer::Depthwise, [2, 32, 32, 32]));
+        assert_eq!(seen[2], (Layer::Project, [2, 16, 32, 32]));
+        assert_eq!(seen[seen.len() - 2], (Layer::Project, [2, 320, 2, 2]));
+        assert_eq!(
+            seen[seen.len() - 1],
+            (Layer::HeadPool, [2, FEATURE_DIM, 1, 1])
+        );
+        // Observing changes nothing.
+        let plain = model.forward_features(x);
+        let diff = (plain - observed).abs().max().into_scalar::<f32>();
+        assert_eq!(diff, 0.0);
     }
 
     #[test]

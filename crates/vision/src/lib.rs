@@ -20,5 +20,7 @@ pub mod labels;
 pub mod preprocess;
 pub mod weights;
 
-pub use efficientnet::{EfficientNet, EfficientNetConfig, FEATURE_DIM, NUM_CLASSES, Variant};
+pub use efficientnet::{
+    EfficientNet, EfficientNetConfig, FEATURE_DIM, Layer, NUM_CLASSES, Variant,
+};
 pub use error::VisionError;

@@ -6,7 +6,7 @@ use anyhow::{Result, anyhow, bail};
 
 use super::run::Analysis;
 use super::video_features;
-use crate::backbone::Backbone;
+use crate::backbone::{Backbone, LayerTime};
 use crate::cli::{AnalysisArgs, BenchArgs, Stage};
 use crate::decode::{self, Decoding};
 use crate::device;
@@ -24,19 +24,27 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         decode::converters()
     );
-    let stages: &[Stage] = match args.stage {
-        Stage::All => &[
-            Stage::Decode,
-            Stage::Cnn,
-            Stage::Head,
-            Stage::Extract,
-            Stage::Run,
-        ],
-        ref one => std::slice::from_ref(one),
-    };
+    let mut stages = Vec::new();
+    for stage in &args.stage {
+        let expanded: &[Stage] = match stage {
+            Stage::All => &[
+                Stage::Decode,
+                Stage::Cnn,
+                Stage::Head,
+                Stage::Extract,
+                Stage::Run,
+            ],
+            one => std::slice::from_ref(one),
+        };
+        for &stage in expanded {
+            if !stages.contains(&stage) {
+                stages.push(stage);
+            }
+        }
+    }
     let needs_model = stages
         .iter()
-        .any(|s| matches!(s, Stage::Cnn | Stage::Extract));
+        .any(|s| matches!(s, Stage::Cnn | Stage::Extract | Stage::Layers));
     let backbone = needs_model
         .then(|| Backbone::load(&args.model, options.size, &selected.device))
         .transpose()?;
@@ -61,7 +69,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             })
         })
         .transpose()?;
-    for stage in stages {
+    for stage in &stages {
+        if let (Stage::Layers, Some(b)) = (stage, &backbone) {
+            layers(b, batch, args.repeats as usize)?;
+            continue;
+        }
         let mut rates = Vec::new();
         let mut frames = 0;
         // One untimed warm-up (caches, allocator, kernels), then the timed repeats.
@@ -141,4 +153,95 @@ fn cnn_only(backbone: &Backbone, batch: usize, size: usize) -> Result<usize> {
             .map_err(|e| anyhow!("reading features: {e:?}"))?;
     }
     Ok(BATCHES * batch)
+}
+
+/// The per-layer profile: one untimed batch, then `repeats` timed ones; the median time of each
+/// step, then the totals by kind of layer.
+fn layers(backbone: &Backbone, batch: usize, repeats: usize) -> Result<()> {
+    backbone.layer_times(batch)?;
+    let runs = (0..repeats)
+        .map(|_| backbone.layer_times(batch))
+        .collect::<Result<Vec<_>>>()?;
+    let steps = median_steps(&runs);
+    println!(
+        "layers   device synchronised after each step; median of {repeats} runs, ms per batch"
+    );
+    for step in &steps {
+        let [n, c, h, w] = step.dims;
+        println!(
+            "  {:<10} {:>18} {:>9.3}",
+            step.name,
+            format!("{n}x{c}x{h}x{w}"),
+            step.seconds * 1e3
+        );
+    }
+    let total: f64 = steps.iter().map(|s| s.seconds).sum();
+    let mut kinds: Vec<&str> = Vec::new();
+    for step in &steps {
+        if !kinds.contains(&step.name) {
+            kinds.push(step.name);
+        }
+    }
+    let shares: Vec<String> = kinds
+        .iter()
+        .map(|kind| {
+            let t: f64 = steps
+                .iter()
+                .filter(|s| s.name == *kind)
+                .map(|s| s.seconds)
+                .sum();
+            format!("{kind} {:.2} ms ({:.0}%)", t * 1e3, 100.0 * t / total)
+        })
+        .collect();
+    println!("  by kind: {}", shares.join(", "));
+    println!(
+        "  total {:.2} ms per batch of {batch}: {:.1} frames/s synchronised",
+        total * 1e3,
+        batch as f64 / total
+    );
+    Ok(())
+}
+
+/// Step by step, the median time over runs of the same steps.
+fn median_steps(runs: &[Vec<LayerTime>]) -> Vec<LayerTime> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let mut times: Vec<f64> = runs.iter().map(|run| run[i].seconds).collect();
+            times.sort_by(f64::total_cmp);
+            LayerTime {
+                seconds: times[times.len() / 2],
+                ..step.clone()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_profile_takes_each_steps_median() {
+        let run = |ms: [f64; 2]| {
+            ms.iter()
+                .zip(["stem", "expand"])
+                .map(|(&t, name)| LayerTime {
+                    name,
+                    dims: [1, 2, 3, 4],
+                    seconds: t / 1e3,
+                })
+                .collect::<Vec<_>>()
+        };
+        let steps = median_steps(&[run([3.0, 1.0]), run([1.0, 9.0]), run([2.0, 5.0])]);
+        let got: Vec<_> = steps.iter().map(|s| (s.name, s.seconds * 1e3)).collect();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, "stem");
+        assert!((got[0].1 - 2.0).abs() < 1e-9 && (got[1].1 - 5.0).abs() < 1e-9);
+        assert!(median_steps(&[]).is_empty());
+    }
 }
