@@ -11,7 +11,6 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::prelude::*;
 use burn::tensor::FloatDType;
 use burn::tensor::activation::relu6;
-use burn::tensor::ops::ConvOptions;
 use serde::{Deserialize, Serialize};
 
 /// Width of the embedding `forward_features` returns.
@@ -173,11 +172,7 @@ impl MbConv {
             x = relu6(conv_bn(conv, &self.bn0, x));
             after(Layer::Expand, x.dims());
         }
-        x = depthwise_then_bias(&self.depthwise_conv, x);
-        x = relu6(match &self.bn1 {
-            Some(bn) => bn.forward(x),
-            None => x,
-        });
+        x = relu6(conv_bn(&self.depthwise_conv, &self.bn1, x));
         after(Layer::Depthwise, x.dims());
         x = conv_bn(&self.project_conv, &self.bn2, x);
         x = if self.residual { x + input } else { x };
@@ -201,27 +196,6 @@ fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
         Some(bn) => bn.forward(x),
         None => x,
     }
-}
-
-/// A depthwise convolution with its (folded) bias added after it rather than in it. burn's
-/// dedicated depthwise GPU kernels take no bias: given one, they decline, and autotuning is left
-/// with the generic direct convolution. The add fuses with the activation that follows, so it
-/// costs no extra pass.
-fn depthwise_then_bias(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let (Some(bias), PaddingConfig2d::Explicit(top, left, bottom, right)) =
-        (&conv.bias, &conv.padding)
-    else {
-        return conv.forward(x);
-    };
-    let options = ConvOptions::new_with_padding(
-        conv.stride,
-        [(*top, *bottom), (*left, *right)],
-        conv.dilation,
-        conv.groups,
-    );
-    let x = burn::tensor::module::conv2d(x, conv.weight.val(), None, options);
-    let [channels] = bias.dims();
-    x + bias.val().reshape([1, channels, 1, 1])
 }
 
 /// Folds inference-mode BatchNorm into the convolution before it:
