@@ -5,6 +5,7 @@
 #   bench/reference_pipeline.py --engine torch --cuda (PyTorch eager on CUDA), f32 and --half,
 # all at the same CNN batch size.
 # Usage: bench/compare-gpu.sh VIDEO [PIPELINE_BINARY]
+#   The binary must have the GPU path: cargo build --release -p pipeline --features gpu
 # Needs: a Python ($PYTHON, default python3) with CUDA PyTorch, numpy, av and
 #        efficientnet-lite-pytorch==0.1.0; the reference weights at $REF_WEIGHTS (default
 #        ../shared/reference/efficientnet-lite0-57934424.pth beside the checkout).

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Installs the system packages the project builds and tests against, if any are missing
-# (Debian 12 / Ubuntu 22.04+): FFmpeg's libraries and headers, clang for bindgen, the ffmpeg
-# CLI (tests generate clips with it) and Mesa's software Vulkan driver (wgpu without a GPU).
+# (Debian 12 / Ubuntu 22.04+): FFmpeg's libraries and headers, clang for bindgen and the ffmpeg
+# CLI (tests generate clips with it). With --gpu, also the Vulkan loader and Mesa's Vulkan
+# drivers, for the `gpu` build (its software adapter lets wgpu run on a machine without a GPU).
 set -euo pipefail
 packages=(
   pkg-config clang libclang-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev libavdevice-dev
-  ffmpeg mesa-vulkan-drivers libvulkan1
+  ffmpeg
 )
+case "${1:-}" in
+  "") ;;
+  --gpu) packages+=(libvulkan1 mesa-vulkan-drivers) ;;
+  *) echo "usage: $0 [--gpu]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

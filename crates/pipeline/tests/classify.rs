@@ -95,4 +95,8 @@ fn info_lists_devices_and_the_auto_choice() {
     let text = stdout(&out);
     assert!(text.contains("pipeline "), "{text}");
     assert!(text.contains("--device auto: "), "{text}");
+    if cfg!(not(feature = "gpu")) {
+        assert!(text.contains("wgpu adapters: not built in"), "{text}");
+        assert!(text.contains("`--features gpu` adds wgpu"), "{text}");
+    }
 }

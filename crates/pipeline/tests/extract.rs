@@ -250,3 +250,21 @@ fn half_precision_on_the_cpu_is_refused_before_any_output() {
     assert!(line.contains("--precision f16 needs a GPU"), "{line}");
     assert!(walk(&dir).is_empty(), "{:?}", walk(&dir));
 }
+
+#[cfg(not(feature = "gpu"))]
+#[test]
+fn a_gpu_asked_of_a_cpu_only_build_is_refused_before_any_output() {
+    let dir = temp_dir("wgpu-not-built");
+    let out = run(&[
+        "extract",
+        s(&repo_root().join("samples/bigbuckbunny.mp4")),
+        "--out",
+        s(&dir),
+        "--device",
+        "wgpu",
+    ]);
+    let line = the_error_line(&out);
+    assert!(line.contains("built without GPU support"), "{line}");
+    assert!(line.contains("--features gpu"), "{line}");
+    assert!(walk(&dir).is_empty(), "{:?}", walk(&dir));
+}

@@ -155,9 +155,11 @@ fn pytorch_weights_file_matches_pytorch_reference() {
 /// One small input through both backends: results must agree across devices. On a machine
 /// without a GPU, wgpu runs on the software Vulkan adapter (lavapipe, which
 /// `scripts/install-deps.sh` installs), slowly but for real: compiling the fused kernels takes
-/// lavapipe about two and a half minutes, too long for every CI run.
+/// lavapipe about two and a half minutes, too long for every CI run. Built with the `gpu`
+/// feature: `cargo test --workspace --features gpu --test golden -- --ignored`.
+#[cfg(feature = "gpu")]
 #[test]
-#[ignore = "slow on a software Vulkan adapter (~150 s); run with --ignored"]
+#[ignore = "slow on a software Vulkan adapter (~150 s); run with --features gpu -- --ignored"]
 fn cpu_and_wgpu_agree() {
     let cpu = Device::flex();
     let gpu = Device::wgpu(DeviceKind::DefaultDevice);

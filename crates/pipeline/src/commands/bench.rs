@@ -14,7 +14,7 @@ use crate::head::StreamingHead;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let options = args.sampling.options()?;
-    let selected = device::select(args.model.device);
+    let selected = device::select(args.model.device)?;
     let batch = args.model.batch as usize;
     println!(
         "file: {}  device: {}  precision: {}  batch: {batch}  threads: {}  converters: {}",

@@ -235,7 +235,7 @@ pub fn run(args: &EvalArgs) -> Result<Failures> {
         None => Some(Split::Val),
     };
     let model_args = args.data.model_args();
-    let selected = crate::device::select(model_args.device);
+    let selected = crate::device::select(model_args.device)?;
     let backbone = Backbone::load(&model_args, options.size, &selected.device)?;
     if backbone.fingerprint != card.backbone.fingerprint {
         bail!(

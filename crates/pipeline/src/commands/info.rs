@@ -16,7 +16,9 @@ pub fn run() -> Result<()> {
         vision::cpu::kernels()
     );
     let adapters = device::adapters();
-    if adapters.is_empty() {
+    if !cfg!(feature = "gpu") {
+        println!("wgpu adapters: not built in");
+    } else if adapters.is_empty() {
         println!("wgpu adapters: none");
     } else {
         println!("wgpu adapters:");
@@ -34,7 +36,7 @@ pub fn run() -> Result<()> {
     }
     println!(
         "--device auto: {}",
-        device::select_among(DeviceChoice::Auto, &adapters).description
+        device::select_among(DeviceChoice::Auto, &adapters)?.description
     );
     Ok(())
 }

@@ -31,7 +31,7 @@ pub fn prepare(
 ) -> Result<(DecodeOptions, Vec<InputFile>, Backbone)> {
     let options = sampling.options()?;
     let files = crate::inputs::collect(inputs, keep)?;
-    let selected = crate::device::select(model.device);
+    let selected = crate::device::select(model.device)?;
     tracing::info!("device: {}", selected.description);
     let backbone = Backbone::load(model, options.size, &selected.device)?;
     Ok((options, files, backbone))

@@ -148,7 +148,7 @@ impl Analysis {
             );
         }
         let options = sampling.options()?;
-        let selected = crate::device::select(args.model_args.device);
+        let selected = crate::device::select(args.model_args.device)?;
         tracing::info!("device: {}; head: {}", selected.description, head.source);
         let backbone = Backbone::load(&args.model_args, options.size, &selected.device)?;
         if backbone.fingerprint != card.backbone.fingerprint {

@@ -83,7 +83,7 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
         Purpose::Training,
     )?;
     let model_args = args.data.model_args();
-    let selected = crate::device::select(model_args.device);
+    let selected = crate::device::select(model_args.device)?;
     tracing::info!("CNN device: {}", selected.description);
     let backbone = Backbone::load(&model_args, options.size, &selected.device)?;
     if args.resume {
