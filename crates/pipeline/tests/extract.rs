@@ -233,38 +233,28 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
+/// Runs `extract` on the shipped clip with `flags` into a fresh folder, expecting a refusal:
+/// returns the one error line, having checked that nothing was written.
+fn extract_refused(name: &str, flags: &[&str]) -> String {
+    let dir = temp_dir(name);
+    let video = repo_root().join("samples/bigbuckbunny.mp4");
+    let mut args = vec!["extract", s(&video), "--out", s(&dir)];
+    args.extend(flags);
+    let line = the_error_line(&run(&args));
+    assert!(walk(&dir).is_empty(), "{:?}", walk(&dir));
+    line
+}
+
 #[test]
 fn half_precision_on_the_cpu_is_refused_before_any_output() {
-    let dir = temp_dir("f16-on-cpu");
-    let out = run(&[
-        "extract",
-        s(&repo_root().join("samples/bigbuckbunny.mp4")),
-        "--out",
-        s(&dir),
-        "--device",
-        "cpu",
-        "--precision",
-        "f16",
-    ]);
-    let line = the_error_line(&out);
+    let line = extract_refused("f16-on-cpu", &["--device", "cpu", "--precision", "f16"]);
     assert!(line.contains("--precision f16 needs a GPU"), "{line}");
-    assert!(walk(&dir).is_empty(), "{:?}", walk(&dir));
 }
 
 #[cfg(not(feature = "gpu"))]
 #[test]
 fn a_gpu_asked_of_a_cpu_only_build_is_refused_before_any_output() {
-    let dir = temp_dir("wgpu-not-built");
-    let out = run(&[
-        "extract",
-        s(&repo_root().join("samples/bigbuckbunny.mp4")),
-        "--out",
-        s(&dir),
-        "--device",
-        "wgpu",
-    ]);
-    let line = the_error_line(&out);
+    let line = extract_refused("wgpu-not-built", &["--device", "wgpu"]);
     assert!(line.contains("built without GPU support"), "{line}");
     assert!(line.contains("--features gpu"), "{line}");
-    assert!(walk(&dir).is_empty(), "{:?}", walk(&dir));
 }
