@@ -77,9 +77,12 @@ fn main() -> ExitCode {
         1 => "debug",
         _ => "trace",
     };
+    // wgpu's OpenGL backend is probed when a wgpu device starts, though burn computes through
+    // Vulkan, Metal or DirectX 12; on a headless machine it logs EGL failures as errors.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "warn,pipeline={default_level},vision={default_level},temporal={default_level}"
+            "warn,wgpu_hal::gles=off,pipeline={default_level},vision={default_level},\
+             temporal={default_level}"
         ))
     });
     tracing_subscriber::fmt()
