@@ -340,8 +340,21 @@ impl CpuBackbone {
         let scale = IMAGENET_STD.map(|s| 1.0 / (255.0 * s));
         let shift: [f32; 3] = std::array::from_fn(|c| IMAGENET_MEAN[c] / IMAGENET_STD[c]);
         let side = self.size;
-        self.run(rgb, n, side * side * 3, |image, y, x, c| {
-            f32::from(image[(y * side + x) * 3 + c]) * scale[c] - shift[c]
+        // Eight pixels (24 values, whole vectors) at a time, with the channels' constants
+        // repeated to match.
+        let scale: [f32; 24] = std::array::from_fn(|i| scale[i % 3]);
+        let shift: [f32; 24] = std::array::from_fn(|i| shift[i % 3]);
+        self.run(rgb, n, side * side * 3, |image, y, row| {
+            let (dst, dst_rest) = row.as_chunks_mut::<24>();
+            let (src, src_rest) = image[y * side * 3..][..side * 3].as_chunks::<24>();
+            for (d, s) in dst.iter_mut().zip(src) {
+                for i in 0..24 {
+                    d[i] = f32::from(s[i]) * scale[i] - shift[i];
+                }
+            }
+            for (i, (d, &s)) in dst_rest.iter_mut().zip(src_rest).enumerate() {
+                *d = f32::from(s) * scale[i] - shift[i];
+            }
         })
     }
 
@@ -349,19 +362,25 @@ impl CpuBackbone {
     /// [`EfficientNet::forward_features`] takes).
     pub fn features_normalized(&self, images: &[f32], n: usize) -> Vec<f32> {
         let side = self.size;
-        self.run(images, n, 3 * side * side, |image, y, x, c| {
-            image[(c * side + y) * side + x]
+        self.run(images, n, 3 * side * side, |image, y, row| {
+            for (c, plane) in image.chunks_exact(side * side).enumerate() {
+                let line = &plane[y * side..][..side];
+                for (dst, &v) in row.chunks_exact_mut(3).zip(line) {
+                    dst[c] = v;
+                }
+            }
         })
     }
 
     /// One frame per thread; on the portable path a lone frame also gets the threads inside its
-    /// matrix products.
+    /// matrix products. `row(frame, y, out)` writes the frame's row `y` into `out`, normalised
+    /// and channels-last (`size x 3` values).
     fn run<T: Sync>(
         &self,
         input: &[T],
         n: usize,
         frame: usize,
-        pixel: impl Fn(&[T], usize, usize, usize) -> f32 + Sync,
+        row: impl Fn(&[T], usize, &mut [f32]) + Sync,
     ) -> Vec<f32> {
         assert_eq!(input.len(), n * frame, "{n} frames of {frame} values");
         let mut out = vec![0.0; n * FEATURE_DIM];
@@ -379,8 +398,8 @@ impl CpuBackbone {
                 // Taken out of the thread-local while in use, not borrowed: a thread waiting
                 // inside gemm's rayon loop may be handed a frame of another concurrent call.
                 let mut scratch = SCRATCH.take();
-                let pixel = |y, x, c| pixel(image, y, x, c);
-                self.image(pixel, features, &mut scratch, kernels);
+                let row = |y, out: &mut [f32]| row(image, y, out);
+                self.image(row, features, &mut scratch, kernels);
                 SCRATCH.set(scratch);
             });
         out
@@ -388,7 +407,7 @@ impl CpuBackbone {
 
     fn image(
         &self,
-        pixel: impl Fn(usize, usize, usize) -> f32,
+        row: impl Fn(usize, &mut [f32]),
         features: &mut [f32],
         s: &mut Scratch,
         k: Kernels,
@@ -398,7 +417,7 @@ impl CpuBackbone {
         s.y.resize(activation, 0.0);
         s.hidden.resize(hidden, 0.0);
         s.spatial.resize(spatial, 0.0);
-        let mut size = self.stem(pixel, &mut s.image, &mut s.x, k);
+        let mut size = self.stem(row, &mut s.image, &mut s.x, k);
         let mut channels = self.stem.conv.cout;
         for block in &self.blocks {
             self.block(block, channels, s, k);
@@ -500,11 +519,20 @@ impl CpuBackbone {
                 }
                 None => {
                     let group = layout.group(c);
-                    for (r, pixels) in fresh_rows.zip(fresh.chunks_exact(g.size * c)) {
-                        for (x, pixel) in pixels.chunks_exact(c).enumerate() {
-                            for (p, values) in pixel.chunks_exact(group).enumerate() {
-                                let at = p * plane + r * row + image.start + x * group;
-                                s.hidden[at..at + group].copy_from_slice(values);
+                    let planes = s.hidden.chunks_exact_mut(plane).take(planes);
+                    for (p, values) in planes.enumerate() {
+                        let rows = fresh_rows.clone().zip(fresh.chunks_exact(g.size * c));
+                        for (r, pixels) in rows {
+                            let dst = &mut values[r * row + image.start..][..g.size * group];
+                            if group == c {
+                                dst.copy_from_slice(pixels);
+                                continue;
+                            }
+                            // Runs of a length known when compiling: inlined moves, where a
+                            // run length known only at run time is a call to `memcpy` each.
+                            let (dst, _) = dst.as_chunks_mut::<8>();
+                            for (d, pixel) in dst.iter_mut().zip(pixels.chunks_exact(c)) {
+                                d.copy_from_slice(&pixel[p * 8..][..8]);
                             }
                         }
                     }
@@ -543,7 +571,7 @@ impl CpuBackbone {
     /// matrix product. Returns the output side.
     fn stem(
         &self,
-        pixel: impl Fn(usize, usize, usize) -> f32,
+        input_row: impl Fn(usize, &mut [f32]),
         image: &mut Vec<f32>,
         out: &mut [f32],
         k: Kernels,
@@ -554,19 +582,17 @@ impl CpuBackbone {
         // normalisation), so that each row of a patch is one contiguous run.
         let after = ((g.out - 1) * g.stride + g.kernel).saturating_sub(g.size + g.pad);
         let side = g.size + g.pad + after;
-        image.clear();
         image.resize(side * side * 3, 0.0);
-        for (y, row) in image
-            .chunks_exact_mut(side * 3)
-            .skip(g.pad)
-            .take(g.size)
-            .enumerate()
-        {
-            let row = &mut row[g.pad * 3..][..g.size * 3];
-            for (x, px) in row.chunks_exact_mut(3).enumerate() {
-                for (c, v) in px.iter_mut().enumerate() {
-                    *v = pixel(y, x, c);
+        for (y, row) in image.chunks_exact_mut(side * 3).enumerate() {
+            match y.checked_sub(g.pad).filter(|&y| y < g.size) {
+                Some(y) => {
+                    let (before, rest) = row.split_at_mut(g.pad * 3);
+                    let (inside, after) = rest.split_at_mut(g.size * 3);
+                    before.fill(0.0);
+                    input_row(y, inside);
+                    after.fill(0.0);
                 }
+                None => row.fill(0.0),
             }
         }
         let run = g.kernel * 3;
@@ -578,9 +604,17 @@ impl CpuBackbone {
             let rows = out.len() / conv.cout;
             for (r, patch) in patches.chunks_exact_mut(conv.cin).take(rows).enumerate() {
                 let (oy, ox) = ((first + r) / g.out, (first + r) % g.out);
+                let at = |ky| ((oy * g.stride + ky) * side + ox * g.stride) * 3;
+                // A 3x3 kernel's rows as copies of a length known when compiling (inlined
+                // moves rather than a call to `memcpy` for each 9 values).
+                if let (3, (rows, [])) = (g.kernel, patch.as_chunks_mut::<9>()) {
+                    for (ky, dst) in rows.iter_mut().enumerate() {
+                        dst.copy_from_slice(&image[at(ky)..][..9]);
+                    }
+                    continue;
+                }
                 for (ky, dst) in patch.chunks_exact_mut(run).enumerate() {
-                    let at = ((oy * g.stride + ky) * side + ox * g.stride) * 3;
-                    dst.copy_from_slice(&image[at..at + run]);
+                    dst.copy_from_slice(&image[at(ky)..][..run]);
                 }
             }
             let patches = &patches[..rows * conv.cin];

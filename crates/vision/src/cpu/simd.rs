@@ -167,10 +167,17 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: Pixels, cin: usize, outp
                 Pixels::Planes(_) if !gather => break, // read where they are
                 Pixels::Planes(values) => {
                     let have = (first + rows - p0).min(MR) * 8;
-                    let panel = panel.as_flattened_mut();
-                    for (v, dst) in panel.chunks_exact_mut(MR * 8).enumerate() {
-                        dst[..have].copy_from_slice(&values[(v * pixels + p0) * 8..][..have]);
-                        dst[have..].fill(0.0);
+                    let (panel, _) = panel.as_flattened_mut().as_chunks_mut::<{ MR * 8 }>();
+                    for (v, dst) in panel.iter_mut().enumerate() {
+                        let src = &values[(v * pixels + p0) * 8..][..have];
+                        // A whole tile as a copy of a size known when compiling (inlined
+                        // moves, not a call to `memcpy` for each plane).
+                        if let Ok(src) = <&[f32; MR * 8]>::try_from(src) {
+                            *dst = *src;
+                        } else {
+                            dst[..have].copy_from_slice(src);
+                            dst[have..].fill(0.0);
+                        }
                     }
                     continue;
                 }
@@ -439,9 +446,17 @@ fn depthwise_avx2<const K: usize, const S: usize>(
             while ox < g.out {
                 let at = ox.min(g.out.saturating_sub(SPAN));
                 let acc = taps::<K, S>(&lines, &w, bias, at);
-                for (p, acc) in acc.iter().enumerate().take(g.out - at) {
-                    let value = _mm256_min_ps(six, _mm256_max_ps(zero, *acc));
-                    store(&mut out[at + p], value);
+                let out = &mut out[at..][..SPAN.min(g.out)];
+                // A whole span (every row at least SPAN wide) as stores of a number known
+                // when compiling, without a bounds check or a branch for each.
+                if let Ok(out) = <&mut [[f32; 8]; SPAN]>::try_from(&mut *out) {
+                    for (out, acc) in out.iter_mut().zip(acc) {
+                        store(out, _mm256_min_ps(six, _mm256_max_ps(zero, acc)));
+                    }
+                } else {
+                    for (out, acc) in out.iter_mut().zip(acc) {
+                        store(out, _mm256_min_ps(six, _mm256_max_ps(zero, acc)));
+                    }
                 }
                 ox = at + SPAN;
             }
