@@ -147,14 +147,31 @@ impl Backbone {
         }
     }
 
-    /// The time of each step of [`Self::features`] on a GPU for `batch` mid-grey frames, the
-    /// device synchronised after every step: the upload, unpacking and normalisation, each layer,
-    /// the read-back.
-    /// Synchronising stops layers overlapping and fusing across each other, so the sum is
-    /// somewhat above the time of a plain batch. The CPU runs fused kernels, not these layers.
+    /// Whether the network runs in `vision`'s CPU kernels.
+    pub fn on_cpu(&self) -> bool {
+        self.cpu.is_some()
+    }
+
+    /// The time of each step of [`Self::features`] for `batch` mid-grey frames.
+    /// - On a GPU, the device synchronised after every step: the upload, unpacking and
+    ///   normalisation, each layer, the read-back. Synchronising stops layers overlapping and
+    ///   fusing across each other, so the sum is somewhat above the time of a plain batch.
+    /// - On the CPU, each layer's thread time summed over the batch's frames, timed inside the
+    ///   fused kernels' own loop ([`CpuBackbone::features_profiled`]; normalisation is part of
+    ///   the stem).
     pub fn layer_times(&self, batch: usize) -> Result<Vec<LayerTime>> {
-        if self.cpu.is_some() {
-            bail!("the layer profile is for GPUs (--device wgpu): the CPU kernels fuse the layers")
+        if let Some(cpu) = &self.cpu {
+            let size = cpu.image_size();
+            let (_, layers) = cpu.features_profiled(&vec![128u8; batch * size * size * 3], batch);
+            let times = layers.into_iter().map(|layer| {
+                let [c, h, w] = layer.dims;
+                LayerTime {
+                    name: layer.layer.name(),
+                    dims: [batch, c, h, w],
+                    seconds: layer.seconds,
+                }
+            });
+            return Ok(times.collect());
         }
         let size = self.model.image_size();
         let sync = || {
@@ -212,7 +229,8 @@ impl Backbone {
 /// One step of [`Backbone::layer_times`].
 #[derive(Debug, Clone)]
 pub struct LayerTime {
-    /// `upload`, `normalise`, a [`vision::Layer`] name, or `read back`.
+    /// `upload`, `normalise`, a [`vision::Layer`] name, or `read back` (on the CPU, layer
+    /// names only).
     pub name: &'static str,
     /// The step's output.
     pub dims: [usize; 4],

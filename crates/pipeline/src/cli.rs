@@ -329,8 +329,8 @@ pub enum Stage {
     Head,
     /// `run` without writing: decode, CNN, ImageNet top-k, the head and events.
     Run,
-    /// Not part of `all`: the CNN layer by layer on a GPU, the device synchronised after each
-    /// (where the CNN stage's time goes).
+    /// Not part of `all`: where the CNN stage's time goes, layer by layer (on a GPU, the device
+    /// synchronised after each; on the CPU, each layer's thread time inside the fused kernels).
     Layers,
 }
 

@@ -41,15 +41,37 @@ fn named_stages_run_once_each_in_the_order_given() {
 }
 
 #[test]
-fn the_layer_profile_is_refused_on_the_cpu_with_one_line() {
+fn the_cpu_layer_profile_times_each_layer_of_the_fused_kernels() {
     let out = run(&[
         "bench",
         s(&clip("five.mp4")),
         "--stage",
         "layers",
+        "--repeats",
+        "1",
         "--device",
         "cpu",
+        "--batch",
+        "2",
     ]);
-    let line = the_error_line(&out);
-    assert!(line.contains("layer profile is for GPUs"), "{line}");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[1].starts_with("layers   CPU kernels timed inside each frame's thread"),
+        "{text}"
+    );
+    // The stem, 16 blocks (the first without an expansion), the head; then the summaries.
+    let steps = &lines[2..lines.len() - 2];
+    assert_eq!(steps.len(), 49, "{text}");
+    assert!(steps[0].trim_start().starts_with("stem") && steps[0].contains("2x32x112x112"));
+    assert!(steps[48].trim_start().starts_with("head+pool") && steps[48].contains("2x1280x1x1"));
+    let by_kind = lines[lines.len() - 2];
+    for kind in ["stem", "depthwise", "project", "expand", "head+pool"] {
+        assert!(by_kind.contains(&format!("{kind} ")), "{text}");
+    }
+    assert!(
+        lines[lines.len() - 1].contains("ms of thread time per batch of 2: "),
+        "{text}"
+    );
 }

@@ -27,13 +27,15 @@
 
 use std::cell::Cell;
 use std::ops::Range;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::efficientnet::EfficientNet;
+use crate::efficientnet::{EfficientNet, Layer};
 use crate::preprocess::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::{FEATURE_DIM, VisionError};
 
@@ -136,6 +138,40 @@ struct Block {
     depthwise: Depthwise,
     project: Pointwise,
     residual: bool,
+}
+
+/// One layer of [`CpuBackbone::features_profiled`]'s report.
+#[derive(Debug, Clone)]
+pub struct LayerSeconds {
+    pub layer: Layer,
+    /// Its output per frame, `[channels, height, width]` (the head's after pooling).
+    pub dims: [usize; 3],
+    /// Thread time, summed over the call's frames.
+    pub seconds: f64,
+}
+
+/// Each layer's time on one frame's thread, lap by lap.
+struct Clock {
+    seconds: Vec<f64>,
+    last: Instant,
+}
+
+impl Clock {
+    fn new(layers: usize) -> Self {
+        Self {
+            seconds: vec![0.0; layers],
+            last: Instant::now(),
+        }
+    }
+}
+
+/// Charges the time since the last lap to layer `slot`, when profiling.
+fn lap(clock: &mut Option<Clock>, slot: usize) {
+    if let Some(clock) = clock {
+        let now = Instant::now();
+        clock.seconds[slot] += (now - clock.last).as_secs_f64();
+        clock.last = now;
+    }
 }
 
 /// How this call runs its kernels.
@@ -337,6 +373,49 @@ impl CpuBackbone {
     /// RGB bytes (what the decoder writes). The normalisation of
     /// [`crate::preprocess::normalize`] is fused into the first layer.
     pub fn features(&self, rgb: &[u8], n: usize) -> Vec<f32> {
+        self.features_timed(rgb, n, None)
+    }
+
+    /// [`Self::features`], and the thread time of each layer over the `n` frames, in network
+    /// order: where the time goes. The layers are timed inside the fused kernels' own loop, so
+    /// this is the time of the real path, not of layers run one by one. An MBConv block runs its
+    /// layers a band of rows at a time, and each layer's bands are summed; a block without an
+    /// expansion counts copying its input into planes under its depthwise layer.
+    pub fn features_profiled(&self, rgb: &[u8], n: usize) -> (Vec<f32>, Vec<LayerSeconds>) {
+        let layers = self.layers();
+        let total = Mutex::new(vec![0.0; layers.len()]);
+        let features = self.features_timed(rgb, n, Some(&total));
+        let seconds = total.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let layers = layers
+            .into_iter()
+            .zip(seconds)
+            .map(|((layer, dims), seconds)| LayerSeconds {
+                layer,
+                dims,
+                seconds,
+            })
+            .collect();
+        (features, layers)
+    }
+
+    /// Each layer's kind and output `[channels, height, width]` (the head's after pooling), in
+    /// the order [`Self::features_profiled`] reports them.
+    fn layers(&self) -> Vec<(Layer, [usize; 3])> {
+        let side = self.stem.geometry.out;
+        let mut layers = vec![(Layer::Stem, [self.stem.conv.cout, side, side])];
+        for block in &self.blocks {
+            let g = block.depthwise.geometry;
+            if let Some(expand) = &block.expand {
+                layers.push((Layer::Expand, [expand.cout, g.size, g.size]));
+            }
+            layers.push((Layer::Depthwise, [block.depthwise.channels, g.out, g.out]));
+            layers.push((Layer::Project, [block.project.cout, g.out, g.out]));
+        }
+        layers.push((Layer::HeadPool, [self.head.cout, 1, 1]));
+        layers
+    }
+
+    fn features_timed(&self, rgb: &[u8], n: usize, profile: Option<&Mutex<Vec<f64>>>) -> Vec<f32> {
         let scale = IMAGENET_STD.map(|s| 1.0 / (255.0 * s));
         let shift: [f32; 3] = std::array::from_fn(|c| IMAGENET_MEAN[c] / IMAGENET_STD[c]);
         let side = self.size;
@@ -344,7 +423,7 @@ impl CpuBackbone {
         // repeated to match.
         let scale: [f32; 24] = std::array::from_fn(|i| scale[i % 3]);
         let shift: [f32; 24] = std::array::from_fn(|i| shift[i % 3]);
-        self.run(rgb, n, side * side * 3, |image, y, row| {
+        self.run(rgb, n, side * side * 3, profile, |image, y, row| {
             let (dst, dst_rest) = row.as_chunks_mut::<24>();
             let (src, src_rest) = image[y * side * 3..][..side * 3].as_chunks::<24>();
             for (d, s) in dst.iter_mut().zip(src) {
@@ -362,7 +441,7 @@ impl CpuBackbone {
     /// [`EfficientNet::forward_features`] takes).
     pub fn features_normalized(&self, images: &[f32], n: usize) -> Vec<f32> {
         let side = self.size;
-        self.run(images, n, 3 * side * side, |image, y, row| {
+        self.run(images, n, 3 * side * side, None, |image, y, row| {
             for (c, plane) in image.chunks_exact(side * side).enumerate() {
                 let line = &plane[y * side..][..side];
                 for (dst, &v) in row.chunks_exact_mut(3).zip(line) {
@@ -374,12 +453,14 @@ impl CpuBackbone {
 
     /// One frame per thread; on the portable path a lone frame also gets the threads inside its
     /// matrix products. `row(frame, y, out)` writes the frame's row `y` into `out`, normalised
-    /// and channels-last (`size x 3` values).
+    /// and channels-last (`size x 3` values). With `profile`, each layer's thread time is added
+    /// to it ([`Self::layers`]' order).
     fn run<T: Sync>(
         &self,
         input: &[T],
         n: usize,
         frame: usize,
+        profile: Option<&Mutex<Vec<f64>>>,
         row: impl Fn(&[T], usize, &mut [f32]) + Sync,
     ) -> Vec<f32> {
         assert_eq!(input.len(), n * frame, "{n} frames of {frame} values");
@@ -392,15 +473,23 @@ impl CpuBackbone {
                 gemm::Parallelism::None
             },
         };
+        let slots = profile.map_or(0, |_| self.layers().len());
         out.par_chunks_mut(FEATURE_DIM)
             .zip(input.par_chunks(frame))
             .for_each(|(features, image)| {
                 // Taken out of the thread-local while in use, not borrowed: a thread waiting
                 // inside gemm's rayon loop may be handed a frame of another concurrent call.
                 let mut scratch = SCRATCH.take();
+                let mut clock = profile.map(|_| Clock::new(slots));
                 let row = |y, out: &mut [f32]| row(image, y, out);
-                self.image(row, features, &mut scratch, kernels);
+                self.image(row, features, &mut scratch, kernels, &mut clock);
                 SCRATCH.set(scratch);
+                if let (Some(total), Some(clock)) = (profile, clock) {
+                    let mut total = total.lock().unwrap_or_else(PoisonError::into_inner);
+                    for (total, seconds) in total.iter_mut().zip(clock.seconds) {
+                        *total += seconds;
+                    }
+                }
             });
         out
     }
@@ -411,6 +500,7 @@ impl CpuBackbone {
         features: &mut [f32],
         s: &mut Scratch,
         k: Kernels,
+        clock: &mut Option<Clock>,
     ) {
         let [activation, hidden, spatial] = self.buffer_sizes();
         s.x.resize(activation, 0.0);
@@ -418,9 +508,11 @@ impl CpuBackbone {
         s.hidden.resize(hidden, 0.0);
         s.spatial.resize(spatial, 0.0);
         let mut size = self.stem(row, &mut s.image, &mut s.x, k);
+        lap(clock, 0);
         let mut channels = self.stem.conv.cout;
+        let mut slot = 1;
         for block in &self.blocks {
-            self.block(block, channels, s, k);
+            slot = self.block(block, channels, s, k, (clock, slot));
             std::mem::swap(&mut s.x, &mut s.y);
             size = block.depthwise.geometry.out;
             channels = block.project.cout;
@@ -445,6 +537,7 @@ impl CpuBackbone {
         }
         let inv = 1.0 / pixels as f32;
         features.iter_mut().for_each(|f| *f *= inv);
+        lap(clock, slot);
     }
 
     /// Output rows per band of a block.
@@ -474,8 +567,17 @@ impl CpuBackbone {
     /// One MBConv block, `s.x` to `s.y`, a band of output rows at a time: the expansion of the
     /// input rows the band needs (rows shared with the previous band are kept, not recomputed),
     /// the depthwise rows, and their projection. The expanded activation, the largest in the
-    /// network, never exists whole: each band of it stays in the core's cache.
-    fn block(&self, block: &Block, channels: usize, s: &mut Scratch, k: Kernels) {
+    /// network, never exists whole: each band of it stays in the core's cache. `clock` is
+    /// charged from the block's first layer slot on; returns the slot after its last.
+    fn block(
+        &self,
+        block: &Block,
+        channels: usize,
+        s: &mut Scratch,
+        k: Kernels,
+        (clock, first_slot): (&mut Option<Clock>, usize),
+    ) -> usize {
+        let depthwise_slot = first_slot + usize::from(block.expand.is_some());
         let g = block.depthwise.geometry;
         let c = block.depthwise.channels;
         let band = self.band(&block.depthwise);
@@ -538,6 +640,7 @@ impl CpuBackbone {
                     }
                 }
             }
+            lap(clock, first_slot);
             held = lo..hi;
             depthwise(
                 &block.depthwise,
@@ -547,6 +650,7 @@ impl CpuBackbone {
                 &mut s.spatial,
                 rows.clone(),
             );
+            lap(clock, depthwise_slot);
             let pixels = rows.len() * g.out;
             let spatial = &s.spatial[..pixels * block.depthwise.channels];
             let spatial = match layout {
@@ -563,7 +667,9 @@ impl CpuBackbone {
             };
             let out = &mut s.y[at..];
             pointwise(&block.project, spatial, out, Rows::DENSE, None, epilogue, k);
+            lap(clock, depthwise_slot + 1);
         }
+        depthwise_slot + 2
     }
 
     /// Gathers 3x3 patches of the normalised input (zeros outside the image: the padding is
@@ -961,6 +1067,44 @@ mod tests {
                 assert!((g - w).abs() <= 1e-4 * scale, "feature {i}: {g} vs {w}");
             }
         }
+    }
+
+    #[test]
+    fn the_profile_times_every_layer_of_the_same_computation() {
+        let device = Device::flex();
+        let size = 64;
+        let model = EfficientNetConfig::new()
+            .with_image_size(size)
+            .init(&device)
+            .fold_batchnorm();
+        let cpu = CpuBackbone::new(&model).expect("compiles");
+        let n = 3;
+        let rgb: Vec<u8> = (0..n * size * size * 3)
+            .map(|i| (i * 31 % 256) as u8)
+            .collect();
+        let (features, layers) = cpu.features_profiled(&rgb, n);
+        assert_eq!(features, cpu.features(&rgb, n));
+        // The stem, 16 blocks (the first without an expansion), the head.
+        assert_eq!(layers.len(), 1 + 2 + 15 * 3 + 1);
+        let names: Vec<&str> = layers.iter().map(|l| l.layer.name()).collect();
+        assert_eq!(
+            names[..6],
+            [
+                "stem",
+                "depthwise",
+                "project",
+                "expand",
+                "depthwise",
+                "project"
+            ]
+        );
+        assert_eq!(names[48], "head+pool");
+        assert_eq!(layers[0].dims, [32, 32, 32]);
+        // Block 1: expanded 16 -> 96 at 32 x 32, then stride 2.
+        assert_eq!(layers[3].dims, [96, 32, 32]);
+        assert_eq!(layers[4].dims, [96, 16, 16]);
+        assert_eq!(layers[48].dims, [1280, 1, 1]);
+        assert!(layers.iter().all(|l| l.seconds > 0.0), "{layers:?}");
     }
 
     #[test]

@@ -163,9 +163,15 @@ fn layers(backbone: &Backbone, batch: usize, repeats: usize) -> Result<()> {
         .map(|_| backbone.layer_times(batch))
         .collect::<Result<Vec<_>>>()?;
     let steps = median_steps(&runs);
-    println!(
-        "layers   device synchronised after each step; median of {repeats} runs, ms per batch"
-    );
+    let (how, unit) = if backbone.on_cpu() {
+        (
+            "CPU kernels timed inside each frame's thread",
+            "ms of thread time",
+        )
+    } else {
+        ("device synchronised after each step", "ms")
+    };
+    println!("layers   {how}; median of {repeats} runs, {unit} per batch");
     for step in &steps {
         let [n, c, h, w] = step.dims;
         println!(
@@ -194,11 +200,20 @@ fn layers(backbone: &Backbone, batch: usize, repeats: usize) -> Result<()> {
         })
         .collect();
     println!("  by kind: {}", shares.join(", "));
-    println!(
-        "  total {:.2} ms per batch of {batch}: {:.1} frames/s synchronised",
-        total * 1e3,
-        batch as f64 / total
-    );
+    if backbone.on_cpu() {
+        println!(
+            "  total {:.2} {unit} per batch of {batch}: {:.2} ms a frame, {:.1} frames/s a thread",
+            total * 1e3,
+            total * 1e3 / batch as f64,
+            batch as f64 / total
+        );
+    } else {
+        println!(
+            "  total {:.2} ms per batch of {batch}: {:.1} frames/s synchronised",
+            total * 1e3,
+            batch as f64 / total
+        );
+    }
     Ok(())
 }
 
