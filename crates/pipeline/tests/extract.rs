@@ -71,6 +71,64 @@ fn keyframes_skips_everything_else() {
     assert_eq!(x.timestamps, [0.0, 1.0, 2.0, 3.0, 4.0]);
 }
 
+/// Sparse sampling has the decoder drop the frames nothing refers to that it will skip, before
+/// decoding them: the samples are still those of a full decode (the first frame at or after
+/// each tick), pixel for pixel, from fewer decoded frames.
+#[test]
+fn sparse_sampling_drops_unreferenced_frames_and_takes_the_same_ones() {
+    let video = clip("bframes.mp4");
+    let all = extract("bframes-all", &video, &["--device", "cpu"]);
+    assert_eq!(all.timestamps.len(), 100);
+    for (test, fps, start, most) in [
+        ("bframes-fps3", "3", None, 50),
+        ("bframes-fps7.5", "7.5", None, 60),
+        ("bframes-start", "2", Some("1.3"), 40),
+    ] {
+        let out = temp_dir(test);
+        let mut args = vec!["extract", s(&video), "--out", s(&out), "--fps", fps];
+        args.extend(["--device", "cpu", "-v"]);
+        if let Some(start) = start {
+            args.extend(["--start", start]);
+        }
+        let result = run(&args);
+        assert!(result.status.success(), "{}", stderr(&result));
+        let got = read_extracted(&out.join("bframes.safetensors"));
+        // What the full decode gives: with an fps clock from `start` (or the first frame),
+        // the first frame at or after each tick.
+        let fps: f64 = fps.parse().expect("fps");
+        let origin = start.map_or(0.0, |s| s.parse().expect("start"));
+        let mut want = Vec::new();
+        let mut tick = 0.0;
+        for (i, &t) in all.timestamps.iter().enumerate() {
+            if t >= origin - 1e-6 && t + 1e-6 >= origin + tick / fps {
+                want.push(i);
+                tick = ((t - origin) * fps + 1e-6).floor() + 1.0;
+            }
+        }
+        let times: Vec<f64> = want.iter().map(|&i| all.timestamps[i]).collect();
+        assert_eq!(got.timestamps, times, "{test}");
+        for (row, &i) in want.iter().enumerate() {
+            assert!(
+                got.features[row * 1280..][..1280] == all.features[i * 1280..][..1280],
+                "{test}: sample {row} is not frame {i} of the full decode"
+            );
+        }
+        let log = stderr(&result);
+        let decoded: usize = log
+            .lines()
+            .find_map(|l| {
+                l.split_once(" frames decoded")?
+                    .0
+                    .rsplit(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no decode report in {log}"));
+        assert!(decoded <= most, "{test}: {decoded} frames decoded");
+    }
+}
+
 #[test]
 fn variable_frame_rate_timestamps_come_from_the_stream() {
     let x = extract("vfr", &clip("vfr.mp4"), &[]);

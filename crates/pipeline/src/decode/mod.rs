@@ -92,6 +92,13 @@ pub struct Video {
     converter: Converter,
     decoded: frame::Video,
     report: DecodeReport,
+    /// Whether the decoder is told to drop frames nothing refers to (the packets being sent
+    /// are of frames the sampler will skip).
+    dropping: bool,
+    /// Whether packets' timestamps are their frames' (every packet has one and every frame
+    /// so far came out with its packet's): what dropping frames before decoding relies on.
+    /// AVI, for one, gives most packets none and times frames by decoding order.
+    packet_times: bool,
     flushed: bool,
     finished: bool,
 }
@@ -174,6 +181,8 @@ impl Video {
             options,
             decoded: frame::Video::empty(),
             report: DecodeReport::default(),
+            dropping: false,
+            packet_times: true,
             flushed: false,
             finished: false,
         })
@@ -183,8 +192,17 @@ impl Video {
         &self.info
     }
 
-    pub fn report(&self) -> &DecodeReport {
-        &self.report
+    /// The report, logged (at debug level) for `path`.
+    fn finish(&self, path: &Path) -> DecodeReport {
+        let r = &self.report;
+        tracing::debug!(
+            "{}: {} frames decoded, {} sampled, {} damaged",
+            path.display(),
+            r.decoded,
+            r.sampled,
+            r.damaged
+        );
+        r.clone()
     }
 
     /// The next sampled frame, or `None` at the end of the stream (or of the `--end` window).
@@ -234,12 +252,18 @@ impl Video {
                     if self.options.sampling.keyframes && !packet.is_key() {
                         continue;
                     }
+                    let decoded_whatever = self.drop_unseen(&packet);
                     if packet.is_corrupt() {
                         self.report
                             .damage("packet flagged corrupt by the demuxer".into());
                     }
                     match self.decoder.send_packet(&packet) {
-                        Ok(()) => return,
+                        Ok(()) => {
+                            if let Some(t) = decoded_whatever {
+                                self.sampler.will_see(t);
+                            }
+                            return;
+                        }
                         Err(e) => {
                             self.report.damage(format!("damaged packet: {e}"));
                             continue;
@@ -265,6 +289,38 @@ impl Video {
         }
     }
 
+    /// Sparse sampling (`--fps`, `--start`) skips most frames, but each must still be decoded
+    /// for the frames predicted from it. A frame that no other frame refers to (in H.264 with
+    /// B-frames, about half of them) and that the sampler will skip
+    /// ([`Sampler::skips_unseen`]) is dropped by the decoder before decoding: a packet's
+    /// timestamp is its frame's, known before decoding. The setting goes with each packet
+    /// (FFmpeg's frame threads copy it from the codec context as each packet is submitted).
+    /// Returns the packet's time when its frame will be decoded whatever it is.
+    ///
+    /// The cost of being wrong is bounded: a frame whose packet timestamp is not its output
+    /// timestamp (a broken stream), or a frame counted on that then fails to decode, can move
+    /// or cost one sample of its interval.
+    fn drop_unseen(&mut self, packet: &ffmpeg::Packet) -> Option<f64> {
+        if self.options.sampling.keyframes {
+            return None; // the decoder already drops every non-key frame
+        }
+        self.packet_times &= packet.pts().is_some();
+        let t = packet
+            .pts()
+            .filter(|_| self.packet_times)
+            .map(|pts| pts as f64 * self.time_base);
+        let drop = t.is_some_and(|t| self.sampler.skips_unseen(t));
+        if drop != self.dropping {
+            self.decoder.skip_frame(if drop {
+                ffmpeg::Discard::NonReference
+            } else {
+                ffmpeg::Discard::Default
+            });
+            self.dropping = drop;
+        }
+        t.filter(|_| !drop)
+    }
+
     /// Whether the sampler takes the frame in `self.decoded`: its timestamp, or `None` to skip
     /// it.
     fn take_decoded(&mut self) -> Option<f64> {
@@ -277,6 +333,9 @@ impl Video {
             self.report.damage("frame without a timestamp".into());
             return None;
         };
+        // FFmpeg's best-effort timestamp falls back on decoding times where presentation
+        // times are missing or out of order.
+        self.packet_times &= self.decoded.pts() == Some(pts);
         let timestamp = pts as f64 * self.time_base;
         match self.sampler.decide(timestamp) {
             Decision::Skip => None,
@@ -492,7 +551,7 @@ fn decode_thread(
                 break; // the consumer stopped early
             }
         }
-        return Ok(video.report().clone());
+        return Ok(video.finish(path));
     }
     let (size, rotation) = (video.options.size, video.info.rotation);
     let mut jobs = Vec::new();
@@ -543,7 +602,7 @@ fn decode_thread(
             .map_err(|_| anyhow!("converter thread panicked"))?;
     }
     merged.map_err(|_| anyhow!("frame merging thread panicked"))??;
-    Ok(video.report().clone())
+    Ok(video.finish(path))
 }
 
 #[cfg(test)]
@@ -592,8 +651,8 @@ mod tests {
                     w.timestamp
                 );
             }
-            assert_eq!(report.sampled, video.report().sampled);
-            assert_eq!(report.decoded, video.report().decoded);
+            assert_eq!(report.sampled, video.report.sampled);
+            assert_eq!(report.decoded, video.report.decoded);
         }
     }
 

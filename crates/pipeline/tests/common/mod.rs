@@ -44,6 +44,7 @@ fn ffmpeg(args: &[&str]) {
 /// Generated clips, made once per test binary:
 /// - `five.mp4`: 5 s, 25 fps, 320x240 test pattern, a key frame every second;
 /// - `vfr.mp4`: 30 frames at 30 fps, then 30 frames at 10 fps (variable frame rate);
+/// - `bframes.mp4`: 4 s, 25 fps, two B-frames (which no frame refers to) between references;
 /// - `rotated.mp4`: `five.mp4` with a display matrix saying "rotate 90 degrees";
 /// - `upright.mp4`: `rotated.mp4` as the ffmpeg CLI shows it, rotation baked into the pixels.
 pub fn clips() -> &'static Path {
@@ -78,6 +79,21 @@ pub fn clips() -> &'static Path {
             "-q:v",
             "5",
             &p("vfr.mp4"),
+        ]);
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=4",
+            "-c:v",
+            "mpeg4",
+            "-q:v",
+            "5",
+            "-g",
+            "25",
+            "-bf",
+            "2",
+            &p("bframes.mp4"),
         ]);
         ffmpeg(&[
             "-i",
