@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Back-to-back speed comparison on one file, same machine, same run:
-#   pipeline bench (decode alone, CNN alone, extract end to end),
-#   the ffmpeg CLI decoding + scaling + cropping to RGB (the decode ceiling),
+# Speed comparison on one file, same machine, interleaved: ROUNDS rounds (default 3), each
+# running back to back
+#   pipeline bench (decode alone, CNN alone, extract and run end to end),
+#   the ffmpeg CLI decoding + scaling + cropping to RGB (the decode ceiling; best of 3),
 #   ../shared/bench/reference_pipeline.py with ONNX Runtime and with PyTorch.
+# A shared machine's speed drifts by 20% and more within minutes, so each ratio is taken
+# within a round and the summary gives the median of the rounds' ratios and their range.
 # Usage: bench/compare.sh VIDEO [PIPELINE_BINARY]
 # Needs: the reference venv (see reference_pipeline.py's docstring) at $REF_VENV
 #        (default ../.venv-ref) and the ffmpeg CLI.
@@ -13,24 +16,57 @@ bin=${2:-${CARGO_TARGET_DIR:-$root/target}/debug/pipeline}
 ref=$root/../shared/bench/reference_pipeline.py
 venv=${REF_VENV:-$root/../.venv-ref}
 threads=$(nproc)
+rounds=${ROUNDS:-3}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
-echo "# $(basename "$video") on $(nproc) cores, $(date -u +%Y-%m-%d)"
-echo "## pipeline bench"
-"$bin" bench "$video" --device cpu --repeats "${REPEATS:-5}" 2>/dev/null
-
-echo "## ffmpeg CLI: decode + scale shorter side to 224 + centre crop, RGB24"
+echo "# $(basename "$video") on $(nproc) cores, $(date -u +%Y-%m-%d), $rounds rounds"
 frames=$(ffprobe -v error -select_streams v:0 -count_frames -show_entries stream=nb_read_frames -of csv=p=0 "$video")
 vf="scale=w='if(lt(iw,ih),224,-2)':h='if(lt(iw,ih),-2,224)',crop=224:224,format=rgb24"
-best=0
-for _ in 1 2 3; do
-  start=$(date +%s.%N)
-  ffmpeg -nostdin -v error -i "$video" -vf "$vf" -f null -
-  end=$(date +%s.%N)
-  best=$(python3 -c "print(max($best, $frames / ($end - $start)))")
+for round in $(seq "$rounds"); do
+  echo "## round $round"
+  "$bin" bench "$video" --device cpu --stage decode,cnn,extract,run --repeats "${REPEATS:-3}" 2>/dev/null \
+    | grep 'frames/s median' | sed "s/^/ours $round /" | tee -a "$log"
+  best=0 # the CLI's best of 3 (its start-up is a good part of a short file's time)
+  for _ in 1 2 3; do
+    start=$(date +%s.%N)
+    ffmpeg -nostdin -v error -i "$video" -vf "$vf" -f null -
+    end=$(date +%s.%N)
+    best=$(python3 -c "print(max($best, $frames / ($end - $start)))")
+  done
+  echo "ffmpeg $round decode $best" | tee -a "$log"
+  for engine in ort torch; do
+    "$venv/bin/python" "$ref" "$video" --engine "$engine" --threads "$threads" 2>/dev/null \
+      | tail -1 | sed "s/^/$engine $round /" | tee -a "$log"
+  done
 done
-printf 'ffmpeg   %8.1f frames/s best of 3 (%s frames)\n' "$best" "$frames"
 
-for engine in ort torch; do
-  echo "## reference_pipeline.py --engine $engine"
-  "$venv/bin/python" "$ref" "$video" --engine "$engine" --threads "$threads" 2>/dev/null | tail -1
-done
+echo "## medians over the rounds (frames/s), and of the rounds' ratios [their range]"
+python3 - "$log" <<'EOF'
+import re, statistics, sys
+runs = {}  # (who, stage) -> {round: frames/s}
+for line in open(sys.argv[1]):
+    who, rnd, rest = line.split(maxsplit=2)
+    if who == "ours":
+        stage, fps = rest.split()[:2]
+        runs.setdefault((who, stage), {})[rnd] = float(fps)
+    elif who == "ffmpeg":
+        runs.setdefault((who, "decode"), {})[rnd] = float(rest.split()[1])
+    else:
+        for stage, fps in re.findall(r"(\w+)=([\d.]+)fps", rest):
+            runs.setdefault((who, stage), {})[rnd] = float(fps)
+
+def median(who, stage):
+    return statistics.median(runs[(who, stage)].values())
+
+for who, stage in [("ours", "decode"), ("ffmpeg", "decode"), ("ours", "cnn"), ("ort", "cnn"),
+                   ("torch", "cnn"), ("ours", "extract"), ("ours", "run"),
+                   ("ort", "end_to_end"), ("torch", "end_to_end")]:
+    print(f"{who:6} {stage:10} {median(who, stage):8.1f}")
+for (a, b) in [(("ours", "decode"), ("ffmpeg", "decode")), (("ours", "cnn"), ("ort", "cnn")),
+               (("ours", "cnn"), ("torch", "cnn")), (("ours", "extract"), ("ort", "end_to_end")),
+               (("ours", "extract"), ("torch", "end_to_end")), (("ours", "run"), ("ort", "end_to_end"))]:
+    ratios = [runs[a][r] / runs[b][r] for r in runs[a] if r in runs[b]]
+    print(f"{' '.join(a):14} / {' '.join(b):16} {statistics.median(ratios):5.2f}x"
+          f" [{min(ratios):.2f}-{max(ratios):.2f}]")
+EOF
