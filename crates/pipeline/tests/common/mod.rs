@@ -52,19 +52,17 @@ pub fn clips() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = temp_dir("clips");
         let p = |name: &str| dir.join(name).display().to_string();
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=25:duration=5",
-            "-c:v",
-            "mpeg4",
-            "-q:v",
-            "5",
-            "-g",
-            "25",
-            &p("five.mp4"),
-        ]);
+        // The 25 fps test pattern in MPEG-4 part 2, a key frame every second.
+        let pattern = |seconds: u32, extra: &[&str], name: &str| {
+            let source = format!("testsrc=size=320x240:rate=25:duration={seconds}");
+            let out = p(name);
+            let mut args = vec!["-f", "lavfi", "-i", &source, "-c:v", "mpeg4", "-q:v", "5"];
+            args.extend(["-g", "25"]);
+            args.extend(extra);
+            args.push(&out);
+            ffmpeg(&args);
+        };
+        pattern(5, &[], "five.mp4");
         ffmpeg(&[
             "-f",
             "lavfi",
@@ -80,21 +78,7 @@ pub fn clips() -> &'static Path {
             "5",
             &p("vfr.mp4"),
         ]);
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=25:duration=4",
-            "-c:v",
-            "mpeg4",
-            "-q:v",
-            "5",
-            "-g",
-            "25",
-            "-bf",
-            "2",
-            &p("bframes.mp4"),
-        ]);
+        pattern(4, &["-bf", "2"], "bframes.mp4");
         ffmpeg(&[
             "-i",
             &p("five.mp4"),
