@@ -1,21 +1,23 @@
 //! The CNN stage: loads EfficientNet-Lite0 and turns batches of decoded frames into features.
 
-use crate::cli::ModelArgs;
-use crate::data::cache::{file_hash, hash_bytes};
+use std::path::PathBuf;
+use std::time::Instant;
+
 use anyhow::{Context as _, Result, bail};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
-use clap::ValueEnum;
-use std::time::Instant;
 use vision::cpu::CpuBackbone;
 use vision::{EfficientNet, EfficientNetConfig, FEATURE_DIM, preprocess, weights};
+
+use crate::device::DeviceChoice;
+use crate::hash::{file_hash, hash_bytes};
 
 /// The ImageNet weights converted from `models/efficientnet-lite0-57934424.pth` (see
 /// `models/README.md`), built into the binary so it runs from any directory.
 const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../../models/efficientnet-lite0.safetensors");
 
-/// `--precision`: the float type the CNN computes in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// The float type the CNN computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
     F32,
     /// Half precision, on GPUs with f16 shaders: half the memory traffic.
@@ -28,6 +30,51 @@ impl Precision {
             Self::F32 => "f32",
             Self::F16 => "f16",
         }
+    }
+}
+
+/// Where the CNN runs and with which weights.
+#[derive(Debug, Clone)]
+pub struct BackboneSettings {
+    pub device: DeviceChoice,
+    /// Frames per CNN batch.
+    pub batch: u32,
+    /// Weights to use instead of the built-in ones (`.pth` or `.safetensors`).
+    pub weights: Option<PathBuf>,
+    pub precision: Precision,
+}
+
+impl Default for BackboneSettings {
+    fn default() -> Self {
+        Self {
+            device: DeviceChoice::Auto,
+            batch: 16,
+            weights: None,
+            precision: Precision::F32,
+        }
+    }
+}
+
+/// The fingerprint of the built-in weights: what a feature cache entry and a trained head
+/// made with them record.
+pub fn builtin_fingerprint() -> String {
+    format!(
+        "{} weights={:016x}",
+        vision::Variant::Lite0.name(),
+        hash_bytes(EMBEDDED_WEIGHTS)
+    )
+}
+
+/// A fingerprint as recorded by a release before model folder version 2, in this release's
+/// terms: those hashed weights with our own FNV-1a variant, this one with XXH3-64. The built-in
+/// weights' old fingerprint becomes their new one; any other stays as it is (it cannot be
+/// recomputed without the weights it names).
+pub fn upgrade_fingerprint(old: &str) -> String {
+    const BUILTIN_BEFORE_XXH3: &str = "efficientnet-lite0 weights=4490b8239a947d71";
+    if old == BUILTIN_BEFORE_XXH3 {
+        builtin_fingerprint()
+    } else {
+        old.to_string()
     }
 }
 
@@ -44,6 +91,9 @@ pub struct Backbone {
     /// On a GPU, smaller batches (a video's last) are padded to `--batch` frames: every new
     /// input shape costs seconds of kernel autotuning, which one shape per run pays only once.
     gpu_batch: usize,
+    /// Frames per batch the settings asked for.
+    batch: usize,
+    precision: Precision,
     device: Device,
     /// Where the weights came from, for metadata.
     pub weights: String,
@@ -55,8 +105,9 @@ pub struct Backbone {
 impl Backbone {
     /// Builds the network for `size x size` inputs with the shipped weights, or those at
     /// `--weights` (`.pth` from `efficientnet_lite_pytorch`, or our `.safetensors`), with
-    /// BatchNorm folded into the convolutions (inference only), in `--precision`.
-    pub fn load(args: &ModelArgs, size: u32, device: &Device) -> Result<Self> {
+    /// BatchNorm folded into the convolutions (inference only), in `args.precision`, on
+    /// `device` (already chosen from `args.device` by [`crate::device::select`]).
+    pub fn load(args: &BackboneSettings, size: u32, device: &Device) -> Result<Self> {
         let dtype = match args.precision {
             Precision::F32 => FloatDType::F32,
             Precision::F16 if *device == Device::flex() => {
@@ -107,9 +158,21 @@ impl Backbone {
             dtype,
             cpu,
             gpu_batch: args.batch as usize,
+            batch: args.batch as usize,
+            precision: args.precision,
             device: device.clone(),
             weights: source,
         })
+    }
+
+    /// Frames per batch the settings asked for.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The float type the network computes in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Where the network runs.

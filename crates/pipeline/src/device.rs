@@ -6,10 +6,9 @@
 
 use anyhow::Result;
 use burn::prelude::*;
-use clap::ValueEnum;
 
-/// `--device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Where to run: `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
     /// A real GPU through wgpu when there is one, else the CPU.
     Auto,

@@ -5,14 +5,14 @@
 use std::collections::VecDeque;
 use std::path::Path;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use temporal::{State, TemporalModel};
 
-use crate::cli::Task;
-use crate::data::cache::{file_hash, hash_bytes};
+use crate::hash::{file_hash, hash_bytes};
 use crate::model_dir::ModelCard;
+use crate::model_dir::Task;
 
 /// The forecaster shipped in `models/forecaster/` (see its README), built into the binary so
 /// `pipeline run` says something about time out of the box.
@@ -52,13 +52,13 @@ impl StreamingHead {
         let device = Device::flex();
         let (card, model, source, fingerprint) = match dir {
             Some(dir) => {
-                let card = ModelCard::read(dir)?;
+                let card = ModelCard::open(dir)?;
                 let model = temporal::store::load(dir, &card.model, &device)?;
                 let weights = dir.join(temporal::store::WEIGHTS_FILE);
                 (card, model, dir.display().to_string(), file_hash(&weights)?)
             }
             None => {
-                let card: ModelCard = serde_json::from_str(DEFAULT_CARD)
+                let card = ModelCard::parse(DEFAULT_CARD)
                     .context("the built-in forecaster's config.json")?;
                 let model = temporal::store::load_bytes(
                     DEFAULT_WEIGHTS,
@@ -70,6 +70,13 @@ impl StreamingHead {
                 (card, model, source, hash_bytes(DEFAULT_WEIGHTS))
             }
         };
+        if card.model.input_dim != vision::FEATURE_DIM {
+            bail!(
+                "{source}: config.json's model.input_dim is {}, but the backbone gives {} features",
+                card.model.input_dim,
+                vision::FEATURE_DIM
+            );
+        }
         Ok(Self {
             card,
             source,
@@ -79,6 +86,19 @@ impl StreamingHead {
             state: None,
             pending: VecDeque::new(),
         })
+    }
+
+    /// The same head with no video seen, for another video at the same time.
+    pub fn fresh(&self) -> Self {
+        Self {
+            card: self.card.clone(),
+            source: self.source.clone(),
+            fingerprint: self.fingerprint,
+            model: self.model.clone(),
+            device: self.device.clone(),
+            state: None,
+            pending: VecDeque::new(),
+        }
     }
 
     /// Forgets the video so far (before the next one).
@@ -98,7 +118,7 @@ impl StreamingHead {
             &self.device,
         );
         let state = self.state.take();
-        match self.card.task {
+        match self.card.task() {
             Task::Classify | Task::Anticipate => {
                 let (logits, state) = self.model.forward(x, state);
                 self.state = Some(state);

@@ -85,6 +85,20 @@ fn display_list(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
+/// `error` about the input `path`, named once: with the path in front unless the error
+/// already names it (every `media` error does).
+pub fn about(path: &Path, error: anyhow::Error) -> anyhow::Error {
+    let named = error.chain().any(|c| {
+        c.downcast_ref::<media::Error>()
+            .is_some_and(|m| m.path() == path)
+    });
+    if named {
+        error
+    } else {
+        error.context(path.display().to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,55 +1,17 @@
-//! The `pipeline` binary: decodes video, runs the CNN backbone (and later the temporal heads),
-//! and writes results people can read.
+//! The `pipeline` binary: parses the command line, installs logging and progress bars, and
+//! hands each command to its glue module in `cli/commands/`. Everything else is the
+//! `pipeline` library.
 
-mod backbone;
 mod cli;
-mod commands;
-mod data;
-mod decode;
-mod device;
-mod encode;
-mod head;
-mod inputs;
-mod model_dir;
-mod output;
-mod plot;
-mod synth;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::Result;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command};
-
-/// Per-file failures of a multi-file command: each is reported as it happens and the command
-/// carries on; the exit code says whether any happened.
-#[derive(Debug, Default)]
-pub struct Failures {
-    pub count: usize,
-}
-
-impl Failures {
-    pub fn record(&mut self, result: Result<()>) {
-        if let Err(e) = result {
-            if is_broken_pipe(&e) {
-                return;
-            }
-            eprintln!("error: {e:#}");
-            self.count += 1;
-        }
-    }
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
+use cli::exit::{Classify as _, Done};
+use cli::{Cli, Command, commands};
 
 /// burn-flex allocates a fresh buffer for nearly every tensor op. glibc's defaults hand large
 /// buffers back to the kernel on free and map them anew on the next malloc, so every op pays
@@ -81,8 +43,8 @@ fn main() -> ExitCode {
     // Vulkan, Metal or DirectX 12; on a headless machine it logs EGL failures as errors.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "warn,wgpu_hal::gles=off,pipeline={default_level},vision={default_level},\
-             temporal={default_level}"
+            "warn,wgpu_hal::gles=off,pipeline={default_level},media={default_level},\
+             vision={default_level},temporal={default_level}"
         ))
     });
     tracing_subscriber::fmt()
@@ -93,32 +55,18 @@ fn main() -> ExitCode {
         .without_time()
         .init();
 
-    let result = match &cli.command {
+    pipeline::progress::install(cli::progress::Bars::default());
+
+    let outcome = match &cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Batch(args) => commands::batch::run(args),
         Command::Extract(args) => commands::extract::run(args),
         Command::Classify(args) => commands::classify::run(args),
-        Command::Info => commands::info::run().map(|()| Failures::default()),
-        Command::Bench(args) => commands::bench::run(args).map(|()| Failures::default()),
+        Command::Info => commands::info::run().runtime().map(|()| Done::ALL),
+        Command::Bench(args) => commands::bench::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),
-        Command::MakeClips(args) => {
-            synth::write_clip_set(&args.out, args.per_class as usize, args.seed).map(|paths| {
-                println!("wrote {} clips to {}", paths.len(), args.out.display());
-                Failures::default()
-            })
-        }
+        Command::MakeClips(args) => commands::make_clips::run(args),
     };
-    match result {
-        Ok(failures) if failures.count == 0 => ExitCode::SUCCESS,
-        Ok(failures) => {
-            eprintln!("{} input(s) failed", failures.count);
-            ExitCode::FAILURE
-        }
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    cli::exit::status(outcome)
 }

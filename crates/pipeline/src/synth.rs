@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::encode::VideoWriter;
+use media::VideoWriter;
 
 /// Class names, in label order.
 pub const CLASSES: [&str; 4] = ["grow", "shrink", "pulse", "dip"];
@@ -242,7 +242,7 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{DecodeOptions, Sampling, Video};
+    use media::{DecodeOptions, Sampling, Video};
 
     const GROW: usize = 0;
     const SHRINK: usize = 1;

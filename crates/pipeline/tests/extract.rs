@@ -163,17 +163,25 @@ fn display_rotation_is_applied_like_the_ffmpeg_cli() {
 
 #[test]
 fn damaged_avi_is_decoded_with_bad_data_skipped_and_counted() {
-    let x = extract(
-        "megamind",
-        &shared_media("Megamind_bugy.avi"),
-        &["--fps", "2"],
-    );
+    let x = extract("damaged", &clip("damaged.avi"), &["--fps", "2"]);
     assert!(x.timestamps.len() > 5, "{:?}", x.timestamps);
     assert!(x.timestamps.windows(2).all(|w| w[1] > w[0]));
     assert_ne!(
         x.metadata["decoder_warnings"], "none",
         "damage went unnoticed"
     );
+}
+
+#[test]
+#[ignore = "needs ../shared/media beside the checkout: cargo test -- --ignored"]
+fn the_damaged_megamind_avi_decodes_with_bad_data_skipped_and_counted() {
+    let x = extract(
+        "megamind",
+        &shared_media("Megamind_bugy.avi"),
+        &["--fps", "2"],
+    );
+    assert!(x.timestamps.len() > 5, "{:?}", x.timestamps);
+    assert_ne!(x.metadata["decoder_warnings"], "none");
 }
 
 #[test]

@@ -17,12 +17,39 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::backbone::{BackboneSettings, Precision};
 use crate::inputs;
 
+/// Training data and how its features are made: shared by `train` and `eval`.
+#[derive(Debug, Clone)]
+pub struct DataSettings {
+    /// Class folders, a CSV manifest, or (forecast) any folder of videos.
+    pub data: PathBuf,
+    /// The feature cache folder; `None`: [`cache::default_dir`].
+    pub cache: Option<PathBuf>,
+    /// The backbone that extracts features. Features that train a head or are compared with a
+    /// trained head's are computed in f32, whatever this says.
+    pub backbone: BackboneSettings,
+}
+
+impl DataSettings {
+    /// The feature cache at `cache` or the default folder.
+    pub fn feature_cache(&self) -> Result<cache::FeatureCache> {
+        let dir = self.cache.clone().unwrap_or_else(cache::default_dir);
+        cache::FeatureCache::new(&dir)
+    }
+
+    /// The backbone settings, in f32.
+    pub fn backbone(&self) -> BackboneSettings {
+        BackboneSettings {
+            precision: Precision::F32,
+            ..self.backbone.clone()
+        }
+    }
+}
+
 /// Which part of the data a clip belongs to.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,

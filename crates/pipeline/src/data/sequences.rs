@@ -9,16 +9,16 @@
 
 use std::path::PathBuf;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use temporal::{Sequence, Target};
 
 use super::cache::{FeatureCache, Source};
 use super::{Dataset, Split};
 use crate::backbone::Backbone;
-use crate::cli::Task;
-use crate::decode::DecodeOptions;
 use crate::output::Features;
+use crate::progress::{self, BarSpec, Unit as BarUnit};
+use crate::task::Task;
+use media::DecodeOptions;
 
 /// A piece of video whose features are extracted as one.
 #[derive(Debug, Clone)]
@@ -120,17 +120,16 @@ pub fn load(
     backbone: &Backbone,
     batch: usize,
 ) -> (Vec<Loaded>, Vec<Skipped>) {
-    let bar = crate::commands::bars().add(ProgressBar::new(units.len() as u64));
-    bar.set_style(
-        ProgressStyle::with_template("features [{bar:30}] {pos}/{len} clips {msg} (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = progress::bar(BarSpec {
+        prefix: "features".into(),
+        total: Some(units.len() as u64),
+        unit: BarUnit::Items,
+    });
     let (mut loaded, mut skipped, mut cached) = (Vec::new(), Vec::new(), 0usize);
-    for unit in units {
+    for (done, unit) in (1u64..).zip(units) {
         let result = cache.features(&unit.path, unit.segment, options, backbone, batch);
         match result {
-            Ok(entry) if entry.features.len() > 0 => {
+            Ok(entry) if !entry.features.is_empty() => {
                 cached += usize::from(entry.source == Source::Cached);
                 loaded.push(Loaded {
                     unit,
@@ -160,10 +159,13 @@ pub fn load(
                 });
             }
         }
-        bar.inc(1);
-        bar.set_message(format!("({cached} cached, {} skipped)", skipped.len()));
+        bar.set_position(done);
+        bar.set_message(format!(
+            "clips ({cached} cached, {} skipped)",
+            skipped.len()
+        ));
     }
-    bar.finish_and_clear();
+    drop(bar);
     tracing::info!(
         "features: {} clips ({cached} from the cache), {} skipped",
         loaded.len(),

@@ -58,8 +58,13 @@ impl FeatureWriter {
         Ok(())
     }
 
+    /// Rows so far.
     pub fn len(&self) -> usize {
         self.timestamps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
     }
 
     /// Writes header, features and timestamps, then renames the file into place.
@@ -120,8 +125,13 @@ pub struct Features {
 }
 
 impl Features {
+    /// Rows so far.
     pub fn len(&self) -> usize {
         self.timestamps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
     }
 
     pub fn row(&self, i: usize) -> &[f32] {

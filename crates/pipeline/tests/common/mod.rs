@@ -46,7 +46,10 @@ fn ffmpeg(args: &[&str]) {
 /// - `vfr.mp4`: 30 frames at 30 fps, then 30 frames at 10 fps (variable frame rate);
 /// - `bframes.mp4`: 4 s, 25 fps, two B-frames (which no frame refers to) between references;
 /// - `rotated.mp4`: `five.mp4` with a display matrix saying "rotate 90 degrees";
-/// - `upright.mp4`: `rotated.mp4` as the ffmpeg CLI shows it, rotation baked into the pixels.
+/// - `upright.mp4`: `rotated.mp4` as the ffmpeg CLI shows it, rotation baked into the pixels;
+/// - `damaged.avi`: the 5 s pattern in AVI with six 400-byte stretches overwritten with noise,
+///   so some frames decode damaged and the rest fine (the damage `Megamind_bugy.avi` in
+///   ../shared/media has, made here so the tests need nothing beside the checkout).
 pub fn clips() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -97,6 +100,20 @@ pub fn clips() -> &'static Path {
             "2",
             &p("upright.mp4"),
         ]);
+        pattern(5, &[], "plain.avi");
+        let mut bytes = std::fs::read(dir.join("plain.avi")).expect("read plain.avi");
+        let n = bytes.len();
+        let mut noise = 0x2545_f491_4f6c_dd1d_u64;
+        for k in 0..6 {
+            let at = n * (30 + 8 * k) / 100;
+            for b in &mut bytes[at..at + 400] {
+                noise ^= noise << 13;
+                noise ^= noise >> 7;
+                noise ^= noise << 17;
+                *b = noise as u8;
+            }
+        }
+        std::fs::write(dir.join("damaged.avi"), bytes).expect("write damaged.avi");
         dir
     })
 }

@@ -1,41 +1,15 @@
-//! One module per subcommand, plus the frame-to-feature loop they share.
+//! The frame-to-feature loop every command shares: a video decoded on a thread of its own,
+//! its sampled frames batched through the backbone as they arrive.
 
-pub mod batch;
-pub mod bench;
-pub mod classify;
-pub mod eval;
-pub mod extract;
-pub mod info;
-pub mod run;
-pub mod train;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
 use burn::prelude::*;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::backbone::Backbone;
-use crate::cli::{ModelArgs, SamplingArgs};
-use crate::decode::{DecodeOptions, DecodeReport, Decoding, VideoInfo};
-use crate::inputs::InputFile;
-
-/// What every multi-file command does before work starts: validate the sampling flags, expand
-/// the inputs (keeping directory entries `keep` accepts), pick the device, load the backbone.
-pub fn prepare(
-    inputs: &[PathBuf],
-    sampling: &SamplingArgs,
-    model: &ModelArgs,
-    keep: impl Fn(&Path) -> bool,
-) -> Result<(DecodeOptions, Vec<InputFile>, Backbone)> {
-    let options = sampling.options()?;
-    let files = crate::inputs::collect(inputs, keep)?;
-    let selected = crate::device::select(model.device)?;
-    tracing::info!("device: {}", selected.description);
-    let backbone = Backbone::load(model, options.size, &selected.device)?;
-    Ok((options, files, backbone))
-}
+use crate::progress::{self, BarSpec, Unit};
+use media::{DecodeOptions, DecodeReport, Decoding, VideoInfo};
 
 /// A batch of sampled frames and their features.
 #[derive(Debug)]
@@ -124,7 +98,7 @@ pub fn video_batches(
             frames,
         })?;
     }
-    bar.finish_and_clear();
+    drop(bar);
     let decode = decoding.finish()?;
     if decode.damaged > 0 {
         tracing::warn!(
@@ -141,29 +115,17 @@ pub fn video_batches(
     })
 }
 
-/// Every progress bar goes through this, so nested ones (clips, then frames of a clip) draw
-/// together instead of over each other.
-pub fn bars() -> &'static MultiProgress {
-    static BARS: std::sync::OnceLock<MultiProgress> = std::sync::OnceLock::new();
-    BARS.get_or_init(MultiProgress::new)
-}
-
-/// A progress bar over video time (tenths of a second), on stderr, hidden when not a terminal.
-fn video_bar(path: &Path, info: &VideoInfo) -> ProgressBar {
+/// A progress bar over video time (tenths of a second), named after the file.
+fn video_bar(path: &Path, info: &VideoInfo) -> progress::Bar {
     let name = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let bar = match info.duration {
-        Some(d) => ProgressBar::new((d * 10.0).ceil() as u64).with_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg} (eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        ),
-        None => ProgressBar::new_spinner(),
-    };
-    bar.set_prefix(name);
-    bars().add(bar)
+    progress::bar(BarSpec {
+        prefix: name,
+        total: info.duration.map(|d| (d * 10.0).ceil() as u64),
+        unit: Unit::VideoTime,
+    })
 }
 
 /// Decoder counters and sampling as safetensors/JSON metadata.

@@ -1,4 +1,4 @@
-//! `pipeline batch`: `run` over many files, resumable and shardable.
+//! `run` over many files, resumable and shardable: what `pipeline batch` does.
 //!
 //! For each input `DIR/a/b.mp4` it writes `OUT/a/b.mp4.jsonl` (the records) and then
 //! `OUT/a/b.mp4.summary.json` (what was run on what: the input's size and mtime, the head and
@@ -10,16 +10,31 @@ use std::sync::Mutex;
 use std::time::{Instant, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::bars;
-use super::run::{Analysis, RecordWriter, VideoSummary};
-use crate::Failures;
-use crate::cli::BatchArgs;
-use crate::data::cache::hash_bytes;
+use crate::analysis::{Analysis, AnalysisSettings, Event, VideoSummary};
+use crate::hash::hash_bytes;
 use crate::inputs::{self, InputFile};
-use crate::model_dir::write_json;
+use crate::output::write_json;
+use crate::progress::{self, BarSpec, Unit};
+use crate::run::records::{Format, RecordWriter};
+
+/// What `batch` runs on what, validated.
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    /// Video files and directories (walked recursively for video files), in this order.
+    pub inputs: Vec<PathBuf>,
+    /// Output directory.
+    pub out: PathBuf,
+    pub format: Format,
+    /// Videos processed at once, sharing one backbone.
+    pub jobs: usize,
+    /// Only this machine's share `(i, n)`.
+    pub shard: Option<(u32, u32)>,
+    /// Redo inputs whose output is already complete and current.
+    pub force: bool,
+    pub analysis: AnalysisSettings,
+}
 
 /// What an output was made from; a rerun redoes the input when any of it differs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,21 +55,22 @@ struct FileSummary {
     wall_seconds: f64,
     frames_per_second: f64,
     damaged: u64,
-    events: Vec<super::run::Event>,
+    events: Vec<Event>,
 }
 
-/// `OUT/summary.json`.
+/// `OUT/summary.json`, and what [`run`] returns.
 #[derive(Debug, Serialize)]
-struct BatchSummary {
-    shard: Option<String>,
-    inputs: usize,
-    done: usize,
-    skipped: usize,
-    failed: usize,
-    frames: u64,
-    wall_seconds: f64,
-    frames_per_second: f64,
-    errors: Option<PathBuf>,
+pub struct BatchSummary {
+    pub shard: Option<String>,
+    pub inputs: usize,
+    pub done: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub frames: u64,
+    pub wall_seconds: f64,
+    pub frames_per_second: f64,
+    /// The error log, when some input failed.
+    pub errors: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -109,7 +125,10 @@ fn is_current(summary: &Path, records: &Path, wanted: &Provenance) -> bool {
             .is_some_and(|s| s.provenance == *wanted)
 }
 
-pub fn run(args: &BatchArgs) -> Result<Failures> {
+/// Runs every input of this shard that has no current output, `args.jobs` at a time on one
+/// shared backbone. A failing input is logged to the error file and its error (naming it) handed
+/// to `on_error`; the others carry on. Fails only when the job cannot start.
+pub fn run(args: &BatchSettings, on_error: &(dyn Fn(&str) + Sync)) -> Result<BatchSummary> {
     let started = Instant::now();
     let mut files = inputs::collect(&args.inputs, inputs::is_video)?;
     // Two inputs with the same relative path (`a/x.mp4` and `b/x.mp4` given as files) would
@@ -144,12 +163,13 @@ pub fn run(args: &BatchArgs) -> Result<Failures> {
     });
     let _ = std::fs::remove_file(&errors_path);
 
-    // One analysis per job: each decodes its own video on its own thread and runs the network
-    // while the others decode, so the CPU (or GPU) stays busy between and within files.
-    let jobs = (args.jobs as usize).clamp(1, files.len().max(1));
-    let analyses: Vec<Analysis> = (0..jobs)
-        .map(|_| Analysis::prepare(&args.analysis))
-        .collect::<Result<_>>()?;
+    // One worker per job, all on one backbone: each decodes its own video on its own thread
+    // and runs the network while the others decode, so the CPU (or GPU) stays busy between and
+    // within files.
+    let jobs = args.jobs.clamp(1, files.len().max(1));
+    let first = Analysis::prepare(&args.analysis)?;
+    let mut analyses: Vec<Analysis> = (1..jobs).map(|_| first.worker()).collect();
+    analyses.push(first);
     let first = &analyses[0];
     let head = format!(
         "{} weights={:016x}",
@@ -164,12 +184,11 @@ pub fn run(args: &BatchArgs) -> Result<Failures> {
         first.backbone.fingerprint
     );
 
-    let bar = bars().add(ProgressBar::new(files.len() as u64));
-    bar.set_style(
-        ProgressStyle::with_template("files [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = progress::bar(BarSpec {
+        prefix: "files".into(),
+        total: Some(files.len() as u64),
+        unit: Unit::Items,
+    });
     let queue = Mutex::new(files.iter());
     let results: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
     let errors = Mutex::new(None::<std::fs::File>);
@@ -186,7 +205,7 @@ pub fn run(args: &BatchArgs) -> Result<Failures> {
                         Ok(None) => Outcome::Skipped,
                         Err(e) => {
                             let error = format!("{e:#}");
-                            bars().suspend(|| eprintln!("error: {}: {error}", file.path.display()));
+                            on_error(&format!("{:#}", inputs::about(&file.path, e)));
                             if let Ok(mut log) = errors.lock() {
                                 let line = ErrorLine {
                                     input: &file.path,
@@ -197,9 +216,9 @@ pub fn run(args: &BatchArgs) -> Result<Failures> {
                             Outcome::Failed
                         }
                     };
-                    bar.inc(1);
                     if let Ok(mut r) = results.lock() {
                         r.push(outcome);
+                        bar.set_position(r.len() as u64);
                         let failed = r.iter().filter(|o| matches!(o, Outcome::Failed)).count();
                         bar.set_message(format!("{failed} failed"));
                     }
@@ -207,7 +226,7 @@ pub fn run(args: &BatchArgs) -> Result<Failures> {
             });
         }
     });
-    bar.finish_and_clear();
+    drop(bar);
     let results = results
         .into_inner()
         .map_err(|_| anyhow!("a worker panicked"))?;
@@ -234,28 +253,13 @@ pub fn run(args: &BatchArgs) -> Result<Failures> {
         None => "summary.json".into(),
     });
     write_json(&summary_path, &summary)?;
-    eprintln!(
-        "{} inputs: {} done, {} already done, {} failed; {} frames in {:.1} s ({:.1} frames/s){}",
-        summary.inputs,
-        summary.done,
-        summary.skipped,
-        summary.failed,
-        summary.frames,
-        wall,
-        summary.frames_per_second,
-        if failed > 0 {
-            format!("; see {}", errors_path.display())
-        } else {
-            String::new()
-        }
-    );
-    Ok(Failures { count: failed })
+    Ok(summary)
 }
 
 /// Runs one input unless its output is complete and current; `None` when skipped.
 fn process(
     analysis: &mut Analysis,
-    args: &BatchArgs,
+    args: &BatchSettings,
     file: &InputFile,
     head: &str,
     settings: &str,

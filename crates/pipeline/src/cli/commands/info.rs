@@ -1,8 +1,7 @@
 //! `pipeline info`: what this build is and what it can run on.
 
 use anyhow::Result;
-
-use crate::device::{self, DeviceChoice};
+use pipeline::device::{self, DeviceChoice};
 
 pub fn run() -> Result<()> {
     println!("pipeline {}", env!("CARGO_PKG_VERSION"));

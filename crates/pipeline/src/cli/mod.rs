@@ -1,17 +1,28 @@
-//! Command-line arguments, and their translation into validated settings before any work.
+//! The binary's half of the program: command-line arguments, their translation into the
+//! library's settings structs before any work, progress bars and exit codes, and one glue
+//! module per command in `commands/`.
+
+pub mod commands;
+pub mod exit;
+pub mod progress;
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueHint};
-
-use crate::backbone::Precision;
-use crate::decode::{DecodeOptions, Every, Sampling};
-use crate::device::DeviceChoice;
+use pipeline::analysis::AnalysisSettings;
+use pipeline::backbone::BackboneSettings;
+use pipeline::data::DataSettings;
+use pipeline::sampling::SamplingSettings;
 
 /// Video understanding on your files: what is in each frame (a CNN), and what happens over time.
 #[derive(Debug, Parser)]
-#[command(name = "pipeline", version, about, propagate_version = true)]
+#[command(
+    name = "pipeline",
+    version,
+    about,
+    propagate_version = true,
+    after_help = exit::HELP
+)]
 pub struct Cli {
     /// More log output (-v: debug, -vv: trace). `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -72,11 +83,11 @@ pub enum Format {
     Csv,
 }
 
-impl Format {
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Jsonl => "jsonl",
-            Format::Csv => "csv",
+impl From<Format> for pipeline::run::records::Format {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Jsonl => Self::Jsonl,
+            Format::Csv => Self::Csv,
         }
     }
 }
@@ -95,6 +106,17 @@ pub struct AnalysisArgs {
     pub sampling: SamplingArgs,
     #[command(flatten)]
     pub model_args: ModelArgs,
+}
+
+impl AnalysisArgs {
+    pub fn settings(&self) -> AnalysisSettings {
+        AnalysisSettings {
+            model: self.model.clone(),
+            top: self.top,
+            sampling: self.sampling.settings(),
+            backbone: self.model_args.settings(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -159,10 +181,7 @@ fn parse_shard(s: &str) -> Result<(u32, u32), String> {
 }
 
 /// What a temporal head learns.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Task {
     /// The clip's class, read at its last step.
     Classify,
@@ -170,6 +189,16 @@ pub enum Task {
     Anticipate,
     /// The embedding --horizon seconds later (no labels needed); its error is the surprise.
     Forecast,
+}
+
+impl From<Task> for pipeline::model_dir::Task {
+    fn from(t: Task) -> Self {
+        match t {
+            Task::Classify => Self::Classify,
+            Task::Anticipate => Self::Anticipate,
+            Task::Forecast => Self::Forecast,
+        }
+    }
 }
 
 /// The recurrent cell (`rnn`: the plain tanh cell, to see what gating buys on your data).
@@ -213,22 +242,17 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// The feature cache at `--cache` or the default folder.
-    pub fn feature_cache(&self) -> Result<crate::data::cache::FeatureCache> {
-        let dir = self
-            .cache
-            .clone()
-            .unwrap_or_else(crate::data::cache::default_dir);
-        crate::data::cache::FeatureCache::new(&dir)
-    }
-
-    pub fn model_args(&self) -> ModelArgs {
-        ModelArgs {
-            device: self.device,
-            batch: self.cnn_batch,
-            weights: self.weights.clone(),
-            // Features that train or are compared with a trained head's are computed in f32.
-            precision: Precision::F32,
+    pub fn settings(&self) -> DataSettings {
+        DataSettings {
+            data: self.data.clone(),
+            cache: self.cache.clone(),
+            backbone: BackboneSettings {
+                device: self.device.into(),
+                batch: self.cnn_batch,
+                weights: self.weights.clone(),
+                // Features that train or are compared with a trained head's are f32.
+                precision: pipeline::backbone::Precision::F32,
+            },
         }
     }
 }
@@ -314,6 +338,16 @@ pub enum EvalSplit {
     All,
 }
 
+impl From<EvalSplit> for pipeline::evaluate::EvalSplit {
+    fn from(s: EvalSplit) -> Self {
+        match s {
+            EvalSplit::Train => Self::Train,
+            EvalSplit::Val => Self::Val,
+            EvalSplit::All => Self::All,
+        }
+    }
+}
+
 /// Which part of the work `bench` times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Stage {
@@ -332,6 +366,20 @@ pub enum Stage {
     /// Not part of `all`: where the CNN stage's time goes, layer by layer (on a GPU, the device
     /// synchronised after each; on the CPU, each layer's thread time inside the fused kernels).
     Layers,
+}
+
+impl From<Stage> for pipeline::bench::Stage {
+    fn from(s: Stage) -> Self {
+        match s {
+            Stage::All => Self::All,
+            Stage::Decode => Self::Decode,
+            Stage::Cnn => Self::Cnn,
+            Stage::Extract => Self::Extract,
+            Stage::Head => Self::Head,
+            Stage::Run => Self::Run,
+            Stage::Layers => Self::Layers,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -379,42 +427,15 @@ pub struct SamplingArgs {
 }
 
 impl SamplingArgs {
-    pub fn options(&self) -> Result<DecodeOptions> {
-        // --stride first: `train` gives --fps a default, which an explicit --stride overrides.
-        let every = match (self.stride, self.fps) {
-            (Some(0), _) => bail!("--stride must be at least 1"),
-            (Some(k), _) => Every::Stride(k),
-            (None, Some(f)) if !(f.is_finite() && f > 0.0) => {
-                bail!("--fps must be positive, got {f}")
-            }
-            (None, Some(f)) => Every::Fps(f),
-            (None, None) => Every::Frame,
-        };
-        for (name, v) in [("--start", self.start), ("--end", self.end)] {
-            if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
-                bail!("{name} must be a non-negative number of seconds, got {v}");
-            }
-        }
-        if let (Some(s), Some(e)) = (self.start, self.end)
-            && e <= s
-        {
-            bail!("--end ({e}) must be after --start ({s})");
-        }
-        if !(32..=1024).contains(&self.size) {
-            bail!(
-                "--size must be between 32 and 1024 pixels, got {}",
-                self.size
-            );
-        }
-        Ok(DecodeOptions {
-            sampling: Sampling {
-                every,
-                keyframes: self.keyframes,
-                start: self.start,
-                end: self.end,
-            },
+    pub fn settings(&self) -> SamplingSettings {
+        SamplingSettings {
+            fps: self.fps,
+            stride: self.stride,
+            keyframes: self.keyframes,
+            start: self.start,
+            end: self.end,
             size: self.size,
-        })
+        }
     }
 }
 
@@ -434,6 +455,55 @@ pub struct ModelArgs {
     /// stay within cosine 0.999 of f32.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
+}
+
+impl ModelArgs {
+    pub fn settings(&self) -> BackboneSettings {
+        BackboneSettings {
+            device: self.device.into(),
+            batch: self.batch,
+            weights: self.weights.clone(),
+            precision: self.precision.into(),
+        }
+    }
+}
+
+/// `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceChoice {
+    /// A real GPU through wgpu when there is one, else the CPU.
+    Auto,
+    /// The CPU: the CNN in `vision::cpu`'s kernels, the temporal heads in burn-flex.
+    Cpu,
+    /// wgpu's preferred adapter, even a software one (lavapipe).
+    Wgpu,
+}
+
+impl From<DeviceChoice> for pipeline::device::DeviceChoice {
+    fn from(d: DeviceChoice) -> Self {
+        match d {
+            DeviceChoice::Auto => Self::Auto,
+            DeviceChoice::Cpu => Self::Cpu,
+            DeviceChoice::Wgpu => Self::Wgpu,
+        }
+    }
+}
+
+/// `--precision`: the float type the CNN computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    F32,
+    /// Half precision, on GPUs with f16 shaders: half the memory traffic.
+    F16,
+}
+
+impl From<Precision> for pipeline::backbone::Precision {
+    fn from(p: Precision) -> Self {
+        match p {
+            Precision::F32 => Self::F32,
+            Precision::F16 => Self::F16,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -471,17 +541,18 @@ pub struct ClassifyArgs {
 mod tests {
     use super::*;
 
-    fn sampling(args: &[&str]) -> Result<DecodeOptions> {
+    fn sampling(args: &[&str]) -> anyhow::Result<media::DecodeOptions> {
         let mut argv = vec!["pipeline", "extract", "x.mp4", "--out", "o"];
         argv.extend(args);
         match Cli::try_parse_from(argv)?.command {
-            Command::Extract(a) => a.sampling.options(),
+            Command::Extract(a) => a.sampling.settings().options(),
             _ => unreachable!(),
         }
     }
 
     #[test]
     fn sampling_flags_are_validated_before_work() {
+        use media::Every;
         assert_eq!(
             sampling(&["--fps", "2"]).expect("ok").sampling.every,
             Every::Fps(2.0)

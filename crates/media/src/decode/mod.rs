@@ -5,30 +5,176 @@
 
 mod sample;
 
-use std::path::Path;
+use std::ffi::{CStr, CString};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use anyhow::{Context as _, Result, anyhow, bail};
-use ffmpeg::codec::{self, threading};
+use ffmpeg::codec;
 use ffmpeg::format::Pixel;
+use ffmpeg::format::context::Input;
 use ffmpeg::software::scaling;
 use ffmpeg::util::frame;
+use ffmpeg::{Dictionary, ffi};
 use ffmpeg_next as ffmpeg;
 
 pub use sample::{Decision, Every, Sampler, Sampling};
 
+use crate::error::{Error, Result};
+use crate::options;
+
 /// Initialises FFmpeg once per process, with its own logging silenced: damaged data is counted
-/// and reported by us, once, instead of a screenful of decoder complaints.
-pub fn init() -> Result<()> {
-    static INIT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    INIT.get_or_init(|| {
-        ffmpeg::init().map_err(|e| e.to_string())?;
+/// and reported by us, once, instead of a screenful of decoder complaints. Every function of
+/// this crate calls it; FFmpeg's own error is returned as it is (there is no file to name).
+pub fn init() -> std::result::Result<(), ffmpeg::Error> {
+    static INIT: std::sync::OnceLock<std::result::Result<(), ffmpeg::Error>> =
+        std::sync::OnceLock::new();
+    *INIT.get_or_init(|| {
+        ffmpeg::init()?;
         ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
         Ok(())
     })
-    .clone()
-    .map_err(|e| anyhow!("initialising FFmpeg: {e}"))
+}
+
+/// [`init`], its error naming the file it was called for.
+pub(crate) fn init_for(path: &Path) -> Result<()> {
+    init().map_err(|e| Error::ffmpeg(path, "initialising FFmpeg", e))
+}
+
+/// `path` as the C string FFmpeg takes. On Unix, its bytes as they are: a file name need not
+/// be UTF-8 (ffmpeg-next's own `format::input` and `output_as` panic on one that is not).
+pub(crate) fn c_path(path: &Path) -> Result<CString> {
+    #[cfg(unix)]
+    let bytes = {
+        use std::os::unix::ffi::OsStrExt as _;
+        path.as_os_str().as_bytes()
+    };
+    // Elsewhere (Windows) FFmpeg takes UTF-8 file names.
+    #[cfg(not(unix))]
+    let bytes = path
+        .to_str()
+        .ok_or_else(|| Error::invalid(path, "the path is not valid UTF-8"))?
+        .as_bytes();
+    CString::new(bytes).map_err(|_| Error::invalid(path, "the path contains a NUL byte"))
+}
+
+/// Opens a file for demuxing and reads its streams' parameters, as ffmpeg-next's
+/// `format::input_with_dictionary` does but from a C string (see [`c_path`]); returns the
+/// options the demuxer left unused too.
+#[allow(unsafe_code)]
+fn open_input(
+    path: &CStr,
+    options: Dictionary<'static>,
+) -> std::result::Result<(Input, Dictionary<'static>), ffmpeg::Error> {
+    let mut ps = std::ptr::null_mut();
+    // SAFETY: `path` is NUL-terminated and outlives the calls. `ps` starts null, so
+    // avformat_open_input allocates the context, and on failure frees it itself. The options
+    // are handed over with `disown` and the leftovers (avformat_open_input replaces the
+    // dictionary with the entries it did not use) taken back with `own`, so they are freed
+    // once. After a successful open the context is ours: closed here if reading the stream
+    // info fails, otherwise owned by `Input`, whose drop closes it.
+    unsafe {
+        let mut opts = options.disown();
+        let opened = ffi::avformat_open_input(&mut ps, path.as_ptr(), std::ptr::null(), &mut opts);
+        let unused = Dictionary::own(opts);
+        if opened < 0 {
+            return Err(ffmpeg::Error::from(opened));
+        }
+        let found = ffi::avformat_find_stream_info(ps, std::ptr::null_mut());
+        if found < 0 {
+            ffi::avformat_close_input(&mut ps);
+            return Err(ffmpeg::Error::from(found));
+        }
+        Ok((Input::wrap(ps), unused))
+    }
+}
+
+/// The best video stream of an opened file, its decoder opened with `decoder_options`.
+struct Stream {
+    input: Input,
+    index: usize,
+    time_base: f64,
+    rotation: u32,
+    duration: Option<f64>,
+    decoder: ffmpeg::decoder::Video,
+}
+
+impl Stream {
+    /// Opens `path` (with [`options::demuxer`]) and the decoder of its best video stream.
+    /// Errors name what is wrong with the file.
+    fn open(path: &Path, decoder_options: Dictionary<'static>) -> Result<Self> {
+        init_for(path)?;
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read file", e))?;
+        if meta.is_dir() {
+            return Err(Error::invalid(path, "is a directory"));
+        }
+        if meta.len() == 0 {
+            return Err(Error::invalid(path, "empty file"));
+        }
+        let (input, unused) =
+            open_input(&c_path(path)?, options::demuxer()).map_err(|e| match e {
+                ffmpeg::Error::InvalidData => {
+                    Error::ffmpeg(path, "not a media file FFmpeg can read", e)
+                }
+                other => Error::ffmpeg(path, "cannot open as media", other),
+            })?;
+        for (key, value) in unused.iter() {
+            tracing::debug!(
+                "{}: the demuxer ignored option {key}={value}",
+                path.display()
+            );
+        }
+        let stream = input
+            .streams()
+            .best(ffmpeg::media::Type::Video)
+            .ok_or_else(|| Error::invalid(path, "no video stream"))?;
+        let index = stream.index();
+        let time_base = f64::from(stream.time_base());
+        let rotation = display_rotation(&stream);
+        let duration = (input.duration() > 0).then(|| input.duration() as f64 / 1e6);
+        let context = codec::context::Context::from_parameters(stream.parameters())
+            .map_err(|e| Error::ffmpeg(path, "reading codec parameters", e))?;
+        let id = context.id();
+        let found = ffmpeg::decoder::find(id).ok_or_else(|| {
+            let what = format!("no decoder for this video codec ({id:?})");
+            Error::ffmpeg(path, what, ffmpeg::Error::DecoderNotFound)
+        })?;
+        let decoder = context
+            .decoder()
+            .open_as_with(found, decoder_options)
+            .and_then(|opened| opened.video())
+            .map_err(|e| Error::ffmpeg(path, format!("opening the {} decoder", found.name()), e))?;
+        Ok(Self {
+            input,
+            index,
+            time_base,
+            rotation,
+            duration,
+            decoder,
+        })
+    }
+
+    fn info(&self) -> VideoInfo {
+        let codec = self
+            .decoder
+            .codec()
+            .map(|c| c.name().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        VideoInfo {
+            codec,
+            width: self.decoder.width(),
+            height: self.decoder.height(),
+            rotation: self.rotation,
+            duration: self.duration,
+        }
+    }
+}
+
+/// What the container says about `path`'s video stream ([`VideoInfo`]), without decoding a
+/// frame: the file is opened, its stream parameters read and the stream's decoder set up (so
+/// a codec this FFmpeg cannot decode is an error here, as it would be for [`Video::open`]).
+pub fn probe(path: &Path) -> Result<VideoInfo> {
+    Stream::open(path, options::probe_decoder()).map(|stream| stream.info())
 }
 
 /// What the container says about the video stream.
@@ -82,8 +228,9 @@ pub struct DecodeOptions {
 
 /// An opened video stream.
 pub struct Video {
+    path: PathBuf,
     info: VideoInfo,
-    input: ffmpeg::format::context::Input,
+    input: Input,
     stream_index: usize,
     time_base: f64,
     decoder: ffmpeg::decoder::Video,
@@ -106,6 +253,7 @@ pub struct Video {
 impl std::fmt::Debug for Video {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Video")
+            .field("path", &self.path)
             .field("info", &self.info)
             .finish_non_exhaustive()
     }
@@ -114,70 +262,35 @@ impl std::fmt::Debug for Video {
 impl Video {
     /// Opens `path`'s best video stream. Errors name what is wrong with the file.
     pub fn open(path: &Path, options: DecodeOptions) -> Result<Self> {
-        init()?;
         if options.size == 0 {
-            bail!("frame size must be positive");
+            return Err(Error::invalid(path, "frame size must be positive"));
         }
-        let meta = std::fs::metadata(path).context("cannot read file")?;
-        if meta.is_dir() {
-            bail!("is a directory");
-        }
-        if meta.len() == 0 {
-            bail!("empty file");
-        }
-        let mut input = ffmpeg::format::input(path).map_err(|e| match e {
-            ffmpeg::Error::InvalidData => anyhow!("not a media file FFmpeg can read"),
-            other => anyhow!("cannot open as media: {other}"),
-        })?;
-        let stream = input
-            .streams()
-            .best(ffmpeg::media::Type::Video)
-            .ok_or_else(|| anyhow!("no video stream"))?;
-        let stream_index = stream.index();
-        let time_base = f64::from(stream.time_base());
-        let rotation = display_rotation(&stream);
-        let duration = (input.duration() > 0).then(|| input.duration() as f64 / 1e6);
-
-        let mut context = codec::context::Context::from_parameters(stream.parameters())
-            .context("reading codec parameters")?;
-        context.set_threading(threading::Config {
-            kind: threading::Type::Frame,
-            count: 0,
-            ..Default::default()
-        });
-        let mut decoder = context
-            .decoder()
-            .video()
-            .map_err(|e| anyhow!("no decoder for this video codec: {e}"))?;
-        if options.sampling.keyframes {
-            decoder.skip_frame(ffmpeg::Discard::NonKey);
-        }
-        let codec = decoder
-            .codec()
-            .map(|c| c.name().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        let info = VideoInfo {
-            codec,
-            width: decoder.width(),
-            height: decoder.height(),
+        let stream = Stream::open(path, options::decoder(options.sampling.keyframes))?;
+        let info = stream.info();
+        let Stream {
+            mut input,
+            index: stream_index,
+            time_base,
             rotation,
-            duration,
-        };
+            decoder,
+            ..
+        } = stream;
         if let Some(start) = options.sampling.start.filter(|s| *s > 0.0) {
-            let ts = (start * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;
+            let ts = (start * f64::from(ffi::AV_TIME_BASE)) as i64;
             // Lands on the key frame at or before `start`; the sampler drops what precedes it.
             input
                 .seek(ts, ..ts)
-                .map_err(|e| anyhow!("seeking to {start} s: {e}"))?;
+                .map_err(|e| Error::ffmpeg(path, format!("seeking to {start} s"), e))?;
         }
         Ok(Self {
+            path: path.to_path_buf(),
             info,
             input,
             stream_index,
             time_base,
             decoder,
             sampler: Sampler::new(options.sampling.clone()),
-            converter: Converter::new(options.size, rotation),
+            converter: Converter::new(path, options.size, rotation),
             options,
             decoded: frame::Video::empty(),
             report: DecodeReport::default(),
@@ -192,12 +305,12 @@ impl Video {
         &self.info
     }
 
-    /// The report, logged (at debug level) for `path`.
-    fn finish(&self, path: &Path) -> DecodeReport {
+    /// The report, logged (at debug level).
+    fn finish(&self) -> DecodeReport {
         let r = &self.report;
         tracing::debug!(
             "{}: {} frames decoded, {} sampled, {} damaged",
-            path.display(),
+            self.path.display(),
             r.decoded,
             r.sampled,
             r.damaged
@@ -360,6 +473,8 @@ struct Decoded {
 /// Turns decoded frames into the model's input, reusing its swscale context from frame to frame
 /// (while the format and size stay the same).
 struct Converter {
+    /// The file, for errors.
+    path: PathBuf,
     size: u32,
     rotation: u32,
     scaler: Option<(scaling::Context, (Pixel, u32, u32))>,
@@ -367,8 +482,9 @@ struct Converter {
 }
 
 impl Converter {
-    fn new(size: u32, rotation: u32) -> Self {
+    fn new(path: &Path, size: u32, rotation: u32) -> Self {
         Self {
+            path: path.to_path_buf(),
             size,
             rotation,
             scaler: None,
@@ -381,22 +497,34 @@ impl Converter {
     fn convert(&mut self, decoded: Decoded) -> Result<Frame> {
         let Decoded { timestamp, frame } = decoded;
         let (format, w, h) = (frame.format(), frame.width(), frame.height());
+        let path = self.path.as_path();
         if w == 0 || h == 0 {
-            bail!("decoded frame has no pixels");
+            return Err(Error::invalid(path, "decoded frame has no pixels"));
         }
         let size = self.size;
         let (sw, sh) = scaled_size(w, h, size);
         let key = (format, w, h);
-        if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
-            let ctx =
-                scaling::Context::get(format, w, h, Pixel::RGB24, sw, sh, scaling::Flags::BILINEAR)
-                    .map_err(|e| anyhow!("no scaler from {format:?} {w}x{h}: {e}"))?;
-            self.scaler = Some((ctx, key));
-        }
-        let (scaler, _) = self.scaler.as_mut().context("no scaler")?;
+        let scaler = match &mut self.scaler {
+            Some((scaler, k)) if *k == key => scaler,
+            slot => {
+                let ctx = scaling::Context::get(
+                    format,
+                    w,
+                    h,
+                    Pixel::RGB24,
+                    sw,
+                    sh,
+                    scaling::Flags::BILINEAR,
+                )
+                .map_err(|e| {
+                    Error::ffmpeg(path, format!("no scaler from {format:?} {w}x{h}"), e)
+                })?;
+                &mut slot.insert((ctx, key)).0
+            }
+        };
         scaler
             .run(&frame, &mut self.scaled)
-            .map_err(|e| anyhow!("scaling frame: {e}"))?;
+            .map_err(|e| Error::ffmpeg(path, "scaling frame", e))?;
         let (size, left, top) = (
             size as usize,
             ((sw - size) / 2) as usize,
@@ -475,6 +603,7 @@ fn rotate_square(rgb: Vec<u8>, n: usize, degrees: u32) -> Vec<u8> {
 pub struct Decoding {
     pub info: VideoInfo,
     pub frames: Receiver<Frame>,
+    path: PathBuf,
     handle: JoinHandle<Result<DecodeReport>>,
 }
 
@@ -506,17 +635,18 @@ impl Decoding {
         let handle = std::thread::Builder::new()
             .name("decode".into())
             .spawn(move || decode_thread(&path_owned, options, converters, info_tx, tx))
-            .context("starting decoder thread")?;
+            .map_err(|e| Error::io(path, "starting the decoder thread", e))?;
         match info_rx.recv() {
             Ok(Ok(info)) => Ok(Self {
                 info,
                 frames,
+                path: path.to_path_buf(),
                 handle,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(match handle.join() {
                 Ok(Err(e)) => e,
-                _ => anyhow!("decoder thread failed"),
+                _ => Error::panicked(path, "decoder"),
             }),
         }
     }
@@ -526,7 +656,7 @@ impl Decoding {
         drop(self.frames);
         self.handle
             .join()
-            .map_err(|_| anyhow!("decoder thread panicked"))?
+            .map_err(|_| Error::panicked(&self.path, "decoder"))?
     }
 }
 
@@ -551,7 +681,7 @@ fn decode_thread(
                 break; // the consumer stopped early
             }
         }
-        return Ok(video.finish(path));
+        return Ok(video.finish());
     }
     let (size, rotation) = (video.options.size, video.info.rotation);
     let mut jobs = Vec::new();
@@ -560,17 +690,18 @@ fn decode_thread(
     for i in 0..converters {
         let (job_tx, job_rx) = sync_channel::<Decoded>(2);
         let (frame_tx, frame_rx) = sync_channel(2);
+        let path_owned = path.to_path_buf();
         let thread = std::thread::Builder::new()
             .name(format!("convert-{i}"))
             .spawn(move || {
-                let mut converter = Converter::new(size, rotation);
+                let mut converter = Converter::new(&path_owned, size, rotation);
                 for decoded in job_rx {
                     if frame_tx.send(converter.convert(decoded)).is_err() {
                         break;
                     }
                 }
             })
-            .context("starting a converter thread")?;
+            .map_err(|e| Error::io(path, "starting a converter thread", e))?;
         threads.push(thread);
         jobs.push(job_tx);
         converted.push(frame_rx);
@@ -588,7 +719,7 @@ fn decode_thread(
             }
             Ok(())
         })
-        .context("starting the merging thread")?;
+        .map_err(|e| Error::io(path, "starting the merging thread", e))?;
     for (decoded, job) in std::iter::from_fn(|| video.next_decoded()).zip(jobs.iter().cycle()) {
         if job.send(decoded).is_err() {
             break; // the consumer stopped early, or a conversion failed
@@ -599,15 +730,17 @@ fn decode_thread(
     for thread in threads {
         thread
             .join()
-            .map_err(|_| anyhow!("converter thread panicked"))?;
+            .map_err(|_| Error::panicked(path, "converter"))?;
     }
-    merged.map_err(|_| anyhow!("frame merging thread panicked"))??;
-    Ok(video.finish(path))
+    merged.map_err(|_| Error::panicked(path, "frame merging"))??;
+    Ok(video.finish())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::VideoCodec;
+    use crate::testing::{chain, temp_dir, write_clip};
 
     #[test]
     fn shorter_side_goes_to_size() {
@@ -616,8 +749,11 @@ mod tests {
         assert_eq!(scaled_size(100, 100, 224), (224, 224));
     }
 
-    fn bunny() -> (std::path::PathBuf, DecodeOptions) {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/bigbuckbunny.mp4");
+    /// A 200-frame clip (B-frames where libx264 is available) and options taking every other
+    /// frame at size 96.
+    fn clip(dir: &Path) -> (PathBuf, DecodeOptions) {
+        let codec = VideoCodec::best_available().expect("FFmpeg init");
+        let path = write_clip(dir, "clip.mp4", (64, 48), 25, 200, codec);
         let options = DecodeOptions {
             sampling: Sampling {
                 every: Every::Stride(2),
@@ -632,7 +768,8 @@ mod tests {
     /// thread, and the same counters.
     #[test]
     fn converter_threads_keep_the_frames_and_their_order() {
-        let (path, options) = bunny();
+        let dir = temp_dir();
+        let (path, options) = clip(dir.path());
         let mut video = Video::open(&path, options.clone()).expect("opens");
         let want: Vec<Frame> =
             std::iter::from_fn(|| video.next_frame().expect("decodes")).collect();
@@ -659,7 +796,8 @@ mod tests {
     /// A consumer that stops early ends the decoder and its converters.
     #[test]
     fn stopping_early_ends_every_thread() {
-        let (path, options) = bunny();
+        let dir = temp_dir();
+        let (path, options) = clip(dir.path());
         let decoding = Decoding::with_converters(&path, options, 2, 3).expect("starts");
         let first: Vec<Frame> = decoding.frames.iter().take(5).collect();
         assert_eq!(first.len(), 5);
@@ -676,5 +814,104 @@ mod tests {
         assert_eq!(pixels(rotate_square(img.clone(), 2, 90)), [3, 1, 4, 2]);
         assert_eq!(pixels(rotate_square(img.clone(), 2, 180)), [4, 3, 2, 1]);
         assert_eq!(pixels(rotate_square(img, 2, 270)), [2, 4, 1, 3]);
+    }
+
+    fn every_frame(size: u32) -> DecodeOptions {
+        DecodeOptions {
+            sampling: Sampling::default(),
+            size,
+        }
+    }
+
+    /// ffmpeg-next's `format::input` panics on a file name that is not UTF-8.
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_file_name_is_written_probed_and_decoded() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let dir = temp_dir();
+        let name = std::ffi::OsStr::from_bytes(b"clip-\xff.mp4");
+        let path = write_clip(dir.path(), name, (32, 32), 10, 5, VideoCodec::Mpeg4);
+        assert!(path.is_file());
+        let info = probe(&path).expect("probes");
+        assert_eq!((info.width, info.height), (32, 32));
+        let decoding = Decoding::start(&path, every_frame(32), 2).expect("starts");
+        assert_eq!(decoding.frames.iter().count(), 5);
+        assert_eq!(decoding.finish().expect("finishes").decoded, 5);
+        // And an error about it names it, lossily.
+        let missing = dir
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b"missing-\xff.mp4"));
+        let err = probe(&missing).expect_err("no such file");
+        assert!(err.to_string().contains("missing-\u{fffd}.mp4"), "{err}");
+    }
+
+    #[test]
+    fn probe_reads_the_stream_without_decoding() {
+        let dir = temp_dir();
+        let path = write_clip(dir.path(), "p.mkv", (64, 48), 10, 10, VideoCodec::Mpeg4);
+        let info = probe(&path).expect("probes");
+        assert_eq!(info.codec, "mpeg4");
+        assert_eq!((info.width, info.height, info.rotation), (64, 48, 0));
+        let duration = info.duration.expect("mkv has a duration");
+        assert!((duration - 1.0).abs() < 0.15, "{duration}");
+        let opened = Video::open(&path, every_frame(48)).expect("opens");
+        assert_eq!(format!("{info:?}"), format!("{:?}", opened.info()));
+    }
+
+    #[test]
+    fn unusable_inputs_are_errors_naming_the_file_and_why() {
+        let dir = temp_dir();
+        let empty = dir.path().join("empty.mp4");
+        std::fs::write(&empty, b"").expect("write");
+        let text = dir.path().join("notes.mp4");
+        std::fs::write(&text, b"not a video, just some words").expect("write");
+        let cases = [
+            (
+                dir.path().join("missing.mp4"),
+                "missing.mp4: cannot read file: ",
+            ),
+            (dir.path().to_path_buf(), "is a directory"),
+            (empty, "empty.mp4: empty file"),
+            (text, "notes.mp4: not a media file FFmpeg can read: "),
+        ];
+        for (path, want) in cases {
+            let err = probe(&path).expect_err("probe refuses it");
+            assert_eq!(err.path(), path);
+            assert!(chain(&err).contains(want), "{}", chain(&err));
+            let err = Decoding::start(&path, every_frame(32), 2).expect_err("decode refuses it");
+            assert!(chain(&err).contains(want), "{}", chain(&err));
+        }
+        let good = write_clip(dir.path(), "good.mp4", (16, 16), 5, 2, VideoCodec::Mpeg4);
+        let err = Video::open(&good, every_frame(0)).expect_err("size 0");
+        assert_eq!(
+            err.to_string(),
+            format!("{}: frame size must be positive", good.display())
+        );
+    }
+
+    /// The options of `options::decoder` are the decoder's: frame threads where there is more
+    /// than one core. And key frames only, when asked: MPEG-4 part 2 puts one every 12 frames.
+    #[test]
+    fn decoder_options_reach_the_decoder() {
+        let dir = temp_dir();
+        let path = write_clip(dir.path(), "gop.mp4", (32, 32), 10, 30, VideoCodec::Mpeg4);
+        let video = Video::open(&path, every_frame(32)).expect("opens");
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+            let threading = video.decoder.threading();
+            assert_eq!(threading.kind, codec::threading::Type::Frame);
+            assert!(threading.count > 1, "{} threads", threading.count);
+        }
+        let mut options = every_frame(32);
+        options.sampling.keyframes = true;
+        let decoding = Decoding::start(&path, options, 4).expect("starts");
+        // Milliseconds: the times are multiples of the muxer's time base, not exact.
+        let times: Vec<i64> = decoding
+            .frames
+            .iter()
+            .map(|f| (f.timestamp * 1000.0).round() as i64)
+            .collect();
+        let report = decoding.finish().expect("finishes");
+        assert_eq!(times, [0, 1200, 2400], "{report:?}");
+        assert_eq!(report.decoded, 3, "non-key frames never decoded");
     }
 }

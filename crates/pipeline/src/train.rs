@@ -1,26 +1,66 @@
-//! `pipeline train`: features of labelled clips (cached), a recurrent head trained on them, and
-//! a model folder with everything needed to use and judge it.
+//! Training a head: features of labelled clips (cached), a recurrent head trained on them, and
+//! a model folder with everything needed to use and judge it. What `pipeline train` does.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use burn::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use temporal::train::{EpochStats, TrainEvent, TrainOptions};
-use temporal::{Head, TemporalConfig};
+use temporal::{CellKind, Head, TemporalConfig};
 
-use super::bars;
-use super::eval::{Scores, score};
-use crate::Failures;
 use crate::backbone::Backbone;
-use crate::cli::{Task, TrainArgs};
 use crate::data::sequences::{self, Loaded, Skipped};
-use crate::data::{Layout, Purpose, Split, SplitPlan};
-use crate::model_dir::{self, BackboneCard, ModelCard, Resumable, SamplingCard, write_json};
+use crate::data::{DataSettings, Layout, Purpose, Split, SplitPlan};
+use crate::evaluate::{Scores, score};
+use crate::model_dir::{self, BackboneCard, ModelCard, Resumable, SamplingCard, Task};
+use crate::output::write_json;
 use crate::plot;
+use crate::progress::{self, BarSpec, Unit};
+use crate::sampling::SamplingSettings;
+
+/// What to train, on what, and how. See `pipeline train --help` for each field.
+#[derive(Debug, Clone)]
+pub struct TrainSettings {
+    pub data: DataSettings,
+    pub task: Task,
+    /// The model folder to write.
+    pub out: PathBuf,
+    pub cell: CellKind,
+    pub hidden: u32,
+    pub layers: u32,
+    pub dropout: f64,
+    pub epochs: u32,
+    pub patience: u32,
+    pub lr: f64,
+    pub batch: u32,
+    pub clip_len: u32,
+    /// anticipate / forecast: seconds ahead.
+    pub horizon: f64,
+    pub val_fraction: f64,
+    pub seed: u64,
+    /// Carry on from the last checkpoint in `out`.
+    pub resume: bool,
+    pub sampling: SamplingSettings,
+}
+
+/// What a finished training reports.
+#[derive(Debug)]
+pub struct Trained {
+    pub card: ModelCard,
+    /// Scores of the kept model on the validation split (or the training split without one).
+    pub scores: Scores,
+    /// Epochs trained by this run (not counting those resumed from).
+    pub epochs: usize,
+    pub epochs_total: usize,
+    pub best_epoch: usize,
+    pub seconds: f64,
+    pub sequences_per_second: f64,
+    /// Clips skipped (each was warned about).
+    pub skipped: usize,
+}
 
 /// `metrics.json`.
 #[derive(Debug, Serialize)]
@@ -58,7 +98,8 @@ struct ClipLine<'a> {
     features: &'a Path,
 }
 
-pub fn run(args: &TrainArgs) -> Result<Failures> {
+/// Trains a head as `args` say and writes its model folder.
+pub fn train(args: &TrainSettings) -> Result<Trained> {
     let out = &args.out;
     check_numbers(args)?;
     let trained_before = out.join(temporal::store::WEIGHTS_FILE).exists()
@@ -82,7 +123,7 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
         plan,
         Purpose::Training,
     )?;
-    let model_args = args.data.model_args();
+    let model_args = args.data.backbone();
     let selected = crate::device::select(model_args.device)?;
     tracing::info!("CNN device: {}", selected.description);
     let backbone = Backbone::load(&model_args, options.size, &selected.device)?;
@@ -91,7 +132,7 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
             Ok(saved) => saved.check_resume(
                 args.task,
                 &dataset.classes,
-                &SamplingCard::from_args(&args.sampling),
+                &SamplingCard::from_settings(&args.sampling),
                 &backbone.fingerprint,
                 &Resumable {
                     data: std::fs::canonicalize(&args.data.data)
@@ -151,13 +192,13 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
             ahead: horizon_steps,
         },
     };
-    let config = TemporalConfig::new(args.cell.into(), head)
+    let config = TemporalConfig::new(args.cell, head)
         .with_input_dim(vision::FEATURE_DIM)
         .with_hidden(args.hidden as usize)
         .with_layers(args.layers as usize)
         .with_dropout(args.dropout);
     let card = ModelCard {
-        task: args.task,
+        version: model_dir::FORMAT_VERSION,
         model: config.clone(),
         classes: dataset.classes.clone(),
         backbone: BackboneCard {
@@ -166,7 +207,7 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
             fingerprint: backbone.fingerprint.clone(),
             feature_dim: vision::FEATURE_DIM,
         },
-        sampling: SamplingCard::from_args(&args.sampling),
+        sampling: SamplingCard::from_settings(&args.sampling),
         clip_len: args.clip_len as usize,
         step_seconds,
         horizon_seconds: (args.task != Task::Classify).then_some(args.horizon),
@@ -185,7 +226,7 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
     let val_set = sequences::sequences(&loaded, Some(Split::Val), card.clip_len, horizon_steps);
     tracing::info!(
         "training {} head ({:?}, hidden {}, {} layer(s)) on {} sequences, validating on {}; steps {:.3} s apart{}",
-        task_name(args.task),
+        args.task.name(),
         args.cell,
         args.hidden,
         args.layers,
@@ -209,12 +250,11 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
         checkpoint: Some(out.join(model_dir::CHECKPOINT)),
         ..TrainOptions::default()
     };
-    let bar = bars().add(ProgressBar::new(0));
-    bar.set_style(
-        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = progress::bar(BarSpec {
+        prefix: "epoch".into(),
+        total: None,
+        unit: Unit::Items,
+    });
     let started = Instant::now();
     let trained =
         temporal::train::train(
@@ -225,9 +265,9 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
             &device,
             |e| match e {
                 TrainEvent::EpochStart { epoch, batches } => {
-                    bar.reset();
+                    bar.set_position(0);
                     bar.set_length(batches as u64);
-                    bar.set_prefix(format!("{epoch}/{}", args.epochs));
+                    bar.set_prefix(format!("epoch {epoch}/{}", args.epochs));
                 }
                 TrainEvent::Batch {
                     done,
@@ -236,12 +276,12 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
                 } => {
                     bar.set_position(done as u64);
                     let accuracy = accuracy.map_or(String::new(), |a| format!(" acc {a:.3}"));
-                    bar.set_message(format!("loss {loss:.4}{accuracy}"));
+                    bar.set_message(format!("batches, loss {loss:.4}{accuracy}"));
                 }
-                TrainEvent::Epoch(s) => bars().suspend(|| tracing::info!("{}", epoch_line(s))),
+                TrainEvent::Epoch(s) => progress::suspend(|| tracing::info!("{}", epoch_line(s))),
             },
         )?;
-    bar.finish_and_clear();
+    drop(bar);
     let train_seconds = started.elapsed().as_secs_f64();
     let trained_epochs = trained.history.len() - trained.resumed_from;
     let sequences_per_second = (trained_epochs * train_set.len()) as f64 / train_seconds.max(1e-9);
@@ -305,27 +345,26 @@ pub fn run(args: &TrainArgs) -> Result<Failures> {
     if let Some(confusion) = &scores.confusion {
         plot::save_png(
             &plot::confusion_matrix(
-                &format!("{} - {split} split", task_name(args.task)),
+                &format!("{} - {split} split", args.task.name()),
                 &card.classes,
                 confusion,
             ),
             &out.join(model_dir::CONFUSION),
         )?;
     }
-    println!(
-        "trained {trained_epochs} epoch(s) in {train_seconds:.1} s ({sequences_per_second:.0} sequences/s); kept epoch {} of {}",
-        trained.best_epoch,
-        trained.history.len()
-    );
-    super::eval::print(&scores, &card);
-    println!("model: {}", out.display());
-    if !skipped.is_empty() {
-        println!("{} clip(s) skipped (see the warnings above)", skipped.len());
-    }
-    Ok(Failures::default())
+    Ok(Trained {
+        card,
+        scores,
+        epochs: trained_epochs,
+        epochs_total: trained.history.len(),
+        best_epoch: trained.best_epoch,
+        seconds: train_seconds,
+        sequences_per_second,
+        skipped: skipped.len(),
+    })
 }
 
-fn check_numbers(args: &TrainArgs) -> Result<()> {
+fn check_numbers(args: &TrainSettings) -> Result<()> {
     if !(args.lr.is_finite() && args.lr > 0.0) {
         bail!("--lr must be a positive number, got {}", args.lr);
     }
@@ -348,14 +387,6 @@ fn check_numbers(args: &TrainArgs) -> Result<()> {
         bail!("--start/--end do not apply to training; mark segments in a CSV manifest instead");
     }
     Ok(())
-}
-
-fn task_name(task: Task) -> &'static str {
-    match task {
-        Task::Classify => "classify",
-        Task::Anticipate => "anticipate",
-        Task::Forecast => "forecast",
-    }
 }
 
 fn epoch_line(s: &EpochStats) -> String {

@@ -1,31 +1,68 @@
-//! `pipeline bench`: frames/s of each stage alone and end to end, min/median/max over repeats.
+//! Frames/s of each stage alone and end to end, min/median/max over repeats: what
+//! `pipeline bench` reports.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, anyhow, bail};
 
-use super::run::Analysis;
-use super::video_features;
-use crate::backbone::{Backbone, LayerTime};
-use crate::cli::{AnalysisArgs, BenchArgs, Stage};
-use crate::decode::{self, Decoding};
+use crate::analysis::{Analysis, AnalysisSettings};
+use crate::backbone::{Backbone, BackboneSettings, LayerTime};
 use crate::device;
+use crate::features::video_features;
 use crate::head::StreamingHead;
+use crate::sampling::SamplingSettings;
+use media::Decoding;
 
-pub fn run(args: &BenchArgs) -> Result<()> {
+/// Which part of the work is timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Each of the stages below in turn (not `Layers`).
+    All,
+    /// Demux, decode, sample, scale and crop.
+    Decode,
+    /// The backbone alone on batches already in memory.
+    Cnn,
+    /// `extract` without writing: decode and CNN overlapped.
+    Extract,
+    /// The temporal head alone, stepping through batches of features already in memory.
+    Head,
+    /// `run` without writing: decode, CNN, ImageNet top-k, the head and events.
+    Run,
+    /// Where the CNN stage's time goes, layer by layer.
+    Layers,
+}
+
+/// What to time, on what.
+#[derive(Debug, Clone)]
+pub struct BenchSettings {
+    pub input: PathBuf,
+    pub stages: Vec<Stage>,
+    /// Timed runs per stage (after one untimed warm-up).
+    pub repeats: u32,
+    /// The head for the head and run stages; `None`: the built-in forecaster.
+    pub head: Option<PathBuf>,
+    pub sampling: SamplingSettings,
+    pub backbone: BackboneSettings,
+}
+
+/// Times the stages and writes one line per stage (and the layer profile) to `out`.
+pub fn run(args: &BenchSettings, out: &mut dyn Write) -> Result<()> {
     let options = args.sampling.options()?;
-    let selected = device::select(args.model.device)?;
-    let batch = args.model.batch as usize;
-    println!(
+    let selected = device::select(args.backbone.device)?;
+    let batch = args.backbone.batch as usize;
+    writeln!(
+        out,
         "file: {}  device: {}  precision: {}  batch: {batch}  threads: {}  converters: {}",
         args.input.display(),
         selected.description,
-        args.model.precision.name(),
+        args.backbone.precision.name(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        decode::converters()
-    );
+        media::converters()
+    )?;
     let mut stages = Vec::new();
-    for stage in &args.stage {
+    for stage in &args.stages {
         let expanded: &[Stage] = match stage {
             Stage::All => &[
                 Stage::Decode,
@@ -46,7 +83,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .iter()
         .any(|s| matches!(s, Stage::Cnn | Stage::Extract | Stage::Layers));
     let backbone = needs_model
-        .then(|| Backbone::load(&args.model, options.size, &selected.device))
+        .then(|| Backbone::load(&args.backbone, options.size, &selected.device))
         .transpose()?;
     let mut head = stages
         .contains(&Stage::Head)
@@ -61,17 +98,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             if sampling.fps.is_none() && sampling.stride.is_none() {
                 sampling.stride = Some(1);
             }
-            Analysis::prepare(&AnalysisArgs {
+            Analysis::prepare(&AnalysisSettings {
                 model: args.head.clone(),
                 top: 3,
                 sampling,
-                model_args: args.model.clone(),
+                backbone: args.backbone.clone(),
             })
         })
         .transpose()?;
     for stage in &stages {
         if let (Stage::Layers, Some(b)) = (stage, &backbone) {
-            layers(b, batch, args.repeats as usize)?;
+            layers(b, batch, args.repeats as usize, out)?;
             continue;
         }
         let mut rates = Vec::new();
@@ -107,7 +144,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
         }
         rates.sort_by(f64::total_cmp);
-        println!(
+        writeln!(
+            out,
             "{:<8} {:>8.1} frames/s median  (min {:.1}, max {:.1}; {} frames x {} runs)",
             format!("{stage:?}").to_lowercase(),
             rates[rates.len() / 2],
@@ -115,13 +153,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             rates[rates.len() - 1],
             frames,
             rates.len()
-        );
+        )?;
     }
     Ok(())
 }
 
 /// Decode, sample, scale and crop every frame, on the threads `extract` uses; nothing else.
-fn decode_only(args: &BenchArgs, options: &decode::DecodeOptions) -> Result<usize> {
+fn decode_only(args: &BenchSettings, options: &media::DecodeOptions) -> Result<usize> {
     let decoding = Decoding::start(&args.input, options.clone(), 32)?;
     let n = decoding.frames.iter().count();
     decoding.finish()?;
@@ -157,7 +195,7 @@ fn cnn_only(backbone: &Backbone, batch: usize, size: usize) -> Result<usize> {
 
 /// The per-layer profile: one untimed batch, then `repeats` timed ones; the median time of each
 /// step, then the totals by kind of layer.
-fn layers(backbone: &Backbone, batch: usize, repeats: usize) -> Result<()> {
+fn layers(backbone: &Backbone, batch: usize, repeats: usize, out: &mut dyn Write) -> Result<()> {
     backbone.layer_times(batch)?;
     let runs = (0..repeats)
         .map(|_| backbone.layer_times(batch))
@@ -171,15 +209,19 @@ fn layers(backbone: &Backbone, batch: usize, repeats: usize) -> Result<()> {
     } else {
         ("device synchronised after each step", "ms")
     };
-    println!("layers   {how}; median of {repeats} runs, {unit} per batch");
+    writeln!(
+        out,
+        "layers   {how}; median of {repeats} runs, {unit} per batch"
+    )?;
     for step in &steps {
         let [n, c, h, w] = step.dims;
-        println!(
+        writeln!(
+            out,
             "  {:<10} {:>18} {:>9.3}",
             step.name,
             format!("{n}x{c}x{h}x{w}"),
             step.seconds * 1e3
-        );
+        )?;
     }
     let total: f64 = steps.iter().map(|s| s.seconds).sum();
     let mut kinds: Vec<&str> = Vec::new();
@@ -199,20 +241,22 @@ fn layers(backbone: &Backbone, batch: usize, repeats: usize) -> Result<()> {
             format!("{kind} {:.2} ms ({:.0}%)", t * 1e3, 100.0 * t / total)
         })
         .collect();
-    println!("  by kind: {}", shares.join(", "));
+    writeln!(out, "  by kind: {}", shares.join(", "))?;
     if backbone.on_cpu() {
-        println!(
+        writeln!(
+            out,
             "  total {:.2} {unit} per batch of {batch}: {:.2} ms a frame, {:.1} frames/s a thread",
             total * 1e3,
             total * 1e3 / batch as f64,
             batch as f64 / total
-        );
+        )?;
     } else {
-        println!(
+        writeln!(
+            out,
             "  total {:.2} ms per batch of {batch}: {:.1} frames/s synchronised",
             total * 1e3,
             batch as f64 / total
-        );
+        )?;
     }
     Ok(())
 }

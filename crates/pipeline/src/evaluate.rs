@@ -1,4 +1,8 @@
-//! `pipeline eval`: a trained model's scores on labelled clips, beside its baseline.
+//! A trained model's scores on labelled clips, beside its baseline: what `pipeline eval`
+//! computes and `pipeline train` reports on its validation split.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use burn::prelude::*;
@@ -7,11 +11,36 @@ use temporal::baseline::MeanPoolBaseline;
 use temporal::metrics::Confusion;
 use temporal::{Sequence, TemporalModel};
 
-use crate::Failures;
 use crate::backbone::Backbone;
-use crate::cli::{EvalArgs, EvalSplit, Task};
-use crate::data::{Purpose, Split, sequences};
-use crate::model_dir::ModelCard;
+use crate::data::{DataSettings, Purpose, Split, sequences};
+use crate::model_dir::{ModelCard, Task};
+
+/// Clips `eval` scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalSplit {
+    Train,
+    Val,
+    All,
+}
+
+/// What to evaluate on what.
+#[derive(Debug, Clone)]
+pub struct EvalSettings {
+    /// A folder written by `pipeline train`.
+    pub model: PathBuf,
+    pub data: DataSettings,
+    /// `None`: val; all clips of data that has no split and is not the training data.
+    pub split: Option<EvalSplit>,
+}
+
+/// What [`evaluate`] found.
+#[derive(Debug)]
+pub struct Evaluation {
+    pub card: ModelCard,
+    pub scores: Scores,
+    /// Clips that could not be read (each was warned about).
+    pub skipped: usize,
+}
 
 /// One class's row of the per-class table.
 #[derive(Debug, Clone, Serialize)]
@@ -113,32 +142,32 @@ pub fn score(
     })
 }
 
-/// The scores as tables on stdout.
-pub fn print(scores: &Scores, card: &ModelCard) {
-    println!(
+/// The scores as text tables.
+pub fn tables(scores: &Scores, card: &ModelCard) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{} ({} {}), {} sequences of the {} split",
-        match card.task {
-            Task::Classify => "classify",
-            Task::Anticipate => "anticipate",
-            Task::Forecast => "forecast",
-        },
+        card.task().name(),
         cell_name(card),
         card.model.hidden,
         scores.sequences,
         scores.split
     );
     if let Some(f) = &scores.forecast {
-        println!(
+        let _ = writeln!(
+            out,
             "forecast error (MSE per normalised feature, {} step pairs):",
             f.pairs
         );
-        println!("  model        {:.4}", f.model_mse);
-        println!("  persistence  {:.4}", f.persistence_mse);
-        println!(
+        let _ = writeln!(out, "  model        {:.4}", f.model_mse);
+        let _ = writeln!(out, "  persistence  {:.4}", f.persistence_mse);
+        let _ = writeln!(
+            out,
             "  winner: {} ({:+.3}% error vs persistence)",
             f.winner, -f.improvement_percent
         );
-        return;
+        return out;
     }
     let width = scores
         .classes
@@ -147,21 +176,24 @@ pub fn print(scores: &Scores, card: &ModelCard) {
         .max()
         .unwrap_or(5)
         .max(5);
-    println!("{:width$}  precision  recall     f1  support", "class");
+    let _ = writeln!(out, "{:width$}  precision  recall     f1  support", "class");
     for row in &scores.per_class {
-        println!(
+        let _ = writeln!(
+            out,
             "{:width$}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}",
             row.class, row.precision, row.recall, row.f1, row.support
         );
     }
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
-    println!(
+    let _ = writeln!(
+        out,
         "accuracy {}  macro-F1 {}",
         pct(scores.accuracy),
         scores.macro_f1.map_or("-".into(), |v| format!("{v:.3}"))
     );
     if scores.baseline_accuracy.is_some() {
-        println!(
+        let _ = writeln!(
+            out,
             "order-blind baseline (mean of frame features, linear): accuracy {}  macro-F1 {}",
             pct(scores.baseline_accuracy),
             scores
@@ -170,7 +202,7 @@ pub fn print(scores: &Scores, card: &ModelCard) {
         );
     }
     if let Some(confusion) = &scores.confusion {
-        println!("confusion (rows: truth, columns: predicted):");
+        let _ = writeln!(out, "confusion (rows: truth, columns: predicted):");
         let cell = confusion
             .iter()
             .flatten()
@@ -190,12 +222,13 @@ pub fn print(scores: &Scores, card: &ModelCard) {
             .iter()
             .map(|c| format!("{:>cell$}", c.chars().take(8).collect::<String>()))
             .collect();
-        println!("  {:width$}  {}", "", header.join(" "));
+        let _ = writeln!(out, "  {:width$}  {}", "", header.join(" "));
         for (class, row) in scores.classes.iter().zip(confusion) {
             let cells: Vec<String> = row.iter().map(|c| format!("{c:>cell$}")).collect();
-            println!("  {class:width$}  {}", cells.join(" "));
+            let _ = writeln!(out, "  {class:width$}  {}", cells.join(" "));
         }
     }
+    out
 }
 
 fn cell_name(card: &ModelCard) -> &'static str {
@@ -206,10 +239,11 @@ fn cell_name(card: &ModelCard) -> &'static str {
     }
 }
 
-pub fn run(args: &EvalArgs) -> Result<Failures> {
-    let card = ModelCard::read(&args.model)?;
+/// Scores the model in `args.model` on `args.data`.
+pub fn evaluate(args: &EvalSettings) -> Result<Evaluation> {
+    let card = ModelCard::open(&args.model)?;
     let options = card.sampling.options()?;
-    let labelled = card.task != Task::Forecast;
+    let labelled = card.task() != Task::Forecast;
     let dataset =
         crate::data::discover(&args.data.data, labelled, card.split, Purpose::Evaluation)?;
     if let Some(c) = dataset
@@ -234,9 +268,9 @@ pub fn run(args: &EvalArgs) -> Result<Failures> {
         None if !same_data && !own_split => None,
         None => Some(Split::Val),
     };
-    let model_args = args.data.model_args();
+    let model_args = &args.data.backbone();
     let selected = crate::device::select(model_args.device)?;
-    let backbone = Backbone::load(&model_args, options.size, &selected.device)?;
+    let backbone = Backbone::load(model_args, options.size, &selected.device)?;
     if backbone.fingerprint != card.backbone.fingerprint {
         bail!(
             "the model was trained on features of {}; these weights give {} (pass the same --weights)",
@@ -245,7 +279,7 @@ pub fn run(args: &EvalArgs) -> Result<Failures> {
         );
     }
     let cache = args.data.feature_cache()?;
-    let units: Vec<_> = sequences::units(&dataset, card.task, |l| {
+    let units: Vec<_> = sequences::units(&dataset, card.task(), |l| {
         card.classes.iter().position(|c| c == l)
     })
     .into_iter()
@@ -280,16 +314,11 @@ pub fn run(args: &EvalArgs) -> Result<Failures> {
         split_name(split),
         &device,
     )?;
-    if args.json {
-        println!("{}", serde_json::to_string(&scores)?);
-    } else {
-        print(&scores, &card);
-        if !skipped.is_empty() {
-            println!("{} clip(s) skipped (see the warnings above)", skipped.len());
-        }
-    }
-    // Skipped clips were warned about and counted; they do not fail the evaluation.
-    Ok(Failures::default())
+    Ok(Evaluation {
+        card,
+        scores,
+        skipped: skipped.len(),
+    })
 }
 
 fn split_name(split: Option<Split>) -> &'static str {

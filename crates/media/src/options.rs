@@ -1,0 +1,60 @@
+//! Every option FFmpeg is given when a video is opened for decoding, built here and only here:
+//! the demuxer's (`avformat_open_input`) and the decoder's (`avcodec_open2`). A new setting
+//! (motion-vector export, `flags2=+export_mvs`; a live source's `rtsp_transport` or
+//! `fflags=nobuffer`) is one line in one of these functions.
+//!
+//! Options the demuxer leaves unused are logged (at debug level) when the input is opened. The
+//! decoder's leftovers are dropped unseen (ffmpeg-next's `open_as_with` frees them), so a new
+//! decoder option needs a test that it takes effect (see `decoder_options_reach_the_decoder`).
+
+use ffmpeg_next::Dictionary;
+
+/// Options for the demuxer of a file opened for decoding or probing: none yet.
+pub(crate) fn demuxer() -> Dictionary<'static> {
+    Dictionary::new()
+}
+
+/// Options for the decoder of the video stream; `keyframes_only`: the sampling takes key frames
+/// alone.
+pub(crate) fn decoder(keyframes_only: bool) -> Dictionary<'static> {
+    let mut dict = Dictionary::new();
+    // Frame threads, one per core (FFmpeg's "auto"): slice threads alone leave most cores idle
+    // on streams with few slices per frame.
+    dict.set("threads", "auto");
+    dict.set("thread_type", "frame");
+    if keyframes_only {
+        // The decoder drops every other frame before decoding it.
+        dict.set("skip_frame", "nokey");
+    }
+    dict
+}
+
+/// Options for a decoder opened only to read the stream's parameters ([`crate::probe`]): one
+/// thread, since no frame is decoded.
+pub(crate) fn probe_decoder() -> Dictionary<'static> {
+    let mut dict = Dictionary::new();
+    dict.set("threads", "1");
+    dict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dict: &Dictionary) -> Vec<(String, String)> {
+        dict.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn decoder_threads_on_frames_and_skips_non_key_frames_when_asked() {
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            entries(&decoder(false)),
+            [pair("threads", "auto"), pair("thread_type", "frame")]
+        );
+        assert!(entries(&decoder(true)).contains(&pair("skip_frame", "nokey")));
+        assert!(entries(&demuxer()).is_empty());
+    }
+}

@@ -1,0 +1,248 @@
+//! The analysis of a video, frame by frame: the backbone's features and ImageNet classes, the
+//! temporal head stepping its state forward batch by batch, and online events. One
+//! [`Analysis`] holds the loaded models; [`Analysis::worker`] gives another video its own head
+//! state on the same backbone, so several videos share one network.
+
+mod events;
+mod record;
+
+pub use record::{Event, HeadRecord, Named, Record, VideoSummary};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::prelude::*;
+
+use crate::backbone::{Backbone, BackboneSettings};
+use crate::features::video_batches;
+use crate::head::{StepOutput, StreamingHead};
+use crate::imagenet::{Scored, top_k};
+use crate::model_dir::{ModelCard, SamplingCard, Task};
+use crate::sampling::SamplingSettings;
+use events::Events;
+use media::{DecodeOptions, DecodeReport};
+
+/// What `run` and `batch` compute per frame.
+#[derive(Debug, Clone)]
+pub struct AnalysisSettings {
+    /// A folder written by `pipeline train`; `None`: the built-in forecaster. Its sampling is
+    /// used unless `sampling` sets fps or stride.
+    pub model: Option<PathBuf>,
+    /// ImageNet classes (and head classes) per record.
+    pub top: u32,
+    pub sampling: SamplingSettings,
+    pub backbone: BackboneSettings,
+}
+
+/// The backbone, the head and the settings, ready for any number of videos.
+#[derive(Debug)]
+pub struct Analysis {
+    /// Shared by every [`Analysis::worker`]: one network in memory however many videos.
+    pub backbone: Arc<Backbone>,
+    pub head: StreamingHead,
+    pub options: DecodeOptions,
+    top: usize,
+    batch: usize,
+}
+
+impl Analysis {
+    /// Loads the head (its card decides the sampling unless the flags override it) and the
+    /// backbone on the chosen device.
+    pub fn prepare(args: &AnalysisSettings) -> Result<Self> {
+        let head = StreamingHead::load(args.model.as_deref())?;
+        let card = &head.card;
+        let mut sampling = args.sampling.clone();
+        if sampling.fps.is_none() && sampling.stride.is_none() {
+            sampling.fps = card.sampling.fps;
+            sampling.stride = card.sampling.stride;
+            sampling.keyframes |= card.sampling.keyframes;
+        } else if SamplingCard::from_settings(&sampling).fps != card.sampling.fps
+            || sampling.stride != card.sampling.stride
+        {
+            tracing::warn!(
+                "the head was trained on steps {:.3} s apart ({:?}); with other sampling its sense of time (and horizon) does not hold",
+                card.step_seconds,
+                card.sampling
+            );
+        }
+        if sampling.size != card.sampling.size {
+            tracing::warn!(
+                "the head was trained on {0}x{0} inputs, not {1}x{1}",
+                card.sampling.size,
+                sampling.size
+            );
+        }
+        let options = sampling.options()?;
+        let selected = crate::device::select(args.backbone.device)?;
+        tracing::info!("device: {}; head: {}", selected.description, head.source);
+        let backbone = Arc::new(Backbone::load(
+            &args.backbone,
+            options.size,
+            &selected.device,
+        )?);
+        if backbone.fingerprint != card.backbone.fingerprint {
+            tracing::warn!(
+                "the head was trained on features of {}, these are {}",
+                card.backbone.fingerprint,
+                backbone.fingerprint
+            );
+        }
+        Ok(Self {
+            backbone,
+            head,
+            options,
+            top: args.top as usize,
+            batch: args.backbone.batch as usize,
+        })
+    }
+
+    /// Another analysis on the same backbone with a head of its own (for another video at the
+    /// same time): loads nothing.
+    pub fn worker(&self) -> Self {
+        Self {
+            backbone: Arc::clone(&self.backbone),
+            head: self.head.fresh(),
+            options: self.options.clone(),
+            top: self.top,
+            batch: self.batch,
+        }
+    }
+
+    /// ImageNet and head classes per record.
+    pub fn top(&self) -> usize {
+        self.top
+    }
+
+    /// Runs one video, handing `emit` each record (and its frame when `keep_frames`).
+    pub fn video(
+        &mut self,
+        path: &Path,
+        keep_frames: bool,
+        mut emit: impl FnMut(Record, Option<Vec<u8>>) -> Result<()>,
+    ) -> Result<VideoSummary> {
+        let Self {
+            backbone,
+            head,
+            options,
+            top: k,
+            batch,
+        } = self;
+        let k = *k;
+        head.reset();
+        let started = Instant::now();
+        let mut events = Events::default();
+        let (mut frames, mut first, mut last) = (0u64, None, 0.0);
+        let size = options.size as usize;
+        let card = head.card.clone();
+        let backbone: &Backbone = backbone;
+        let run = video_batches(path, options, backbone, *batch, keep_frames, |b| {
+            let n = b.timestamps.len();
+            let values = b.host_features()?;
+            let tops = top_k(backbone.classify(b.features), k)?;
+            let steps = head.step(&values, n)?;
+            let expected = expected(backbone, &steps, k)?;
+            let mut expected = expected.into_iter();
+            for (i, (top, step)) in tops.into_iter().zip(steps).enumerate() {
+                let t = b.timestamps[i];
+                first.get_or_insert(t);
+                last = t;
+                let said = head_record(&card, &step, expected.next().flatten(), k);
+                let record = Record {
+                    timestamp: t,
+                    frame: frames,
+                    events: events.observe(t, &top, &said, step.surprise),
+                    top,
+                    head: said,
+                    surprise: step.surprise,
+                };
+                frames += 1;
+                let frame = b
+                    .frames
+                    .as_ref()
+                    .map(|f| f[i * size * size * 3..(i + 1) * size * size * 3].to_vec());
+                emit(record, frame)?;
+            }
+            Ok(())
+        })?;
+        let wall = started.elapsed().as_secs_f64();
+        Ok(VideoSummary {
+            frames,
+            video_seconds: first.map_or(0.0, |f| last - f),
+            wall_seconds: wall,
+            frames_per_second: frames as f64 / wall.max(1e-9),
+            events: events.list,
+            damaged: damaged(&run.decode),
+        })
+    }
+}
+
+/// ImageNet top-k of each forecast embedding (forecast heads).
+fn expected(
+    backbone: &Backbone,
+    steps: &[StepOutput],
+    k: usize,
+) -> Result<Vec<Option<Vec<Scored>>>> {
+    let rows: Vec<f32> = steps
+        .iter()
+        .filter_map(|s| s.forecast.as_deref())
+        .flatten()
+        .copied()
+        .collect();
+    if rows.is_empty() {
+        return Ok(vec![None; steps.len()]);
+    }
+    let n = rows.len() / vision::FEATURE_DIM;
+    let features = Tensor::<2>::from_data(
+        TensorData::new(rows, [n, vision::FEATURE_DIM]),
+        &backbone.device(),
+    );
+    Ok(top_k(backbone.classify(features), k)?
+        .into_iter()
+        .map(Some)
+        .collect())
+}
+
+fn damaged(report: &DecodeReport) -> u64 {
+    report.damaged
+}
+
+fn head_record(
+    card: &ModelCard,
+    step: &StepOutput,
+    expected: Option<Vec<Scored>>,
+    k: usize,
+) -> HeadRecord {
+    let named = |p: &[f32]| -> Vec<Named> {
+        let mut idx: Vec<usize> = (0..p.len()).collect();
+        idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        idx.into_iter()
+            .take(k)
+            .map(|i| Named {
+                label: card
+                    .classes
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| i.to_string()),
+                probability: p[i],
+            })
+            .collect()
+    };
+    let horizon_seconds = card
+        .horizon_seconds
+        .unwrap_or(card.horizon_steps as f64 * card.step_seconds);
+    match card.task() {
+        Task::Classify => HeadRecord::Classify {
+            top: step.probabilities.as_deref().map(named).unwrap_or_default(),
+        },
+        Task::Anticipate => HeadRecord::Anticipate {
+            horizon_seconds,
+            top: step.probabilities.as_deref().map(named).unwrap_or_default(),
+        },
+        Task::Forecast => HeadRecord::Forecast {
+            horizon_seconds,
+            expected: expected.unwrap_or_default(),
+        },
+    }
+}

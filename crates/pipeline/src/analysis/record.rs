@@ -1,0 +1,96 @@
+//! What the analysis says about each sampled frame, and about a whole video.
+//!
+//! A [`Record`] is one line of `run`'s output. Sections that only some runs have are optional
+//! and left out of the JSON when absent, so new streams (motion, live timing) add fields
+//! without changing the lines of runs that do not use them.
+
+use serde::Serialize;
+
+use crate::imagenet::Scored;
+
+/// A head class and its probability.
+#[derive(Debug, Clone, Serialize)]
+pub struct Named {
+    pub label: String,
+    pub probability: f32,
+}
+
+/// What the temporal head says at a frame.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "task", rename_all = "lowercase")]
+pub enum HeadRecord {
+    /// What is happening now, by the head's classes.
+    Classify { top: Vec<Named> },
+    /// What will be happening `horizon_seconds` from now.
+    Anticipate {
+        horizon_seconds: f64,
+        top: Vec<Named>,
+    },
+    /// What is expected in view `horizon_seconds` from now: the forecast embedding through
+    /// the ImageNet classifier.
+    Forecast {
+        horizon_seconds: f64,
+        expected: Vec<Scored>,
+    },
+}
+
+/// One sampled frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    /// Seconds, from the stream's timestamps.
+    pub timestamp: f64,
+    /// The sampled frame's number: 0, 1, 2, ...
+    pub frame: u64,
+    /// ImageNet top-k of the frame.
+    pub top: Vec<Scored>,
+    pub head: HeadRecord,
+    /// Forecast heads: how far the frame's embedding is from what was forecast for it (mean
+    /// squared difference per normalised feature); null until the first forecast comes due.
+    pub surprise: Option<f64>,
+    /// `surprise` (a peak: over 3 standard deviations above the video's surprise so far),
+    /// `view: A -> B` (the frame's top ImageNet class changed and held for two frames),
+    /// `head: A -> B` (the head's top class changed likewise).
+    pub events: Vec<String>,
+}
+
+/// An event, for summaries.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Event {
+    pub timestamp: f64,
+    pub text: String,
+    /// The surprise at a surprise peak.
+    pub surprise: Option<f64>,
+}
+
+/// What a finished video reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct VideoSummary {
+    pub frames: u64,
+    /// Seconds of video covered, first to last sampled frame.
+    pub video_seconds: f64,
+    pub wall_seconds: f64,
+    pub frames_per_second: f64,
+    pub events: Vec<Event>,
+    pub damaged: u64,
+}
+
+impl VideoSummary {
+    /// The surprise peaks, largest first, then the other events, at most `n`.
+    pub fn top_events(&self, n: usize) -> Vec<&Event> {
+        let mut peaks: Vec<&Event> = self
+            .events
+            .iter()
+            .filter(|e| e.surprise.is_some())
+            .collect();
+        peaks.sort_by(|a, b| {
+            b.surprise
+                .unwrap_or(0.0)
+                .total_cmp(&a.surprise.unwrap_or(0.0))
+        });
+        peaks
+            .into_iter()
+            .chain(self.events.iter().filter(|e| e.surprise.is_none()))
+            .take(n)
+            .collect()
+    }
+}

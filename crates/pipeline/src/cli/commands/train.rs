@@ -1,0 +1,47 @@
+//! `pipeline train`: a recurrent head trained on labelled clips, and its model folder.
+
+use pipeline::evaluate::tables;
+use pipeline::train::{TrainSettings, train};
+
+use crate::cli::TrainArgs;
+use crate::cli::exit::{Classify as _, Done, Outcome};
+
+pub fn run(args: &TrainArgs) -> Outcome {
+    let settings = TrainSettings {
+        data: args.data.settings(),
+        task: args.task.into(),
+        out: args.out.clone(),
+        cell: args.cell.into(),
+        hidden: args.hidden,
+        layers: args.layers,
+        dropout: args.dropout,
+        epochs: args.epochs,
+        patience: args.patience,
+        lr: args.lr,
+        batch: args.batch,
+        clip_len: args.clip_len,
+        horizon: args.horizon,
+        val_fraction: args.val_fraction,
+        seed: args.seed,
+        resume: args.resume,
+        sampling: args.sampling.settings(),
+    };
+    let trained = train(&settings).usage()?;
+    println!(
+        "trained {} epoch(s) in {:.1} s ({:.0} sequences/s); kept epoch {} of {}",
+        trained.epochs,
+        trained.seconds,
+        trained.sequences_per_second,
+        trained.best_epoch,
+        trained.epochs_total
+    );
+    print!("{}", tables(&trained.scores, &trained.card));
+    println!("model: {}", args.out.display());
+    if trained.skipped > 0 {
+        println!(
+            "{} clip(s) skipped (see the warnings above)",
+            trained.skipped
+        );
+    }
+    Ok(Done::ALL)
+}

@@ -1,0 +1,113 @@
+//! One video through the analysis to its outputs: decoding runs on its own thread, the CNN
+//! and the head on the caller's, and a writer thread formats, annotates and writes, so memory
+//! stays flat on long videos and the network never waits for the disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use anyhow::anyhow;
+
+pub mod annotate;
+pub mod records;
+pub mod timeline;
+
+use crate::analysis::{Analysis, Record, VideoSummary};
+use crate::plot;
+use annotate::Annotated;
+use records::{Format, RecordWriter};
+use timeline::Timeline;
+
+/// Where one video's results go.
+#[derive(Debug, Clone)]
+pub struct RunOutputs {
+    /// The records: a file that appears only when complete, or stdout.
+    pub records: Option<PathBuf>,
+    pub format: Format,
+    /// A timeline PNG.
+    pub plot: Option<PathBuf>,
+    /// The sampled frames with their records drawn on, as video.
+    pub annotate: Option<PathBuf>,
+    /// The timeline's title.
+    pub title: String,
+}
+
+/// Why a run failed: the input (it could not be read or decoded) or the outputs (they could
+/// not be written). Callers report the two differently.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0:#}")]
+    Input(anyhow::Error),
+    #[error("{0:#}")]
+    Output(anyhow::Error),
+}
+
+enum Message {
+    Record(Box<Record>, Option<Vec<u8>>),
+    /// The video ended well: the outputs may be completed. Without it they are dropped.
+    Done,
+}
+
+/// Analyses `input` and writes `outputs`; either every output is complete or none is there.
+pub fn run_video(
+    analysis: &mut Analysis,
+    input: &Path,
+    outputs: &RunOutputs,
+) -> Result<VideoSummary, RunError> {
+    let writer = RecordWriter::create(outputs.records.as_deref(), outputs.format)
+        .map_err(RunError::Output)?;
+    let size = analysis.options.size;
+    let options = analysis.options.clone();
+    let (annotate_path, plot_path) = (outputs.annotate.clone(), outputs.plot.clone());
+    let title = outputs.title.clone();
+    let (tx, rx) = mpsc::sync_channel::<Message>(64);
+    // The writer thread: formatting, drawing, encoding and writing, off the model's thread.
+    let output = std::thread::spawn(move || -> anyhow::Result<()> {
+        let mut writer = writer;
+        let mut timeline = plot_path.as_ref().map(|_| Timeline::default());
+        let mut annotated = annotate_path.map(|path| Annotated::new(path, size, options));
+        let mut complete = false;
+        for message in rx {
+            let (record, frame) = match message {
+                Message::Record(record, frame) => (record, frame),
+                Message::Done => {
+                    complete = true;
+                    break;
+                }
+            };
+            writer.write(&record)?;
+            if let Some(t) = timeline.as_mut() {
+                t.push(&record);
+            }
+            if let (Some(a), Some(frame)) = (annotated.as_mut(), frame) {
+                a.push(&record, frame)?;
+            }
+        }
+        if !complete {
+            // The video failed: dropping the writers removes their temporary files.
+            return Ok(());
+        }
+        // The plot and the video first: the records appear only when everything succeeded.
+        if let Some(a) = annotated {
+            a.finish()?;
+        }
+        if let (Some(path), Some(t)) = (&plot_path, timeline) {
+            plot::save_png(&t.render(&title), path)?;
+        }
+        writer.finish()
+    });
+    let keep_frames = outputs.annotate.is_some();
+    let result = analysis.video(input, keep_frames, |record, frame| {
+        tx.send(Message::Record(Box::new(record), frame))
+            .map_err(|_| anyhow!("the writer stopped"))
+    });
+    if result.is_ok() {
+        let _ = tx.send(Message::Done);
+    }
+    drop(tx);
+    let written = output
+        .join()
+        .map_err(|_| RunError::Output(anyhow!("the writer thread panicked")))?;
+    // A writer that failed (disk full, say) stopped the analysis too: its error is the cause.
+    written.map_err(RunError::Output)?;
+    result.map_err(|e| RunError::Input(crate::inputs::about(input, e)))
+}

@@ -1,0 +1,100 @@
+//! The timeline PNG of `run --plot`: surprise on top, the top ImageNet classes below, events
+//! marked on both.
+
+use image::RgbImage;
+
+use crate::analysis::Record;
+use crate::plot;
+
+/// A frame's time, surprise and top ImageNet classes.
+type TimelinePoint = (f64, Option<f64>, Vec<(&'static str, f32)>);
+
+/// What the writer thread keeps for the timeline plot: per frame, the surprise and the top
+/// ImageNet classes.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    points: Vec<TimelinePoint>,
+    events: Vec<(f64, String)>,
+}
+
+impl Timeline {
+    pub fn push(&mut self, r: &Record) {
+        self.points.push((
+            r.timestamp,
+            r.surprise,
+            r.top.iter().map(|s| (s.label, s.probability)).collect(),
+        ));
+        for e in &r.events {
+            self.events.push((r.timestamp, e.clone()));
+        }
+    }
+
+    /// Surprise on top, the probabilities of the classes most often on top below, events
+    /// marked on both.
+    pub fn render(&self, title: &str) -> RgbImage {
+        let markers: Vec<(f64, String)> = self
+            .events
+            .iter()
+            .map(|(t, e)| (*t, e.split(':').next().unwrap_or(e).to_string()))
+            .collect();
+        // Both panels over the whole video, though surprise starts a horizon late.
+        let span = self
+            .points
+            .first()
+            .zip(self.points.last())
+            .map(|(a, b)| (a.0, b.0));
+        let surprise = plot::LineChart {
+            title: format!("{title}: surprise"),
+            x_label: "seconds".into(),
+            y_label: "surprise".into(),
+            series: vec![plot::Series {
+                name: "surprise".into(),
+                points: self
+                    .points
+                    .iter()
+                    .map(|(t, s, _)| (*t, s.unwrap_or(f64::NAN)))
+                    .collect(),
+            }],
+            markers: markers.clone(),
+            y_range: None,
+            x_range: span,
+        };
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for (_, _, top) in &self.points {
+            if let Some((label, _)) = top.first() {
+                match counts.iter_mut().find(|(l, _)| l == label) {
+                    Some((_, c)) => *c += 1,
+                    None => counts.push((label, 1)),
+                }
+            }
+        }
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+        let classes = plot::LineChart {
+            title: "top ImageNet classes (0 when outside a frame's top k)".into(),
+            x_label: "seconds".into(),
+            y_label: "probability".into(),
+            series: counts
+                .iter()
+                .take(5)
+                .map(|(label, _)| plot::Series {
+                    name: (*label).to_string(),
+                    points: self
+                        .points
+                        .iter()
+                        .map(|(t, _, top)| {
+                            let p = top
+                                .iter()
+                                .find(|(l, _)| l == label)
+                                .map_or(0.0, |(_, p)| *p);
+                            (*t, f64::from(p))
+                        })
+                        .collect(),
+                })
+                .collect(),
+            markers,
+            y_range: Some((0.0, 1.0)),
+            x_range: span,
+        };
+        plot::vstack(&[surprise.render(1000, 360), classes.render(1000, 360)])
+    }
+}
