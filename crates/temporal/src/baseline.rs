@@ -9,9 +9,9 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 
-use crate::Sequence;
+use crate::error::{Error, Result};
 use crate::metrics::Confusion;
-use crate::train::{Target, TrainError};
+use crate::sequence::{Sequence, Target};
 
 /// Mean-pooled features, normalised with the training clips' statistics, into a linear layer.
 #[derive(Module, Debug)]
@@ -70,10 +70,10 @@ pub fn train_baseline(
     classes: usize,
     seed: u64,
     device: &Device,
-) -> Result<MeanPoolBaseline, TrainError> {
+) -> Result<MeanPoolBaseline> {
     let (pooled, labels) = pool(train, input_dim);
     if labels.is_empty() {
-        return Err(TrainError::Empty);
+        return Err(Error::Empty);
     }
     let n = labels.len();
     let (mean, std) = column_statistics(&pooled, input_dim);

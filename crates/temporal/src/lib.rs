@@ -8,14 +8,28 @@
 //! - [`train`]: one training loop for the three heads (AdamW, clipping, cosine schedule, early
 //!   stopping, a checkpoint per epoch); [`baseline`]: the order-blind comparison.
 //! - [`metrics`]: confusion matrix, accuracy, per-class precision/recall/F1, macro-F1.
+//! - [`store`]: a trained model's weights on disk.
+//! - [`enum@Error`]: the one error type of all of them.
+//!
+//! Modules import only from the layers below their own:
+//! 1. `error`, `rng`, `sequence` (the data), `model`, `metrics`;
+//! 2. `progress` (the loop's state), `baseline`;
+//! 3. `checkpoint` (stores the progress), `store` (stores models and baselines);
+//! 4. `train`.
 
 pub mod baseline;
 mod checkpoint;
+mod error;
 pub mod metrics;
 mod model;
+mod progress;
+mod rng;
+mod sequence;
 pub mod store;
 pub mod train;
 
-pub use checkpoint::CheckpointError;
+pub use error::{Error, Result};
 pub use model::{CellKind, Head, LayerState, State, TemporalConfig, TemporalModel};
-pub use train::{Sequence, Target};
+pub use progress::EpochStats;
+pub use rng::SplitMix64;
+pub use sequence::{Sequence, Target};

@@ -2,48 +2,32 @@
 //! `baseline.safetensors` (the order-blind baseline). The settings to rebuild them from, a
 //! [`TemporalConfig`], are kept beside them by the caller.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 
 use crate::baseline::MeanPoolBaseline;
-use crate::{TemporalConfig, TemporalModel};
+use crate::error::{Error, Result};
+use crate::model::{TemporalConfig, TemporalModel};
 
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const BASELINE_FILE: &str = "baseline.safetensors";
 
-/// Errors reading or writing a model directory.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("writing {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
-    #[error("reading {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
-}
-
 /// Writes the weights (input normalisation included) to `dir/model.safetensors`; the caller
 /// keeps the [`TemporalConfig`] beside them (the pipeline's `config.json`).
-pub fn save(model: &TemporalModel, dir: &Path) -> Result<(), StoreError> {
-    let write_err = |path: PathBuf, e: &dyn std::fmt::Display| StoreError::Write {
-        path,
-        reason: e.to_string(),
-    };
-    std::fs::create_dir_all(dir).map_err(|e| write_err(dir.to_path_buf(), &e))?;
+pub fn save(model: &TemporalModel, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
     let weights = dir.join(WEIGHTS_FILE);
     let mut store = SafetensorsStore::from_file(&weights).overwrite(true);
     model
         .save_into(&mut store)
-        .map_err(|e| write_err(weights, &e))
+        .map_err(|e| Error::write(weights, e))
 }
 
 /// Rebuilds the model saved by [`save`] from its `config` on `device`; fails if any tensor is
 /// missing or misshapen.
-pub fn load(
-    dir: &Path,
-    config: &TemporalConfig,
-    device: &Device,
-) -> Result<TemporalModel, StoreError> {
+pub fn load(dir: &Path, config: &TemporalConfig, device: &Device) -> Result<TemporalModel> {
     let path = dir.join(WEIGHTS_FILE);
     let mut model = config.init(device);
     load_weights(&mut model, SafetensorsStore::from_file(&path), &path)?;
@@ -57,7 +41,7 @@ pub fn load_bytes(
     config: &TemporalConfig,
     device: &Device,
     source: &Path,
-) -> Result<TemporalModel, StoreError> {
+) -> Result<TemporalModel> {
     let mut model = config.init(device);
     let store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
     load_weights(&mut model, store, source)?;
@@ -65,15 +49,12 @@ pub fn load_bytes(
 }
 
 /// Writes the order-blind baseline beside the model.
-pub fn save_baseline(baseline: &MeanPoolBaseline, dir: &Path) -> Result<(), StoreError> {
+pub fn save_baseline(baseline: &MeanPoolBaseline, dir: &Path) -> Result<()> {
     let path = dir.join(BASELINE_FILE);
     let mut store = SafetensorsStore::from_file(&path).overwrite(true);
     baseline
         .save_into(&mut store)
-        .map_err(|e| StoreError::Write {
-            path,
-            reason: e.to_string(),
-        })
+        .map_err(|e| Error::write(path, e))
 }
 
 /// The baseline saved by [`save_baseline`], if the folder has one.
@@ -81,7 +62,7 @@ pub fn load_baseline(
     dir: &Path,
     config: &TemporalConfig,
     device: &Device,
-) -> Result<Option<MeanPoolBaseline>, StoreError> {
+) -> Result<Option<MeanPoolBaseline>> {
     let path = dir.join(BASELINE_FILE);
     if !path.exists() {
         return Ok(None);
@@ -95,24 +76,20 @@ pub fn load_baseline(
 /// misshapen one.
 fn load_weights<M: ModuleSnapshot>(
     module: &mut M,
-    mut store: SafetensorsStore,
+    store: SafetensorsStore,
     path: &Path,
-) -> Result<(), StoreError> {
-    let read_err = |reason: String| StoreError::Read {
-        path: path.to_path_buf(),
-        reason,
-    };
+) -> Result<()> {
+    // Missing or misfit tensors come back in the report, read below, not as a store error.
+    let mut store = store.validate(false).allow_partial(true);
     let result = module
         .load_from(&mut store)
-        .map_err(|e| read_err(e.to_string()))?;
+        .map_err(|e| Error::read(path, e))?;
     if !result.errors.is_empty() || !result.missing.is_empty() {
-        let missing: Vec<&str> = result.missing.iter().map(|(k, _)| k.as_str()).collect();
-        let errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-        return Err(read_err(format!(
-            "missing [{}], errors [{}]",
-            missing.join(", "),
-            errors.join("; ")
-        )));
+        return Err(Error::Weights {
+            path: path.to_path_buf(),
+            missing: result.missing.into_iter().map(|(key, _)| key).collect(),
+            errors: result.errors,
+        });
     }
     Ok(())
 }
@@ -120,7 +97,7 @@ fn load_weights<M: ModuleSnapshot>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CellKind, Head};
+    use crate::model::{CellKind, Head};
 
     #[test]
     fn saved_model_reloads_with_identical_outputs() {
@@ -149,9 +126,14 @@ mod tests {
             .max()
             .into_scalar::<f32>();
         assert_eq!(diff, 0.0);
-        assert!(load(&dir.join("missing"), &config, &device).is_err());
+        let err = load(&dir.join("missing"), &config, &device).expect_err("no file");
+        assert!(matches!(err, Error::Read { .. }), "{err:?}");
         let other = config.clone().with_hidden(7);
         let err = load(&dir, &other, &device).expect_err("wrong shapes");
+        assert!(
+            matches!(&err, Error::Weights { errors, .. } if !errors.is_empty()),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("model.safetensors"), "{err}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

@@ -19,29 +19,18 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Checkpoint, CheckpointError, Progress};
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
 use crate::metrics::Confusion;
-use crate::{Head, TemporalConfig, TemporalModel};
+use crate::model::{Head, TemporalConfig, TemporalModel};
+use crate::progress::Progress;
+use crate::sequence::fingerprint;
 
-/// What a sequence is labelled with.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Target {
-    /// One class for the whole clip (classify).
-    Clip(usize),
-    /// The class active at each step, where known (anticipate; the loss at step `t` uses the
-    /// label at `t + horizon`).
-    Steps(Vec<Option<usize>>),
-    /// No labels: the future features are the target (forecast).
-    Unlabelled,
-}
-
-/// One sequence: `steps` rows of `dim` features, row-major, and its target.
-#[derive(Debug, Clone)]
-pub struct Sequence {
-    pub features: Vec<f32>,
-    pub steps: usize,
-    pub target: Target,
-}
+// Defined below this module since the checkpoint stores them too; still reachable at the paths
+// callers know.
+pub use crate::progress::EpochStats;
+pub use crate::rng::SplitMix64;
+pub use crate::sequence::{Sequence, Target};
 
 /// Optimisation settings.
 #[derive(Debug, Clone)]
@@ -59,7 +48,9 @@ pub struct TrainOptions {
     /// Seeds initialisation, dropout and batch order: the same seed on the CPU gives the same
     /// model (burn-flex's generator is process-wide: one training at a time per process).
     pub seed: u64,
-    /// Where to write a checkpoint after every epoch and to resume from, if one is there.
+    /// Where to write a checkpoint after every epoch and to resume from, if one is there. One
+    /// made with other model settings, another seed or other training or validation sequences
+    /// is refused, not resumed.
     pub checkpoint: Option<PathBuf>,
 }
 
@@ -76,18 +67,6 @@ impl Default for TrainOptions {
             checkpoint: None,
         }
     }
-}
-
-/// Loss and metrics of one epoch. Accuracies are absent for the forecast head.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct EpochStats {
-    pub epoch: usize,
-    pub lr: f64,
-    pub train_loss: f64,
-    pub train_accuracy: Option<f64>,
-    pub val_loss: f64,
-    pub val_accuracy: Option<f64>,
-    pub seconds: f64,
 }
 
 /// What [`train`] reports while it runs.
@@ -114,36 +93,6 @@ pub struct Trained {
     pub best_epoch: usize,
     /// The epoch count this run started from (non-zero when resumed from a checkpoint).
     pub resumed_from: usize,
-}
-
-/// Errors of [`train`] and [`evaluate`].
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error("no training sequences")]
-    Empty,
-    #[error("sequence {index} has {got} values, expected {steps} steps x {dim} features")]
-    Shape {
-        index: usize,
-        got: usize,
-        steps: usize,
-        dim: usize,
-    },
-    #[error("sequence {index} has no steps")]
-    NoSteps { index: usize },
-    #[error("sequence {index} has label {label}, but the head has {classes} classes")]
-    Label {
-        index: usize,
-        label: usize,
-        classes: usize,
-    },
-    #[error("sequence {index} does not carry the target the {task} head trains on")]
-    Target { index: usize, task: &'static str },
-    #[error(
-        "no training sequence is long enough for the head: forecasting {ahead} steps ahead needs more than {ahead} steps, anticipating needs labels {ahead} steps after a step"
-    )]
-    TooShort { ahead: usize },
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
 }
 
 /// Validation loss and metrics.
@@ -195,13 +144,13 @@ pub fn train(
     options: &TrainOptions,
     device: &Device,
     mut on_event: impl FnMut(TrainEvent<'_>),
-) -> Result<Trained, TrainError> {
+) -> Result<Trained> {
     if train.is_empty() {
-        return Err(TrainError::Empty);
+        return Err(Error::Empty);
     }
     validate(config, train.iter().chain(val))?;
     if !train.iter().any(|s| targets(config, s) > 0) {
-        return Err(TrainError::TooShort {
+        return Err(Error::TooShort {
             ahead: shift(&config.head),
         });
     }
@@ -218,9 +167,17 @@ pub fn train(
         .init();
     let mut progress = Progress::new(options.seed);
     let mut best: Option<TemporalModel> = None;
-    let checkpoint = options.checkpoint.as_ref().map(Checkpoint::new);
+    let checkpoint = match &options.checkpoint {
+        Some(dir) => Some(Checkpoint::new(
+            dir,
+            config,
+            options.seed,
+            fingerprint([train, val]),
+        )?),
+        None => None,
+    };
     let saved = match &checkpoint {
-        Some(c) => c.load(config, &autodiff)?,
+        Some(c) => c.load(&autodiff)?,
         None => None,
     };
     if let Some(saved) = saved {
@@ -308,7 +265,7 @@ pub fn train(
         progress.history.push(stats);
         if let Some(checkpoint) = &checkpoint {
             let best = best.as_ref().unwrap_or(&model);
-            checkpoint.save(config, &model, best, &optimizer, &progress)?;
+            checkpoint.save(&model, best, &optimizer, &progress)?;
         }
         on_event(TrainEvent::Epoch(&stats));
     }
@@ -326,7 +283,7 @@ pub fn evaluate(
     model: &TemporalModel,
     sequences: &[Sequence],
     device: &Device,
-) -> Result<Evaluation, TrainError> {
+) -> Result<Evaluation> {
     let config = model.config();
     validate(&config, sequences)?;
     let mut totals = Totals::default();
@@ -364,7 +321,7 @@ fn shift(head: &Head) -> usize {
 fn validate<'a>(
     config: &TemporalConfig,
     sequences: impl IntoIterator<Item = &'a Sequence>,
-) -> Result<(), TrainError> {
+) -> Result<()> {
     let dim = config.input_dim;
     let task = match config.head {
         Head::Classify { .. } => "classify",
@@ -377,10 +334,10 @@ fn validate<'a>(
     };
     for (index, s) in sequences.into_iter().enumerate() {
         if s.steps == 0 {
-            return Err(TrainError::NoSteps { index });
+            return Err(Error::NoSteps { index });
         }
         if s.features.len() != s.steps * dim {
-            return Err(TrainError::Shape {
+            return Err(Error::Shape {
                 index,
                 got: s.features.len(),
                 steps: s.steps,
@@ -393,10 +350,10 @@ fn validate<'a>(
                 steps.iter().flatten().copied().collect()
             }
             (Head::Forecast { .. }, _) => Vec::new(),
-            _ => return Err(TrainError::Target { index, task }),
+            _ => return Err(Error::Target { index, task }),
         };
         if let Some(&label) = labels.iter().find(|&&l| l >= classes) {
-            return Err(TrainError::Label {
+            return Err(Error::Label {
                 index,
                 label,
                 classes,
@@ -631,24 +588,10 @@ pub fn feature_statistics(sequences: &[Sequence], dim: usize) -> (Vec<f32>, Vec<
     (mean.into_iter().map(|m| m as f32).collect(), std)
 }
 
-/// Small, seedable, good-enough generator for shuffling (no crate for one function).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::{CellKind, CheckpointError, Head};
+    use crate::model::CellKind;
 
     /// burn-flex's random generator is process-wide: tests that seed it and train must not
     /// interleave, or one test's draws land in another's sequence.
@@ -816,12 +759,26 @@ pub(crate) mod tests {
         let other = small(CellKind::Gru, Head::Classify { classes: 2 });
         let err = train(&other, &data, &val, &with(4, Some(&dir)), &device, |_| {});
         assert!(
-            matches!(
-                err,
-                Err(TrainError::Checkpoint(CheckpointError::Mismatch { .. }))
-            ),
+            matches!(err, Err(Error::CheckpointConfig { .. })),
             "{err:?}"
         );
+        // Nor another seed or other clips: neither would give the uninterrupted model.
+        let reseeded = TrainOptions {
+            seed: 8,
+            ..with(4, Some(&dir))
+        };
+        let err = train(&config, &data, &val, &reseeded, &device, |_| {});
+        assert!(matches!(err, Err(Error::CheckpointSeed { .. })), "{err:?}");
+        let other_data = order_task(32, 5);
+        let err = train(
+            &config,
+            &other_data,
+            &val,
+            &with(4, Some(&dir)),
+            &device,
+            |_| {},
+        );
+        assert!(matches!(err, Err(Error::CheckpointData { .. })), "{err:?}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
@@ -919,17 +876,14 @@ pub(crate) mod tests {
         let mut data = order_task(8, 1);
         data[3].features.truncate(30);
         let err = train(&config, &data, &[], &options(), &device, |_| {});
-        assert!(
-            matches!(err, Err(TrainError::Shape { index: 3, .. })),
-            "{err:?}"
-        );
+        assert!(matches!(err, Err(Error::Shape { index: 3, .. })), "{err:?}");
         let mut data = order_task(8, 1);
         data[2].target = Target::Clip(5);
         let err = train(&config, &data, &[], &options(), &device, |_| {});
         assert!(
             matches!(
                 err,
-                Err(TrainError::Label {
+                Err(Error::Label {
                     index: 2,
                     label: 5,
                     ..
@@ -938,7 +892,7 @@ pub(crate) mod tests {
             "{err:?}"
         );
         let err = train(&config, &[], &[], &options(), &device, |_| {});
-        assert!(matches!(err, Err(TrainError::Empty)), "{err:?}");
+        assert!(matches!(err, Err(Error::Empty)), "{err:?}");
         let forecast = small(CellKind::Lstm, Head::Forecast { ahead: 8 });
         let err = train(
             &forecast,
@@ -948,9 +902,6 @@ pub(crate) mod tests {
             &device,
             |_| {},
         );
-        assert!(
-            matches!(err, Err(TrainError::TooShort { ahead: 8 })),
-            "{err:?}"
-        );
+        assert!(matches!(err, Err(Error::TooShort { ahead: 8 })), "{err:?}");
     }
 }

@@ -5,7 +5,7 @@
 //! development machine that gave 14 frames/s. Here each layer is one pass: the input
 //! normalisation is fused into the stem's patch gathering, and bias, ReLU6 and the residual add
 //! into the layer that produces them.
-//! - On x86-64 with AVX2 and FMA ([`simd`]), 1x1 convolutions (nine tenths of the arithmetic)
+//! - On x86-64 with AVX2 and FMA (`simd`), 1x1 convolutions (nine tenths of the arithmetic)
 //!   keep a 6-pixel x 16-channel tile of outputs in registers through the whole sum. The
 //!   expansion writes its rows in planes of 8 channels, with the zero border 'same' padding
 //!   reads, so that the depthwise convolution keeps 8 channels of 8 pixels of an output row in
@@ -203,11 +203,7 @@ thread_local! {
 }
 
 fn values(tensor: Tensor<1>) -> Result<Vec<f32>, VisionError> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| VisionError::Compile(format!("reading weights: {e:?}")))
+    Ok(tensor.into_data().convert::<f32>().try_into_vec::<f32>()?)
 }
 
 /// A convolution's weight `[cout, cin/groups, k, k]` (flat), its shape, and its (folded) bias.
