@@ -5,7 +5,6 @@
 
 use std::ffi::{CStr, OsString};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ffmpeg::codec;
 use ffmpeg::format::Pixel;
@@ -14,6 +13,7 @@ use ffmpeg::software::scaling;
 use ffmpeg::util::frame;
 use ffmpeg::{Dictionary, Packet, Rational, encoder, ffi};
 use ffmpeg_next as ffmpeg;
+use tempfile::{NamedTempFile, TempPath};
 
 use crate::decode::{c_path, init, init_for};
 use crate::error::{Error, Result};
@@ -70,8 +70,8 @@ pub struct VideoWriter {
     rgb: frame::Video,
     packet: Packet,
     frames: u64,
-    /// Last field: dropped after `output` has closed the file.
-    temp: TempFile,
+    /// Last field: dropped (the file removed) after `output` has closed it.
+    temp: TempPath,
 }
 
 impl std::fmt::Debug for VideoWriter {
@@ -130,8 +130,8 @@ impl VideoWriter {
             .find()
             .ok_or_else(|| invalid(format!("this FFmpeg has no {codec:?} encoder")))?;
 
-        let temp = TempFile::beside(path)?;
-        let mut output = open_output(&c_path(&temp.path)?, container)
+        let temp = temp_beside(path)?;
+        let mut output = open_output(&c_path(&temp)?, container)
             .map_err(failed(format!("cannot open {container_name} output")))?;
         let global_header = output
             .format()
@@ -368,7 +368,7 @@ impl VideoWriter {
             ..
         } = self;
         drop(output); // closes the file
-        temp.persist(&path)?;
+        persist(temp, &path)?;
         Ok(frames)
     }
 }
@@ -423,49 +423,42 @@ fn open_output(path: &CStr, format: &CStr) -> std::result::Result<Output, ffmpeg
     }
 }
 
-/// A file being written under a hidden name beside its target (`.NAME.PID-N.partial`: no video
-/// extension, so nothing takes it for a video); removed on drop unless persisted.
-#[derive(Debug)]
-struct TempFile {
-    path: PathBuf,
-    kept: bool,
+/// A temporary file beside `target` for FFmpeg to write (`.NAME.RANDOM.partial`: hidden, and
+/// no video extension, so nothing takes it for a video); removed on drop unless persisted.
+fn temp_beside(target: &Path) -> Result<TempPath> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| Error::invalid(target, "not a file name"))?;
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut prefix = OsString::from(".");
+    prefix.push(name);
+    prefix.push(".");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".partial");
+    // tempfile's default is 0600; a video gets the usual 0666 less the umask.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder
+        .tempfile_in(dir)
+        .map(NamedTempFile::into_temp_path)
+        .map_err(|e| Error::io(target, "creating a temporary file beside it", e))
 }
 
-impl TempFile {
-    fn beside(target: &Path) -> Result<Self> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = target
-            .file_name()
-            .ok_or_else(|| Error::invalid(target, "not a file name"))?;
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut temp = OsString::from(".");
-        temp.push(name);
-        temp.push(format!(".{}-{n}.partial", std::process::id()));
-        Ok(Self {
-            path: target.with_file_name(temp),
-            kept: false,
-        })
-    }
-
-    fn persist(mut self, target: &Path) -> Result<()> {
-        std::fs::rename(&self.path, target).map_err(|e| {
-            Error::io(
-                target,
-                format!("renaming {} into place", self.path.display()),
-                e,
-            )
-        })?;
-        self.kept = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.kept {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
+/// Fsyncs the finished temporary file (FFmpeg has closed it) and renames it to `target`.
+fn persist(temp: TempPath, target: &Path) -> Result<()> {
+    std::fs::File::open(&temp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(target, format!("syncing {}", temp.display()), e))?;
+    temp.persist(target).map_err(|e| {
+        Error::io(
+            target,
+            format!("renaming {} into place", e.path.display()),
+            e.error,
+        )
+    })
 }
 
 #[cfg(test)]
@@ -478,6 +471,7 @@ mod tests {
         let options = DecodeOptions {
             sampling: Sampling::default(),
             size,
+            display: None,
         };
         let mut video = Video::open(path, options).expect("opening the written video");
         let mut frames = Vec::new();

@@ -29,8 +29,8 @@ mod options;
 mod testing;
 
 pub use decode::{
-    Decision, DecodeOptions, DecodeReport, Decoding, Every, Frame, Sampler, Sampling, Video,
-    VideoInfo, converters, init, probe,
+    Decision, DecodeOptions, DecodeReport, Decoding, DisplayFrame, Every, Frame, Sampler, Sampling,
+    Video, VideoInfo, converters, init, probe,
 };
 pub use encode::{MAX_FPS, MAX_SIDE, VideoCodec, VideoWriter};
 pub use error::{Error, Result};

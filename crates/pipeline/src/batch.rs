@@ -39,6 +39,7 @@ pub struct BatchSettings {
 /// What an output was made from; a rerun redoes the input when any of it differs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Provenance {
+    #[serde(serialize_with = "inputs::serialize_lossy")]
     input: PathBuf,
     size: u64,
     modified_ns: u128,
@@ -58,6 +59,17 @@ struct FileSummary {
     events: Vec<Event>,
 }
 
+/// Why a batch stopped: it could not start (arguments, inputs, model, output folder), or it
+/// could not finish (the summary could not be written, a worker died). A failing input does
+/// not stop a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("{0:#}")]
+    Setup(anyhow::Error),
+    #[error("{0:#}")]
+    Runtime(anyhow::Error),
+}
+
 /// `OUT/summary.json`, and what [`run`] returns.
 #[derive(Debug, Serialize)]
 pub struct BatchSummary {
@@ -75,6 +87,7 @@ pub struct BatchSummary {
 
 #[derive(Debug, Serialize)]
 struct ErrorLine<'a> {
+    #[serde(serialize_with = "inputs::serialize_lossy")]
     input: &'a Path,
     error: String,
 }
@@ -127,21 +140,25 @@ fn is_current(summary: &Path, records: &Path, wanted: &Provenance) -> bool {
 
 /// Runs every input of this shard that has no current output, `args.jobs` at a time on one
 /// shared backbone. A failing input is logged to the error file and its error (naming it) handed
-/// to `on_error`; the others carry on. Fails only when the job cannot start.
-pub fn run(args: &BatchSettings, on_error: &(dyn Fn(&str) + Sync)) -> Result<BatchSummary> {
+/// to `on_error`; the others carry on.
+pub fn run(
+    args: &BatchSettings,
+    on_error: &(dyn Fn(&str) + Sync),
+) -> Result<BatchSummary, BatchError> {
+    use BatchError::{Runtime, Setup};
     let started = Instant::now();
-    let mut files = inputs::collect(&args.inputs, inputs::is_video)?;
+    let mut files = inputs::collect(&args.inputs, inputs::is_video).map_err(Setup)?;
     // Two inputs with the same relative path (`a/x.mp4` and `b/x.mp4` given as files) would
     // write the same output.
     let mut seen = std::collections::HashMap::new();
     for f in &files {
         if let Some(other) = seen.insert(f.relative.clone(), &f.path) {
-            return Err(anyhow!(
+            return Err(Setup(anyhow!(
                 "{} and {} would both write {}: pass their common parent directory instead",
                 other.display(),
                 f.path.display(),
                 args.out.join(&f.relative).display()
-            ));
+            )));
         }
     }
     let total_inputs = files.len();
@@ -156,7 +173,9 @@ pub fn run(args: &BatchSettings, on_error: &(dyn Fn(&str) + Sync)) -> Result<Bat
         );
     }
     std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+        .with_context(|| format!("creating {}", args.out.display()))
+        .map_err(Setup)?;
+    crate::output::remove_stale_temp_files(&args.out);
     let errors_path = args.out.join(match args.shard {
         Some((i, n)) => format!("errors-{i}-of-{n}.jsonl"),
         None => "errors.jsonl".into(),
@@ -167,7 +186,7 @@ pub fn run(args: &BatchSettings, on_error: &(dyn Fn(&str) + Sync)) -> Result<Bat
     // and runs the network while the others decode, so the CPU (or GPU) stays busy between and
     // within files.
     let jobs = args.jobs.clamp(1, files.len().max(1));
-    let first = Analysis::prepare(&args.analysis)?;
+    let first = Analysis::prepare(&args.analysis).map_err(Setup)?;
     let mut analyses: Vec<Analysis> = (1..jobs).map(|_| first.worker()).collect();
     analyses.push(first);
     let first = &analyses[0];
@@ -229,7 +248,7 @@ pub fn run(args: &BatchSettings, on_error: &(dyn Fn(&str) + Sync)) -> Result<Bat
     drop(bar);
     let results = results
         .into_inner()
-        .map_err(|_| anyhow!("a worker panicked"))?;
+        .map_err(|_| Runtime(anyhow!("a worker panicked")))?;
     let count = |f: fn(&Outcome) -> bool| results.iter().filter(|o| f(o)).count();
     let frames: u64 = results
         .iter()
@@ -252,7 +271,7 @@ pub fn run(args: &BatchSettings, on_error: &(dyn Fn(&str) + Sync)) -> Result<Bat
         Some((i, n)) => format!("summary-{i}-of-{n}.json"),
         None => "summary.json".into(),
     });
-    write_json(&summary_path, &summary)?;
+    write_json(&summary_path, &summary).map_err(Runtime)?;
     Ok(summary)
 }
 
@@ -273,7 +292,7 @@ fn process(
     let _ = std::fs::remove_file(&summary_path);
     let mut writer = RecordWriter::create(Some(&records), args.format)?;
     let summary: VideoSummary =
-        analysis.video(&file.path, false, |record, _| writer.write(&record))?;
+        analysis.video(&file.path, None, |record, _| writer.write(&record))?;
     writer.finish()?;
     write_json(
         &summary_path,

@@ -134,7 +134,7 @@ pub fn run(args: &BenchSettings, out: &mut dyn Write) -> Result<()> {
                     None => bail!("no head loaded"),
                 },
                 (Stage::Run, _) => match analysis.as_mut() {
-                    Some(a) => a.video(&args.input, false, |_, _| Ok(()))?.frames as usize,
+                    Some(a) => a.video(&args.input, None, |_, _| Ok(()))?.frames as usize,
                     None => bail!("no analysis loaded"),
                 },
                 _ => bail!("stage {stage:?} needs the model"),

@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use burn::prelude::*;
+use image::RgbImage;
 
 use crate::backbone::Backbone;
 use crate::progress::{self, BarSpec, Unit};
@@ -17,8 +18,9 @@ pub struct FeatureBatch {
     pub timestamps: Vec<f64>,
     /// `[N, 1280]`, on the backbone's device.
     pub features: Tensor<2>,
-    /// The frames the features came from (`N x size x size x 3` RGB), when asked for.
-    pub frames: Option<Vec<u8>>,
+    /// The whole frames the features came from, as shown (display rotation applied, longer
+    /// side at most the size asked of [`video_batches`]), one per timestamp, when asked for.
+    pub frames: Option<Vec<RgbImage>>,
 }
 
 impl FeatureBatch {
@@ -50,19 +52,24 @@ pub fn video_features(
     batch: usize,
     sink: impl FnMut(FeatureBatch) -> Result<()>,
 ) -> Result<VideoRun> {
-    video_batches(path, options, backbone, batch, false, sink)
+    video_batches(path, options, backbone, batch, None, sink)
 }
 
-/// [`video_features`], handing the sink the frames too when `keep_frames`.
+/// [`video_features`], handing the sink the whole frames too when `display` gives their longer
+/// side (never scaled up): the decoder's converter threads make them beside the model's input.
 pub fn video_batches(
     path: &Path,
     options: &DecodeOptions,
     backbone: &Backbone,
     batch: usize,
-    keep_frames: bool,
+    display: Option<u32>,
     mut sink: impl FnMut(FeatureBatch) -> Result<()>,
 ) -> Result<VideoRun> {
     let started = Instant::now();
+    let options = DecodeOptions {
+        display,
+        ..options.clone()
+    };
     let decoding = Decoding::start(path, options.clone(), 2 * batch)?;
     let info = decoding.info.clone();
     let bar = video_bar(path, &info);
@@ -71,6 +78,7 @@ pub fn video_batches(
     loop {
         let mut rgb = Vec::with_capacity(batch * size * size * 3);
         let mut timestamps = Vec::new();
+        let mut frames = display.map(|_| Vec::with_capacity(batch));
         // Fill a batch (the last one may be short): full batches keep every core busy.
         while timestamps.len() < batch {
             let Ok(frame) = decoding.frames.recv() else {
@@ -78,6 +86,19 @@ pub fn video_batches(
             };
             rgb.extend_from_slice(&frame.rgb);
             timestamps.push(frame.timestamp);
+            if let Some(frames) = frames.as_mut() {
+                let shown = frame
+                    .display
+                    .and_then(|d| RgbImage::from_raw(d.width, d.height, d.rgb))
+                    .with_context(|| {
+                        format!(
+                            "{}: the decoder gave no whole frame at {:.3} s",
+                            path.display(),
+                            frame.timestamp
+                        )
+                    })?;
+                frames.push(shown);
+            }
         }
         if timestamps.is_empty() {
             break;
@@ -91,7 +112,6 @@ pub fn video_batches(
             "{sampled} frames, {:.1} frames/s",
             sampled as f64 / started.elapsed().as_secs_f64()
         ));
-        let frames = keep_frames.then(|| rgb.clone());
         sink(FeatureBatch {
             timestamps,
             features: backbone.features(rgb, n),

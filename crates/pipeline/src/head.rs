@@ -178,3 +178,112 @@ fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .try_to_vec::<f32>()
         .map_err(|e| anyhow!("reading the head's outputs: {e:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `t` rows of varied 1280-wide features, the same for every call.
+    fn features(t: usize) -> Vec<f32> {
+        let mut x = 0x9E37_79B9_u32;
+        (0..t * vision::FEATURE_DIM)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x % 1000) as f32 / 500.0
+            })
+            .collect()
+    }
+
+    /// The head stepped through `rows` in batches of the given sizes.
+    fn stepped(head: &mut StreamingHead, rows: &[f32], batches: &[usize]) -> Vec<StepOutput> {
+        head.reset();
+        let dim = vision::FEATURE_DIM;
+        let mut at = 0;
+        let mut out = Vec::new();
+        for &n in batches {
+            out.extend(head.step(&rows[at * dim..(at + n) * dim], n).expect("step"));
+            at += n;
+        }
+        out
+    }
+
+    #[test]
+    fn forecast_and_surprise_are_the_same_however_the_video_is_batched() -> Result<()> {
+        let mut head = StreamingHead::load(None)?;
+        let ahead = head.card.horizon_steps;
+        assert_eq!(ahead, 4, "the built-in forecaster looks 4 steps ahead");
+        let rows = features(20);
+        let whole = stepped(&mut head, &rows, &[20]);
+        // Batch boundaries before, at and after the horizon, and a batch of one.
+        let pieces = stepped(&mut head, &rows, &[3, 1, 7, 9]);
+        assert_eq!(whole.len(), 20);
+        for (i, (a, b)) in whole.iter().zip(&pieces).enumerate() {
+            assert_eq!(a.surprise.is_some(), i >= ahead, "step {i}");
+            if let (Some(a), Some(b)) = (a.surprise, b.surprise) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                    "step {i}: {a} vs {b}"
+                );
+            }
+            let (fa, fb) = (a.forecast.as_deref(), b.forecast.as_deref());
+            let (Some(fa), Some(fb)) = (fa, fb) else {
+                panic!("step {i}: no forecast");
+            };
+            let worst = fa
+                .iter()
+                .zip(fb)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(worst < 1e-4, "step {i}: forecasts differ by {worst}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn each_step_is_scored_against_the_forecast_made_horizon_steps_before() -> Result<()> {
+        let mut head = StreamingHead::load(None)?;
+        let ahead = head.card.horizon_steps;
+        let dim = vision::FEATURE_DIM;
+        let rows = features(9);
+        let out = stepped(&mut head, &rows, &[2, 5, 2]);
+        for i in ahead..9 {
+            let tensor = |v: &[f32]| {
+                Tensor::<2>::from_data(TensorData::new(v.to_vec(), [1, dim]), &head.device)
+            };
+            let expected = out[i - ahead].forecast.as_deref().expect("a forecast");
+            let want = read(
+                head.model
+                    .surprise(tensor(&rows[i * dim..(i + 1) * dim]), tensor(expected)),
+            )?[0];
+            let got = out[i].surprise.expect("due") as f32;
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "step {i}: {got} vs {want}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn reset_and_fresh_copies_start_with_nothing_pending() -> Result<()> {
+        let mut head = StreamingHead::load(None)?;
+        let ahead = head.card.horizon_steps;
+        let rows = features(ahead + 3);
+        let dim = vision::FEATURE_DIM;
+        head.step(&rows, ahead + 3)?;
+        let copy = &mut head.fresh();
+        for h in [copy, &mut head] {
+            if h.state.is_some() {
+                h.reset();
+            }
+            let out = h.step(&rows[..ahead * dim], ahead)?;
+            assert!(
+                out.iter().all(|o| o.surprise.is_none()),
+                "nothing was due yet"
+            );
+        }
+        Ok(())
+    }
+}

@@ -85,6 +85,16 @@ fn display_list(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
+/// Serialises a path as text, bytes that are not UTF-8 shown as U+FFFD (serde's own `Path`
+/// serialisation fails on them): for the paths in JSON and CSV outputs.
+pub fn serialize_lossy<P, S>(path: &P, s: S) -> Result<S::Ok, S::Error>
+where
+    P: AsRef<Path>,
+    S: serde::Serializer,
+{
+    s.serialize_str(&path.as_ref().to_string_lossy())
+}
+
 /// `error` about the input `path`, named once: with the path in front unless the error
 /// already names it (every `media` error does).
 pub fn about(path: &Path, error: anyhow::Error) -> anyhow::Error {

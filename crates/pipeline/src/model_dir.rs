@@ -57,6 +57,7 @@ pub struct ModelCard {
     pub horizon_seconds: Option<f64>,
     pub horizon_steps: usize,
     /// The training data and how it was split, so `eval` scores the same validation clips.
+    #[serde(serialize_with = "crate::inputs::serialize_lossy")]
     pub data: PathBuf,
     pub split: SplitPlan,
     pub normalization: String,

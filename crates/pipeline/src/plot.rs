@@ -7,15 +7,12 @@
 //! series labels) is not built in and must not be used: plotters 0.3.7's ab_glyph renderer drops
 //! each glyph's side bearing, which spaces letters unevenly ("soccer b all").
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ab_glyph::{Font, FontRef, Glyph, PxScale, ScaleFont, point};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use image::codecs::png::PngEncoder;
 use image::{Rgb, RgbImage};
 use plotters::coord::Shift;
@@ -919,40 +916,13 @@ pub fn vstack(images: &[RgbImage]) -> RgbImage {
     out
 }
 
-/// A sibling temporary name for `path`, unique to this process and call.
-fn temp_sibling(path: &Path) -> Option<PathBuf> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name()?);
-    name.push(format!(
-        ".plot-{}-{}.tmp",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    Some(path.with_file_name(name))
-}
-
-/// Writes PNG atomically: to a temporary sibling name then rename; creates parent dirs. Returns
-/// anyhow::Result<()> with the path in the error context.
+/// Writes PNG atomically ([`AtomicFile`](crate::output::AtomicFile): a temporary sibling,
+/// fsynced, renamed into place); creates parent dirs. The error names the path.
 pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
     let write = || -> Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let Some(tmp) = temp_sibling(path) else {
-            bail!("not a file name");
-        };
-        let result = (|| -> Result<()> {
-            let mut out = BufWriter::new(File::create(&tmp)?);
-            img.write_with_encoder(PngEncoder::new(&mut out))?;
-            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        let mut out = crate::output::AtomicFile::create(path)?;
+        img.write_with_encoder(PngEncoder::new(&mut out))?;
+        out.commit()
     };
     write().with_context(|| format!("writing PNG {}", path.display()))
 }

@@ -72,6 +72,7 @@ impl SamplingSettings {
                 end: self.end,
             },
             size: self.size,
+            display: None,
         })
     }
 }

@@ -428,6 +428,7 @@ mod tests {
             let options = DecodeOptions {
                 sampling: Sampling::default(),
                 size: SIZE,
+                display: None,
             };
             let mut video = Video::open(path, options).expect("opening the written video");
             assert_eq!((video.info().width, video.info().height), (SIZE, SIZE));

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use burn::prelude::*;
 use serde::Serialize;
 use temporal::train::{EpochStats, TrainEvent, TrainOptions};
@@ -90,11 +90,13 @@ struct DataSummary<'a> {
 /// One line of `clips.jsonl`: which clip went where, and the cached features it gave.
 #[derive(Debug, Serialize)]
 struct ClipLine<'a> {
+    #[serde(serialize_with = "crate::inputs::serialize_lossy")]
     path: &'a Path,
     label: Option<&'a str>,
     split: Split,
     segment: Option<(f64, f64)>,
     steps: usize,
+    #[serde(serialize_with = "crate::inputs::serialize_lossy")]
     features: &'a Path,
 }
 
@@ -449,10 +451,7 @@ fn plot_curves(path: &Path, history: &[EpochStats], best_epoch: usize, task: Tas
 }
 
 fn write_clip_list(path: &Path, loaded: &[Loaded]) -> Result<()> {
-    let tmp = crate::output::temp_path(path, "list");
-    let mut file = std::io::BufWriter::new(
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
-    );
+    let mut file = crate::output::AtomicFile::create(path)?;
     for l in loaded {
         let line = ClipLine {
             path: &l.unit.path,
@@ -465,8 +464,5 @@ fn write_clip_list(path: &Path, loaded: &[Loaded]) -> Result<()> {
         serde_json::to_writer(&mut file, &line)?;
         file.write_all(b"\n")?;
     }
-    file.into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .with_context(|| format!("writing {}", path.display()))
+    file.commit()
 }

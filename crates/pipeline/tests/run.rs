@@ -93,14 +93,16 @@ fn run_writes_one_record_per_sampled_frame_with_plot_and_annotated_video() {
     );
     let img = image::open(&plot).expect("the plot is a PNG");
     assert!(img.width() >= 800 && img.height() >= 600);
-    assert_eq!(probe(&video), (224, 224, 21), "width, height, frames");
+    // The whole 1280x720 source frames, at most 1280 wide by default.
+    assert_eq!(probe(&video), (1280, 720, 21), "width, height, frames");
     assert!(
         stderr(&result).contains("21 frames over"),
         "{}",
         stderr(&result)
     );
 
-    // CSV on stdout.
+    // CSV on stdout, and the annotated video smaller.
+    let small = dir.join("small.mp4");
     let csv = run(&[
         "run",
         s(&bunny()),
@@ -110,6 +112,10 @@ fn run_writes_one_record_per_sampled_frame_with_plot_and_annotated_video() {
         "csv",
         "--top",
         "2",
+        "--annotate",
+        s(&small),
+        "--annotate-size",
+        "640",
     ]);
     assert!(csv.status.success(), "{}", stderr(&csv));
     let text = stdout(&csv);
@@ -120,6 +126,7 @@ fn run_writes_one_record_per_sampled_frame_with_plot_and_annotated_video() {
     );
     assert_eq!(rows.len(), 22);
     assert!(rows[1].starts_with("0.000000,0,"), "{}", rows[1]);
+    assert_eq!(probe(&small), (640, 360, 21), "width, height, frames");
 }
 
 #[test]

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::prelude::*;
+use image::RgbImage;
 
 use crate::backbone::{Backbone, BackboneSettings};
 use crate::features::video_batches;
@@ -115,12 +116,14 @@ impl Analysis {
         self.top
     }
 
-    /// Runs one video, handing `emit` each record (and its frame when `keep_frames`).
+    /// Runs one video, handing `emit` each record and, when `display` is given, its whole frame
+    /// as shown (display rotation applied), scaled so its longer side is at most `display`
+    /// pixels (never up), width and height even. The decoder makes it beside the model's input.
     pub fn video(
         &mut self,
         path: &Path,
-        keep_frames: bool,
-        mut emit: impl FnMut(Record, Option<Vec<u8>>) -> Result<()>,
+        display: Option<u32>,
+        mut emit: impl FnMut(Record, Option<RgbImage>) -> Result<()>,
     ) -> Result<VideoSummary> {
         let Self {
             backbone,
@@ -134,13 +137,13 @@ impl Analysis {
         let started = Instant::now();
         let mut events = Events::default();
         let (mut frames, mut first, mut last) = (0u64, None, 0.0);
-        let size = options.size as usize;
         let card = head.card.clone();
         let backbone: &Backbone = backbone;
-        let run = video_batches(path, options, backbone, *batch, keep_frames, |b| {
+        let run = video_batches(path, options, backbone, *batch, display, |b| {
             let n = b.timestamps.len();
             let values = b.host_features()?;
             let tops = top_k(backbone.classify(b.features), k)?;
+            let mut shown = b.frames.map(Vec::into_iter);
             let steps = head.step(&values, n)?;
             let expected = expected(backbone, &steps, k)?;
             let mut expected = expected.into_iter();
@@ -158,11 +161,7 @@ impl Analysis {
                     surprise: step.surprise,
                 };
                 frames += 1;
-                let frame = b
-                    .frames
-                    .as_ref()
-                    .map(|f| f[i * size * size * 3..(i + 1) * size * size * 3].to_vec());
-                emit(record, frame)?;
+                emit(record, shown.as_mut().and_then(Iterator::next))?;
             }
             Ok(())
         })?;

@@ -136,6 +136,11 @@ pub struct RunArgs {
     /// The sampled frames with labels, predictions and surprise drawn on, encoded as video.
     #[arg(long, value_name = "FILE.mp4", value_hint = ValueHint::FilePath)]
     pub annotate: Option<PathBuf>,
+    /// Longer side of the --annotate video's frames: the whole source frames, scaled down to
+    /// this (never up; sides made even), display rotation applied.
+    #[arg(long, value_name = "PIXELS", default_value_t = 1280, requires = "annotate",
+          value_parser = clap::value_parser!(u32).range(64..=4096))]
+    pub annotate_size: u32,
     #[command(flatten)]
     pub analysis: AnalysisArgs,
 }

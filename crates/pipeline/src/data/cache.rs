@@ -53,6 +53,7 @@ impl FeatureCache {
     pub fn new(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating cache folder {}", dir.display()))?;
+        crate::output::remove_stale_temp_files(dir);
         Ok(Self {
             dir: dir.to_path_buf(),
         })

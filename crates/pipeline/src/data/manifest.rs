@@ -15,16 +15,12 @@ pub(crate) fn read(manifest: &Path) -> Result<Vec<Pending>> {
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("reading manifest {}", manifest.display()))?;
     let base = manifest.parent().unwrap_or(Path::new("."));
-    let at = |line: usize| format!("{}:{line}", manifest.display());
-    let mut rows = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
-    let Some((first_line, first)) = rows.next() else {
+    let at = |line: u64| format!("{}:{line}", manifest.display());
+    let rows = rows(&text).map_err(|(line, e)| e.context(at(line)))?;
+    let mut rows = rows.into_iter();
+    let Some((first_line, first_fields)) = rows.next() else {
         bail!("manifest {} has no rows", manifest.display());
     };
-    let first_fields = split_csv(first).with_context(|| at(first_line))?;
     // A header names known columns only (in any order); a data row names a file.
     let header = first_fields.iter().all(|f| {
         ["path", "label", "start", "end", "split"].contains(&f.trim().to_lowercase().as_str())
@@ -54,14 +50,15 @@ pub(crate) fn read(manifest: &Path) -> Result<Vec<Pending>> {
     if !columns.iter().any(|c| c == "path") {
         bail!("{}: no 'path' column", at(first_line));
     }
-    let data_rows: Vec<(usize, &str)> = if header {
+    let data_rows: Vec<(u64, csv::StringRecord)> = if header {
         rows.collect()
     } else {
-        std::iter::once((first_line, first)).chain(rows).collect()
+        std::iter::once((first_line, first_fields))
+            .chain(rows)
+            .collect()
     };
     let mut clips = Vec::new();
-    for (line, row) in data_rows {
-        let fields = split_csv(row).with_context(|| at(line))?;
+    for (line, fields) in data_rows {
         if fields.len() != columns.len() {
             bail!(
                 "{}: {} fields, expected {} ({})",
@@ -75,7 +72,8 @@ pub(crate) fn read(manifest: &Path) -> Result<Vec<Pending>> {
             columns
                 .iter()
                 .position(|c| c == name)
-                .map(|i| fields[i].trim())
+                .and_then(|i| fields.get(i))
+                .map(str::trim)
                 .filter(|v| !v.is_empty())
         };
         let Some(path) = get("path") else {
@@ -129,46 +127,100 @@ fn positional(n: usize) -> Result<&'static [&'static str]> {
     })
 }
 
-/// One CSV row into fields: commas separate, double quotes enclose fields that contain commas
-/// or quotes (`""` is a quote inside them).
-fn split_csv(row: &str) -> Result<Vec<String>> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut chars = row.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
+/// The rows of a CSV text with the line each starts on, read by the `csv` crate: commas
+/// separate, double quotes enclose fields that contain commas or quotes (`""` is a quote inside
+/// them). Lines starting with `#` and blank lines are skipped; a row may not run over several
+/// lines (a quote left open is an error). Fails with the line of the bad row.
+fn rows(text: &str) -> std::result::Result<Vec<(u64, csv::StringRecord)>, (u64, anyhow::Error)> {
+    // Ending in a newline, a quote left open on the last line takes that newline in (and is
+    // caught below) whether or not the file ends with one.
+    let mut text = text.to_string();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .from_reader(text.as_bytes());
+    // Lines are counted here: the csv crate's line numbers leave out comment lines, and a
+    // record's position is where the reader stood, before the blank and comment lines it
+    // skipped. Rows span one line each, so a row's line is that of its first byte.
+    let bytes = text.as_bytes();
+    let (mut counted_to, mut lines_before) = (0, 0);
+    let mut line_at = |position: &csv::Position| {
+        let mut at = usize::try_from(position.byte()).map_or(bytes.len(), |b| b.min(bytes.len()));
+        loop {
+            match bytes.get(at) {
+                Some(b'\n' | b'\r') => at += 1,
+                Some(b'#') => {
+                    at = bytes[at..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(bytes.len(), |i| at + i + 1);
+                }
+                _ => break,
             }
-            ('"', true) => quoted = false,
-            ('"', false) if field.trim().is_empty() => {
-                field.clear();
-                quoted = true;
-            }
-            (',', false) => fields.push(std::mem::take(&mut field)),
-            (c, _) => field.push(c),
         }
+        if at < counted_to {
+            (counted_to, lines_before) = (0, 0);
+        }
+        lines_before += bytes[counted_to..at]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        counted_to = at;
+        lines_before + 1
+    };
+    let mut rows = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let start = reader.position().clone();
+        match reader.read_record(&mut record) {
+            Ok(false) => return Ok(rows),
+            Ok(true) => {}
+            Err(e) => return Err((line_at(e.position().unwrap_or(&start)), e.into())),
+        }
+        let line = line_at(&start);
+        if record.iter().any(|f| f.contains(['\n', '\r'])) {
+            return Err((line, anyhow::anyhow!("unterminated quote")));
+        }
+        // A line of spaces only is blank.
+        if record.len() == 1 && record[0].trim().is_empty() {
+            continue;
+        }
+        rows.push((line, record.clone()));
     }
-    if quoted {
-        bail!("unterminated quote");
-    }
-    fields.push(field);
-    Ok(fields)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn fields(text: &str) -> Vec<Vec<String>> {
+        rows(text)
+            .map_err(|(line, e)| format!("{line}: {e:#}"))
+            .expect("rows")
+            .iter()
+            .map(|(_, r)| r.iter().map(str::to_string).collect())
+            .collect()
+    }
+
     #[test]
-    fn csv_fields_handle_quotes() {
+    fn csv_fields_handle_quotes_comments_and_blank_lines() {
         assert_eq!(
-            split_csv(r#"a,"b, c","say ""hi""",,"#).expect("ok"),
-            ["a", "b, c", "say \"hi\"", "", ""]
+            fields("# a comment\n\n  \na,\"b, c\",\"say \"\"hi\"\"\",,\r\n"),
+            [["a", "b, c", "say \"hi\"", "", ""]]
         );
-        assert!(split_csv(r#"a,"b"#).is_err());
+        let lines: Vec<u64> = rows("#c\na,b\n\n\"c\",d\n")
+            .expect("rows")
+            .iter()
+            .map(|(line, _)| *line)
+            .collect();
+        assert_eq!(lines, [2, 4]);
+        let (line, e) = rows("a,b\na,\"b\nc,d\n").expect_err("open quote");
+        assert_eq!((line, e.to_string().as_str()), (2, "unterminated quote"));
+        assert_eq!(rows(r#"a,"b"#).expect_err("open quote").0, 1);
     }
 
     #[test]
@@ -196,6 +248,17 @@ mod tests {
         // Positional, no header.
         std::fs::write(&m, "v/a.mp4,walk\nv/a.mp4,run\n").expect("write");
         assert_eq!(read(&m).expect("read")[1].label.as_deref(), Some("run"));
+        // A quoted path with a comma (and a quote) in it; comments and blank lines between.
+        std::fs::write(dir.join("v/a, \"b\".mp4"), b"x").expect("write");
+        std::fs::write(
+            &m,
+            "# clips\npath,label\n\n\"v/a, \"\"b\"\".mp4\",\"walk, slowly\"\n",
+        )
+        .expect("write");
+        let rows = read(&m).expect("read");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].path, dir.join("v/a, \"b\".mp4"));
+        assert_eq!(rows[0].label.as_deref(), Some("walk, slowly"));
         // Problems name the line.
         for (body, needle) in [
             ("v/missing.mp4,walk\n", "m.csv:1: "),
@@ -203,6 +266,11 @@ mod tests {
             ("v/a.mp4,walk,x,2\n", "not a time"),
             ("path,label\nv/a.mp4,walk,extra\n", "m.csv:2: 3 fields"),
             ("v/a.mp4,walk,test\n", "split 'test'"),
+            (
+                "# c\nv/a.mp4,walk\nv/a.mp4,\"run\n",
+                "m.csv:3: unterminated quote",
+            ),
+            ("\n\nv/a.mp4,walk\nv/a.mp4\n", "m.csv:4: 1 fields"),
         ] {
             std::fs::write(&m, body).expect("write");
             let err = format!("{:#}", read(&m).expect_err(body));

@@ -107,6 +107,7 @@ pub struct Loaded {
 /// A unit left out, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Skipped {
+    #[serde(serialize_with = "crate::inputs::serialize_lossy")]
     pub path: PathBuf,
     pub reason: String,
 }

@@ -5,18 +5,18 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek as _, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::temp_path;
+use super::atomic::{AtomicFile, folder_of};
 
 #[derive(Debug)]
 pub struct FeatureWriter {
     path: PathBuf,
-    rows_path: PathBuf,
-    rows: Option<BufWriter<File>>,
+    /// An unnamed file beside `path`: the OS frees it however the process ends.
+    rows: BufWriter<File>,
     dim: usize,
     timestamps: Vec<f64>,
 }
@@ -24,17 +24,13 @@ pub struct FeatureWriter {
 impl FeatureWriter {
     /// Starts a file that will appear at `path` when [`finish`](Self::finish) succeeds.
     pub fn create(path: &Path, dim: usize) -> Result<Self> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        let rows_path = temp_path(path, "rows");
-        let file = File::create(&rows_path)
-            .with_context(|| format!("creating {}", rows_path.display()))?;
+        let dir = folder_of(path);
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let rows = tempfile::tempfile_in(dir)
+            .with_context(|| format!("creating a scratch file beside {}", path.display()))?;
         Ok(Self {
             path: path.to_path_buf(),
-            rows_path,
-            rows: Some(BufWriter::new(file)),
+            rows: BufWriter::new(rows),
             dim,
             timestamps: Vec::new(),
         })
@@ -50,9 +46,8 @@ impl FeatureWriter {
                 self.dim
             );
         }
-        let rows = self.rows.as_mut().context("writer already finished")?;
         for v in features {
-            rows.write_all(&v.to_le_bytes())?;
+            self.rows.write_all(&v.to_le_bytes())?;
         }
         self.timestamps.extend_from_slice(timestamps);
         Ok(())
@@ -67,13 +62,8 @@ impl FeatureWriter {
         self.timestamps.is_empty()
     }
 
-    /// Writes header, features and timestamps, then renames the file into place.
-    pub fn finish(mut self, metadata: &BTreeMap<String, String>) -> Result<PathBuf> {
-        let rows = self.rows.take().context("writer already finished")?;
-        rows.into_inner()
-            .map_err(|e| e.into_error())
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("writing {}", self.rows_path.display()))?;
+    /// Writes header, features and timestamps, then puts the file in place.
+    pub fn finish(self, metadata: &BTreeMap<String, String>) -> Result<PathBuf> {
         let t = self.timestamps.len();
         let features_bytes = t * self.dim * 4;
         let header = serde_json::json!({
@@ -85,33 +75,21 @@ impl FeatureWriter {
         // The data must start 8-byte aligned; the format pads the header with spaces.
         header.resize(header.len().next_multiple_of(8), b' ');
 
-        let tmp = temp_path(&self.path, "part");
-        let write = || -> Result<()> {
-            let mut out = BufWriter::new(File::create(&tmp)?);
+        let mut out = AtomicFile::create(&self.path)?;
+        let write = || -> std::io::Result<()> {
+            let mut rows = self.rows.into_inner().map_err(|e| e.into_error())?;
+            rows.seek(SeekFrom::Start(0))?;
             out.write_all(&(header.len() as u64).to_le_bytes())?;
             out.write_all(&header)?;
-            std::io::copy(&mut File::open(&self.rows_path)?, &mut out)?;
+            std::io::copy(&mut rows, &mut out)?;
             for ts in &self.timestamps {
                 out.write_all(&ts.to_le_bytes())?;
             }
-            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
             Ok(())
         };
-        let result = write().with_context(|| format!("writing {}", self.path.display()));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result?;
-        Ok(self.path.clone())
-    }
-}
-
-impl Drop for FeatureWriter {
-    fn drop(&mut self) {
-        // Finished or abandoned, the scratch rows are not needed any more.
-        self.rows.take();
-        let _ = std::fs::remove_file(&self.rows_path);
+        write().with_context(|| format!("writing {}", self.path.display()))?;
+        out.commit()?;
+        Ok(self.path)
     }
 }
 

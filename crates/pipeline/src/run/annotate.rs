@@ -1,8 +1,10 @@
-//! `run --annotate`: the sampled frames with their records drawn on, encoded as video.
+//! `run --annotate`: the sampled frames, whole and as shown, with their records drawn on,
+//! encoded as video.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
+use image::imageops::{self, FilterType};
 use image::{Rgb, RgbImage};
 
 use crate::analysis::{HeadRecord, Record};
@@ -10,10 +12,16 @@ use crate::plot;
 use media::VideoWriter;
 use media::{DecodeOptions, Every};
 
-/// Draws the record's labels on its frame.
-fn annotate(frame: Vec<u8>, size: u32, record: &Record) -> RgbImage {
-    let mut img =
-        RgbImage::from_raw(size, size, frame).unwrap_or_else(|| RgbImage::new(size, size));
+/// Text scale for a frame whose longer side is `longest`: 1 up to 1279 pixels, 2 from 1280,
+/// and so on (the font is 13 pixels high at scale 1).
+fn text_scale(longest: u32) -> u32 {
+    (longest / 640).max(1)
+}
+
+/// Draws the record's labels on its frame, over a darkened band across the top.
+fn annotate(mut img: RgbImage, record: &Record) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let scale = text_scale(w.max(h));
     let mut lines = vec![format!("{:.2} s", record.timestamp)];
     if let Some(s) = record.top.first() {
         lines.push(format!("{} {:.0}%", s.label, 100.0 * s.probability));
@@ -51,13 +59,10 @@ fn annotate(frame: Vec<u8>, size: u32, record: &Record) -> RgbImage {
     for e in &record.events {
         lines.push(format!("! {e}"));
     }
-    let line_h = plot::text_height(1) as i32 + 3;
-    let height = (lines.len() as i32 * line_h + 4).min(size as i32);
-    for y in 0..height.max(0) as u32 {
-        for x in 0..size {
-            let p = img.get_pixel_mut(x, y);
-            *p = Rgb([p[0] / 3, p[1] / 3, p[2] / 3]);
-        }
+    let (margin, line_h) = (3 * scale, plot::text_height(scale) + 3 * scale);
+    let band = (lines.len() as u32 * line_h + 4 * scale).min(h);
+    for v in img.iter_mut().take((band * w * 3) as usize) {
+        *v /= 3;
     }
     for (i, line) in lines.iter().enumerate() {
         let color = if line.starts_with('!') {
@@ -65,16 +70,20 @@ fn annotate(frame: Vec<u8>, size: u32, record: &Record) -> RgbImage {
         } else {
             Rgb([255, 255, 255])
         };
-        plot::draw_text(&mut img, 3, 3 + i as i32 * line_h, line, color, 1);
+        let y = margin + i as u32 * line_h;
+        plot::draw_text(&mut img, margin as i32, y as i32, line, color, scale);
     }
     img
 }
 
 /// The annotated video: sampled frames with their records drawn on, at the sampling rate
-/// (for `--fps`, that rate; otherwise measured from the first two frames).
+/// (for `--fps`, that rate; otherwise measured from the first two frames), at the first
+/// frame's size.
 pub struct Annotated {
     path: PathBuf,
-    size: u32,
+    /// The first frame's width and height: the video's. A later frame of another size (the
+    /// stream changed resolution) is resized to it.
+    size: Option<(u32, u32)>,
     options: DecodeOptions,
     /// The first frame and its time, held until the second tells the rate.
     first: Option<(f64, RgbImage)>,
@@ -91,19 +100,25 @@ impl std::fmt::Debug for Annotated {
 }
 
 impl Annotated {
-    /// Frames of `size x size` sampled with `options`, to be encoded at `path`.
-    pub fn new(path: PathBuf, size: u32, options: DecodeOptions) -> Self {
+    /// Frames sampled with `options`, to be encoded at `path`.
+    pub fn new(path: PathBuf, options: DecodeOptions) -> Self {
         Self {
             path,
-            size,
+            size: None,
             options,
             first: None,
             video: None,
         }
     }
 
-    pub fn push(&mut self, record: &Record, frame: Vec<u8>) -> Result<()> {
-        let img = annotate(frame, self.size, record);
+    pub fn push(&mut self, record: &Record, frame: RgbImage) -> Result<()> {
+        let (w, h) = *self.size.get_or_insert(frame.dimensions());
+        let frame = if frame.dimensions() == (w, h) {
+            frame
+        } else {
+            imageops::resize(&frame, w, h, FilterType::Triangle)
+        };
+        let img = annotate(frame, record);
         if let Some(video) = self.video.as_mut() {
             return Ok(video.push(img.as_raw())?);
         }
@@ -125,7 +140,8 @@ impl Annotated {
             (_, Some(g)) if g > 0.0 => (1.0 / g).round().clamp(1.0, 120.0) as u32,
             _ => 25,
         };
-        Ok(VideoWriter::create(&self.path, self.size, self.size, fps)?)
+        let (w, h) = self.size.unwrap_or((2, 2));
+        Ok(VideoWriter::create(&self.path, w, h, fps)?)
     }
 
     pub fn finish(mut self) -> Result<()> {

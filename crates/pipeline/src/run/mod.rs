@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use anyhow::anyhow;
+use image::RgbImage;
 
 pub mod annotate;
 pub mod records;
@@ -27,6 +28,8 @@ pub struct RunOutputs {
     pub plot: Option<PathBuf>,
     /// The sampled frames with their records drawn on, as video.
     pub annotate: Option<PathBuf>,
+    /// Longer side of the annotated video's frames, at most (never scaled up; made even).
+    pub annotate_size: u32,
     /// The timeline's title.
     pub title: String,
 }
@@ -42,7 +45,7 @@ pub enum RunError {
 }
 
 enum Message {
-    Record(Box<Record>, Option<Vec<u8>>),
+    Record(Box<Record>, Option<RgbImage>),
     /// The video ended well: the outputs may be completed. Without it they are dropped.
     Done,
 }
@@ -55,16 +58,17 @@ pub fn run_video(
 ) -> Result<VideoSummary, RunError> {
     let writer = RecordWriter::create(outputs.records.as_deref(), outputs.format)
         .map_err(RunError::Output)?;
-    let size = analysis.options.size;
     let options = analysis.options.clone();
     let (annotate_path, plot_path) = (outputs.annotate.clone(), outputs.plot.clone());
     let title = outputs.title.clone();
-    let (tx, rx) = mpsc::sync_channel::<Message>(64);
+    // Fewer records wait when each holds its whole frame (2.7 MB at 1280x720).
+    let queue = if annotate_path.is_some() { 16 } else { 64 };
+    let (tx, rx) = mpsc::sync_channel::<Message>(queue);
     // The writer thread: formatting, drawing, encoding and writing, off the model's thread.
     let output = std::thread::spawn(move || -> anyhow::Result<()> {
         let mut writer = writer;
         let mut timeline = plot_path.as_ref().map(|_| Timeline::default());
-        let mut annotated = annotate_path.map(|path| Annotated::new(path, size, options));
+        let mut annotated = annotate_path.map(|path| Annotated::new(path, options));
         let mut complete = false;
         for message in rx {
             let (record, frame) = match message {
@@ -95,8 +99,8 @@ pub fn run_video(
         }
         writer.finish()
     });
-    let keep_frames = outputs.annotate.is_some();
-    let result = analysis.video(input, keep_frames, |record, frame| {
+    let display = outputs.annotate.as_ref().map(|_| outputs.annotate_size);
+    let result = analysis.video(input, display, |record, frame| {
         tx.send(Message::Record(Box::new(record), frame))
             .map_err(|_| anyhow!("the writer stopped"))
     });

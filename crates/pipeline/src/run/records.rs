@@ -1,12 +1,13 @@
 //! `run`'s records as JSON Lines or CSV, to stdout or to a file that appears only when
 //! complete.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::io::{BufWriter, Stdout, Write};
+use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::analysis::{HeadRecord, Record};
+use crate::output::AtomicFile;
 
 /// Record formats of `run` and `batch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,143 +35,244 @@ impl Format {
     }
 }
 
-/// One record as a line of `format` (without the newline).
-pub fn format_record(record: &Record, format: Format) -> Result<String> {
-    Ok(match format {
-        Format::Jsonl => serde_json::to_string(record)?,
-        Format::Csv => {
-            let list = |items: Vec<String>| items.join(";");
-            let top = list(
-                record
-                    .top
-                    .iter()
-                    .map(|s| format!("{}:{:.4}", s.label, s.probability))
-                    .collect(),
-            );
-            let head = match &record.head {
-                HeadRecord::Classify { top } | HeadRecord::Anticipate { top, .. } => list(
-                    top.iter()
-                        .map(|n| format!("{}:{:.4}", n.label, n.probability))
-                        .collect(),
-                ),
-                HeadRecord::Forecast { expected, .. } => list(
-                    expected
-                        .iter()
-                        .map(|s| format!("{}:{:.4}", s.label, s.probability))
-                        .collect(),
-                ),
-            };
-            [
-                format!("{:.6}", record.timestamp),
-                record.frame.to_string(),
-                csv_field(record.top.first().map_or("", |s| s.label)),
-                record
-                    .top
-                    .first()
-                    .map_or(String::new(), |s| format!("{:.4}", s.probability)),
-                csv_field(&top),
-                csv_field(&head),
-                record.surprise.map_or(String::new(), |s| format!("{s:.6}")),
-                csv_field(&list(record.events.clone())),
-            ]
-            .join(",")
-        }
-    })
+/// The CSV columns, in order.
+pub const CSV_COLUMNS: [&str; 8] = [
+    "timestamp",
+    "frame",
+    "top1",
+    "top1_probability",
+    "top",
+    "head",
+    "surprise",
+    "events",
+];
+
+/// One record as the fields of a CSV row ([`CSV_COLUMNS`]); lists are `label:probability`
+/// items (or events) joined by `;`.
+fn csv_fields(record: &Record) -> [String; 8] {
+    let list = |items: Vec<String>| items.join(";");
+    let scored = |label: &str, probability: f32| format!("{label}:{probability:.4}");
+    let top = list(
+        record
+            .top
+            .iter()
+            .map(|s| scored(s.label, s.probability))
+            .collect(),
+    );
+    let head = match &record.head {
+        HeadRecord::Classify { top } | HeadRecord::Anticipate { top, .. } => list(
+            top.iter()
+                .map(|n| scored(&n.label, n.probability))
+                .collect(),
+        ),
+        HeadRecord::Forecast { expected, .. } => list(
+            expected
+                .iter()
+                .map(|s| scored(s.label, s.probability))
+                .collect(),
+        ),
+    };
+    [
+        format!("{:.6}", record.timestamp),
+        record.frame.to_string(),
+        record.top.first().map_or("", |s| s.label).to_string(),
+        record
+            .top
+            .first()
+            .map_or(String::new(), |s| format!("{:.4}", s.probability)),
+        top,
+        head,
+        record.surprise.map_or(String::new(), |s| format!("{s:.6}")),
+        list(record.events.clone()),
+    ]
 }
 
-/// The CSV header line (without the newline).
-pub const CSV_HEADER: &str = "timestamp,frame,top1,top1_probability,top,head,surprise,events";
+/// Where the records' bytes go.
+#[derive(Debug)]
+enum Sink {
+    File(AtomicFile),
+    Stdout(BufWriter<Stdout>),
+}
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            Sink::Stdout(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Stdout(s) => s.flush(),
+        }
     }
 }
 
+#[derive(Debug)]
+enum Out {
+    Jsonl(Sink),
+    /// Boxed: the csv writer is large beside a sink.
+    Csv(Box<csv::Writer<Sink>>),
+}
+
 /// Where records go: a file that appears only when complete, or stdout.
+#[derive(Debug)]
 pub struct RecordWriter {
-    out: Box<dyn std::io::Write + Send>,
-    /// `(temporary, final)` when writing a file.
-    rename: Option<(PathBuf, PathBuf)>,
-    format: Format,
+    out: Out,
+    to_stdout: bool,
 }
 
 impl RecordWriter {
     pub fn create(path: Option<&Path>, format: Format) -> Result<Self> {
-        let (out, rename): (Box<dyn std::io::Write + Send>, _) = match path {
-            Some(path) => {
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("creating {}", parent.display()))?;
-                }
-                let tmp = crate::output::temp_path(path, "records");
-                let file = std::fs::File::create(&tmp)
-                    .with_context(|| format!("creating {}", tmp.display()))?;
-                (
-                    Box::new(std::io::BufWriter::new(file)),
-                    Some((tmp, path.to_path_buf())),
-                )
+        let sink = match path {
+            Some(path) => Sink::File(AtomicFile::create(path)?),
+            None => Sink::Stdout(BufWriter::new(std::io::stdout())),
+        };
+        let to_stdout = matches!(sink, Sink::Stdout(_));
+        let out = match format {
+            Format::Jsonl => Out::Jsonl(sink),
+            Format::Csv => {
+                let mut csv = csv::Writer::from_writer(sink);
+                csv.write_record(CSV_COLUMNS)?;
+                Out::Csv(Box::new(csv))
             }
-            None => (Box::new(std::io::BufWriter::new(std::io::stdout())), None),
         };
-        let mut w = Self {
-            out,
-            rename,
-            format,
-        };
-        if format == Format::Csv {
-            writeln!(w.out, "{CSV_HEADER}")?;
-        }
-        Ok(w)
+        Ok(Self { out, to_stdout })
     }
 
     pub fn write(&mut self, record: &Record) -> Result<()> {
-        let line = format_record(record, self.format)?;
-        writeln!(self.out, "{line}")?;
-        if self.rename.is_none() {
+        match &mut self.out {
+            Out::Jsonl(sink) => {
+                serde_json::to_writer(&mut *sink, record)?;
+                sink.write_all(b"\n")?;
+            }
+            Out::Csv(csv) => csv.write_record(csv_fields(record))?,
+        }
+        if self.to_stdout {
             // stdout: let a reader (`| head`, `| jq`) see frames as they come.
-            self.out.flush()?;
+            match &mut self.out {
+                Out::Jsonl(sink) => sink.flush()?,
+                Out::Csv(csv) => csv.flush()?,
+            }
         }
         Ok(())
     }
 
-    /// Flushes and, for a file, renames it into place.
-    pub fn finish(mut self) -> Result<()> {
-        self.out.flush()?;
-        if let Some((tmp, path)) = self.rename.take() {
-            std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    /// Flushes and, for a file, puts it in place (fsynced).
+    pub fn finish(self) -> Result<()> {
+        let sink = match self.out {
+            Out::Jsonl(sink) => sink,
+            Out::Csv(csv) => csv.into_inner().map_err(|e| e.into_error())?,
+        };
+        match sink {
+            Sink::File(file) => file.commit(),
+            Sink::Stdout(mut out) => Ok(out.flush()?),
         }
-        Ok(())
-    }
-}
-
-impl Drop for RecordWriter {
-    fn drop(&mut self) {
-        if let Some((tmp, _)) = self.rename.take() {
-            let _ = std::fs::remove_file(tmp);
-        }
-    }
-}
-
-impl std::fmt::Debug for RecordWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordWriter")
-            .field("file", &self.rename.as_ref().map(|(_, p)| p))
-            .field("format", &self.format)
-            .finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::Named;
+    use crate::imagenet::Scored;
+
+    fn record(label: &'static str, head: &str, events: &[&str]) -> Record {
+        Record {
+            timestamp: 1.25,
+            frame: 3,
+            top: vec![
+                Scored {
+                    index: 1,
+                    label,
+                    probability: 0.5,
+                },
+                Scored {
+                    index: 2,
+                    label: "plain",
+                    probability: 0.25,
+                },
+            ],
+            head: HeadRecord::Classify {
+                top: vec![Named {
+                    label: head.into(),
+                    probability: 0.75,
+                }],
+            },
+            surprise: Some(0.125),
+            events: events.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn write_csv(path: &Path, records: &[Record]) {
+        let mut w = RecordWriter::create(Some(path), Format::Csv).expect("create");
+        for r in records {
+            w.write(r).expect("write");
+        }
+        w.finish().expect("finish");
+    }
 
     #[test]
-    fn csv_quotes_fields_that_need_it() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"x\""), "\"say \"\"x\"\"\"");
+    fn csv_record_with_commas_quotes_and_newlines_round_trips() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("out/records.csv");
+        let r = record(
+            "tabby, \"cat\"\nstriped",
+            "walk, \"fast\"\r\nnow",
+            &["view: a, \"b\" -> c\nd", "surprise"],
+        );
+        write_csv(&path, std::slice::from_ref(&r));
+        let mut reader = csv::Reader::from_path(&path).expect("open");
+        assert_eq!(reader.headers().expect("header"), &CSV_COLUMNS[..]);
+        let rows: Vec<csv::StringRecord> = reader
+            .records()
+            .collect::<std::result::Result<_, _>>()
+            .expect("rows");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0], csv_fields(&r)[..]);
+        // The fields' text: `label:probability` lists and events joined by `;`.
+        assert_eq!(&rows[0][2], "tabby, \"cat\"\nstriped");
+        assert_eq!(&rows[0][4], "tabby, \"cat\"\nstriped:0.5000;plain:0.2500");
+        assert_eq!(&rows[0][5], "walk, \"fast\"\r\nnow:0.7500");
+        assert_eq!(&rows[0][7], "view: a, \"b\" -> c\nd;surprise");
+        assert_eq!(
+            std::fs::read_dir(path.parent().expect("parent"))
+                .expect("ls")
+                .count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn csv_quotes_only_fields_that_need_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("records.csv");
+        write_csv(
+            &path,
+            &[
+                record("plain", "walk", &[]),
+                record("a,b", "say \"x\"", &["e1", "e2"]),
+            ],
+        );
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(
+            text,
+            "timestamp,frame,top1,top1_probability,top,head,surprise,events\n\
+             1.250000,3,plain,0.5000,plain:0.5000;plain:0.2500,walk:0.7500,0.125000,\n\
+             1.250000,3,\"a,b\",0.5000,\"a,b:0.5000;plain:0.2500\",\"say \"\"x\"\":0.7500\",0.125000,e1;e2\n"
+        );
+    }
+
+    #[test]
+    fn abandoned_file_leaves_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("records.jsonl");
+        let mut w = RecordWriter::create(Some(&path), Format::Jsonl).expect("create");
+        w.write(&record("a", "b", &[])).expect("write");
+        drop(w);
+        assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 0);
     }
 }

@@ -1,9 +1,9 @@
 //! `pipeline batch`: `run` over many files, resumable and shardable.
 
-use pipeline::batch::BatchSettings;
+use pipeline::batch::{BatchError, BatchSettings};
 
 use crate::cli::BatchArgs;
-use crate::cli::exit::{Classify as _, Done, Outcome};
+use crate::cli::exit::{Done, Fatal, Outcome};
 use crate::cli::progress::error_line;
 
 pub fn run(args: &BatchArgs) -> Outcome {
@@ -16,7 +16,10 @@ pub fn run(args: &BatchArgs) -> Outcome {
         force: args.force,
         analysis: args.analysis.settings(),
     };
-    let summary = pipeline::batch::run(&settings, &error_line).usage()?;
+    let summary = pipeline::batch::run(&settings, &error_line).map_err(|e| match e {
+        BatchError::Setup(e) => Fatal::usage(e),
+        BatchError::Runtime(e) => Fatal::runtime(e),
+    })?;
     eprintln!(
         "{} inputs: {} done, {} already done, {} failed; {} frames in {:.1} s ({:.1} frames/s){}",
         summary.inputs,

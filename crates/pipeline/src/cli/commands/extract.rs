@@ -14,6 +14,8 @@ pub fn run(args: &ExtractArgs) -> Outcome {
         pipeline::inputs::is_video,
     )
     .usage()?;
+    // Temporary files of runs on this machine that were killed; never another machine's.
+    pipeline::output::remove_stale_temp_files(&args.out);
     let mut failures = Failures::default();
     for file in &files {
         let out = mirrored_path(&args.out, &file.relative, "safetensors");

@@ -25,6 +25,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         format,
         plot: args.plot.clone(),
         annotate: args.annotate.clone(),
+        annotate_size: args.annotate_size,
         title: args
             .input
             .file_name()
