@@ -3,16 +3,21 @@
 //! (`src/main.rs` and `src/cli/`) is a thin layer of argument parsing and terminal output over
 //! this crate; every other module here takes validated settings structs, never CLI types.
 //!
-//! Layers, bottom up (a module uses only those before it):
-//! - the `media` crate (FFmpeg in and out, below this one); [`inputs`]: which files to read.
-//! - [`hash`], [`progress`], [`plot`], [`output`] (files written atomically), [`sampling`].
-//! - [`device`], [`backbone`]: where the CNN runs and the network itself (bytes to features);
-//!   [`features`]: the decode-to-features loop; [`imagenet`]: classes from features.
-//! - [`model_dir`], [`head`]: a trained temporal model's folder and the head stepping along a
-//!   video; [`data`]: training clips and the feature cache.
-//! - [`analysis`]: records, events and summaries of a video; [`run`]: one video to its
-//!   outputs; [`batch`], [`train`], [`evaluate`], [`bench`]: the jobs behind the commands;
-//!   [`synth`]: generated test clips.
+//! Layers, bottom up (a module uses only those before it; the README's Architecture section
+//! draws the whole picture):
+//! - [`inputs`], [`hash`], [`progress`], [`plot`], [`task`], [`sampling`]: small pieces that
+//!   know nothing of models (video itself is the `media` crate's, below this one).
+//! - [`output`] (files written atomically, features safetensors), [`device`] (where the
+//!   networks run).
+//! - [`backbone`]: the CNN on its device, bytes to features.
+//! - [`features`]: the decode-to-features loop; [`imagenet`]: classes from features.
+//! - [`data`]: training clips, splits and the feature cache.
+//! - [`model_dir`]: the trained model folder and its contract.
+//! - [`head`]: a temporal head stepping along a video; [`extract`]: features to a file;
+//!   [`synth`]: generated clips.
+//! - [`analysis`]: records, events and summaries of a video; [`evaluate`]: a model's scores.
+//! - [`run`]: one video to its outputs; [`train`]: a model folder from labelled clips.
+//! - [`batch`], [`bench`]: many videos; timings.
 
 pub mod analysis;
 pub mod backbone;
