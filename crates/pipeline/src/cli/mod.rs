@@ -40,7 +40,8 @@ pub enum Command {
     /// machines; bad inputs go to OUT_DIR/errors.jsonl and the rest carry on.
     ///
     /// Exit status: 0 when every input is done (or was already), 1 when some input failed (see
-    /// errors.jsonl), 2 when the job could not start (bad arguments, no inputs, no model).
+    /// errors.jsonl), 2 when the job could not start (bad arguments, no inputs, no model), 3
+    /// when it could not finish (its summary could not be written).
     Batch(BatchArgs),
     /// Per-frame CNN features of videos, one safetensors file per video.
     Extract(ExtractArgs),
