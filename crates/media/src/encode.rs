@@ -423,8 +423,10 @@ fn open_output(path: &CStr, format: &CStr) -> std::result::Result<Output, ffmpeg
     }
 }
 
-/// A temporary file beside `target` for FFmpeg to write (`.NAME.RANDOM.partial`: hidden, and
-/// no video extension, so nothing takes it for a video); removed on drop unless persisted.
+/// A temporary file beside `target` for FFmpeg to write, removed on drop unless persisted:
+/// `.NAME.HOST-PID.RANDOM.tmp`, hidden and with no video extension (nothing takes it for a
+/// video), and named like the pipeline's other temporary files, so that a sweep of stale ones
+/// can tell a killed run's leftover (this host, process gone) from live work.
 fn temp_beside(target: &Path) -> Result<TempPath> {
     let name = target
         .file_name()
@@ -435,9 +437,9 @@ fn temp_beside(target: &Path) -> Result<TempPath> {
         .unwrap_or(Path::new("."));
     let mut prefix = OsString::from(".");
     prefix.push(name);
-    prefix.push(".");
+    prefix.push(format!(".{}-{}.", host(), std::process::id()));
     let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".partial");
+    builder.prefix(&prefix).suffix(".tmp").rand_bytes(6);
     // tempfile's default is 0600; a video gets the usual 0666 less the umask.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
@@ -445,6 +447,26 @@ fn temp_beside(target: &Path) -> Result<TempPath> {
         .tempfile_in(dir)
         .map(NamedTempFile::into_temp_path)
         .map_err(|e| Error::io(target, "creating a temporary file beside it", e))
+}
+
+/// This machine's name for temporary file names: the kernel's host name with anything but
+/// ASCII letters, digits and `-` turned into `_` (so it holds no `.`); `localhost` when it
+/// cannot be read.
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Fsyncs the finished temporary file (FFmpeg has closed it) and renames it to `target`.
@@ -665,7 +687,11 @@ mod tests {
             .expect("a file name")
             .to_string_lossy();
         assert!(
-            name.starts_with(".abandoned.mp4.") && name.ends_with(".partial"),
+            name.starts_with(&format!(
+                ".abandoned.mp4.{}-{}.",
+                host(),
+                std::process::id()
+            )) && name.ends_with(".tmp"),
             "{name} looks like a video"
         );
         drop(writer);

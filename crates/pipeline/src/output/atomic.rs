@@ -5,7 +5,9 @@
 //! Temporary names are `.{file name}.{host}-{pid}.{random}.tmp`: hidden, with no product's
 //! extension (nothing listing outputs takes one for a finished file), and saying which machine
 //! and process writes them, so that [`remove_stale_temp_files`] can tell a leftover of a killed
-//! run from the work of a live process, here or on another machine sharing the folder.
+//! run from the work of a live process, here or on another machine sharing the folder. (The
+//! `--annotate` video is written by the `media` crate's encoder, under a name of the same
+//! pattern, so the same sweep removes its leftovers.)
 
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
@@ -312,6 +314,24 @@ mod tests {
         file.write_all(&[1, 2, 3]).expect("write");
         drop(file);
         assert!(names(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn the_annotate_encoders_temp_name_is_one_of_ours() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let writer = media::VideoWriter::create(&dir.path().join("a.mp4"), 32, 32, 5)?;
+        let names: Vec<_> = std::fs::read_dir(dir.path())?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()?;
+        assert_eq!(names.len(), 1, "{names:?}");
+        let parsed = parse_temp_name(names[0].as_encoded_bytes());
+        assert_eq!(
+            parsed,
+            Some((host().as_bytes(), std::process::id())),
+            "{names:?}"
+        );
+        drop(writer);
+        Ok(())
     }
 
     #[test]
