@@ -5,11 +5,11 @@
 //!
 //! Layers, bottom up (a module uses only those before it; the README's Architecture section
 //! draws the whole picture):
-//! - [`inputs`], [`hash`], [`progress`], [`plot`], [`task`], [`sampling`]: small pieces that
-//!   know nothing of models (video itself is the `media` crate's, below this one).
+//! - [`inputs`], [`hash`], [`progress`], [`task`], [`sampling`]: small pieces that know
+//!   nothing of models (video itself is the `media` crate's, below this one).
 //! - [`output`] (files written atomically, features safetensors), [`device`] (where the
 //!   networks run).
-//! - [`backbone`]: the CNN on its device, bytes to features.
+//! - [`backbone`]: the CNN on its device, bytes to features; [`plot`]: PNG charts.
 //! - [`features`]: the decode-to-features loop; [`imagenet`]: classes from features.
 //! - [`data`]: training clips, splits and the feature cache.
 //! - [`model_dir`]: the trained model folder and its contract.
