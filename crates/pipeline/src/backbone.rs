@@ -61,8 +61,15 @@ pub fn builtin_fingerprint() -> String {
     format!(
         "{} weights={:016x}",
         vision::Variant::Lite0.name(),
-        hash_bytes(EMBEDDED_WEIGHTS)
+        builtin_weights_hash()
     )
+}
+
+/// XXH3 of the built-in weights (18 MB), hashed once per process: every `run` reads the
+/// built-in forecaster's card, whose fingerprint is upgraded with it, then loads the backbone.
+fn builtin_weights_hash() -> u64 {
+    static HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HASH.get_or_init(|| hash_bytes(EMBEDDED_WEIGHTS))
 }
 
 /// A fingerprint as recorded by a release before model folder version 2, in this release's
@@ -126,7 +133,7 @@ impl Backbone {
             None => (
                 weights::load_safetensors_bytes(&mut model, EMBEDDED_WEIGHTS, "built-in weights")?,
                 "built-in efficientnet-lite0 ImageNet".to_string(),
-                hash_bytes(EMBEDDED_WEIGHTS),
+                builtin_weights_hash(),
             ),
             Some(path) => {
                 let is_pth = path

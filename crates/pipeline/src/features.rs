@@ -66,14 +66,14 @@ pub fn video_batches(
     mut sink: impl FnMut(FeatureBatch) -> Result<()>,
 ) -> Result<VideoRun> {
     let started = Instant::now();
+    let size = options.size as usize;
     let options = DecodeOptions {
         display,
         ..options.clone()
     };
-    let decoding = Decoding::start(path, options.clone(), 2 * batch)?;
+    let decoding = Decoding::start(path, options, 2 * batch)?;
     let info = decoding.info.clone();
     let bar = video_bar(path, &info);
-    let size = options.size as usize;
     let mut sampled = 0u64;
     loop {
         let mut rgb = Vec::with_capacity(batch * size * size * 3);

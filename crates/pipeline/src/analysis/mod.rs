@@ -111,11 +111,6 @@ impl Analysis {
         }
     }
 
-    /// ImageNet and head classes per record.
-    pub fn top(&self) -> usize {
-        self.top
-    }
-
     /// Runs one video, handing `emit` each record and, when `display` is given, its whole frame
     /// as shown (display rotation applied), scaled so its longer side is at most `display`
     /// pixels (never up), width and height even. The decoder makes it beside the model's input.

@@ -53,11 +53,6 @@ impl AtomicFile {
         })
     }
 
-    /// Where the file will appear.
-    pub fn dest(&self) -> &Path {
-        &self.dest
-    }
-
     /// Flushes, fsyncs and renames the file into place (replacing any file there).
     pub fn commit(self) -> Result<()> {
         let Self { dest, out } = self;
