@@ -2,39 +2,74 @@
 
 It reads a model folder written by `pipeline train --task classify` (config.json and
 clips.jsonl, whose `features` entries point at the safetensors feature cache), rebuilds the
-same train/val sequences, and trains the same head with plain PyTorch, so the Rust head's
-accuracy and speed can be set beside what the reference framework gets on identical inputs.
+train / val / test sequences from the clips' `split` ("train", "val", "test"), and trains a head
+with PyTorch in one of two recipes, so the Rust head's accuracy and speed can be set beside what
+the reference framework gets on identical inputs.
 
+Splits: train clips are trained on; val clips are scored every epoch (and, in the pipeline
+recipe only, used to choose the kept epoch); test clips are held out for a final score, never
+used for any choice: the kept model is scored on them ONCE, after training and selection.
+Without test clips the test score is reported as n/a (null in the JSON).
+
+--recipe pipeline (the default): a mirror of `pipeline train --task classify`
   sequences   a clip of T <= clip_len steps is used whole; a longer one is sampled to clip_len
-              rows, indices (2k+1)*T // (2*clip_len), k = 0..clip_len-1
+              rows, indices (2k+1)*T // (2*clip_len), k = 0..clip_len-1 (clip_len of config.json)
   normalise   per-feature mean and (population) std over every step of every training
-              sequence, std clamped to >= 1e-6
+              sequence, std clamped to >= 1e-6 (applied to train, val and test)
   model       dropout(p) -> Linear(input_dim, projection) -> dropout(p) -> nn.LSTM/GRU/RNN(tanh),
               `layers` x `hidden`, dropout p between layers -> Linear(hidden, classes) at every
               step; a clip's logits are read at its own last step (batches are zero-padded at
-              the end; the recurrence is causal, so padding never reaches those logits)
+              the end; the recurrence is causal, so padding never reaches those logits);
+              cell, hidden, projection, layers and p from config.json
   loss        cross-entropy of those logits
   optimiser   AdamW(lr, weight_decay=0.01, eps=1e-5), each parameter tensor's gradient clipped
               to norm 1.0 (as burn's GradientClipping::Norm does),
               lr of epoch e of E: lr * (0.1 + 0.9 * 0.5 * (1 + cos(pi * e / E))), constant in an
-              epoch
+              epoch; lr 3e-3, E = 30
   batches     32, reshuffled every epoch with the same SplitMix64 Fisher-Yates shuffle as the
               Rust trainer, so with the same --seed the batches hold the same clips in the same
               order as in `pipeline train`
   stopping    keep the epoch with the best validation accuracy, ties going to the lower
-              validation loss; stop after --patience epochs without such an improvement
+              validation loss; stop after --patience (8) epochs without such an improvement
+  What cannot match bit for bit: weight initialisation (PyTorch's defaults; burn uses Xavier
+  for its recurrent cells) and the dropout masks. `--clip-mode global --eps 1e-8` gives
+  PyTorch's usual clipping and eps instead.
 
-What cannot match bit for bit: weight initialisation (PyTorch's defaults; burn uses Xavier
-for its recurrent cells) and the dropout masks. `--clip-mode global --eps 1e-8` gives PyTorch's
-usual recipe instead (one norm over all gradients, PyTorch's default eps).
+--recipe plain: what a competent PyTorch user writes, nothing taken from the Rust trainer
+  sequences   every frame of each clip: every row of its cached features (clip_len of
+              config.json is ignored; the sampling is whatever the model folder was trained
+              with, so train the folder with every frame sampled, e.g. `--stride 1`)
+  normalise   none: raw features (with --normalize: the pipeline recipe's normalisation)
+  model       Dropout(0.3) -> Linear(input_dim, 256) -> ReLU -> nn.LSTM(256 -> 256 hidden,
+              1 layer, batch_first) -> Linear(256, classes), read at each clip's last real step
+              (zero-padded batches, as above); PyTorch's default initialisation
+  loss        cross-entropy of those logits
+  optimiser   AdamW(lr 1e-3, weight_decay 1e-2, eps 1e-8), one global gradient-norm clip of 1.0
+              (clip_grad_norm_(model.parameters(), 1.0)), constant lr
+  batches     32, order torch.randperm from torch's global generator each epoch; 60 epochs
+  stopping    none, and no selection: the model after the final epoch is the one scored on
+              val and test (val is still scored and printed every epoch, never used)
+  seeding     torch.manual_seed(seed) once at the start of the run (initialisation, dropout
+              masks and batch order all come from it)
+  --epochs, --lr, --batch, --dropout and --hidden override either recipe's values (the
+  defaults are the recipe's own); --cell, --patience, --clip-mode and --eps are pipeline-only,
+  --normalize plain-only.
 
-Run:   ../.venv-ref/bin/python bench/train_reference.py --model-dir MODEL_DIR [--threads 2] [--json]
+Run:   ../.venv-ref/bin/python bench/train_reference.py --model-dir M [--recipe plain]
+           [--seed S | --seeds 0,1,2] [--threads 2] [--json]
+       e.g. ../.venv-ref/bin/python bench/train_reference.py --model-dir M --recipe plain --seeds 0,1,2
+       (the venv path is relative to the repository root)
 Needs: torch and numpy (the reference venv of ../shared/bench/reference_pipeline.py).
-Prints one line per epoch, then a summary: best epoch, best validation accuracy, training
-seconds (feature loading excluded; normalisation statistics, initialisation and the
-per-epoch validation included, as in `pipeline train`) and sequences/s
-(training sequences x epochs run / training seconds). With --json, one JSON object last."""
-import argparse, copy, json, math, os, struct, sys, time
+Prints a header (clip counts, the model, and in the plain recipe the steps per clip,
+min/median/max), one line per epoch, then a summary: the kept epoch and its validation accuracy,
+the test accuracy of the kept model, training seconds (feature loading excluded; normalisation
+statistics, initialisation and the per-epoch validation included, as in `pipeline train`; the
+test scoring excluded) and sequences/s (training sequences x epochs run / training seconds).
+--seeds runs the recipe once per seed in one process (features loaded once) and ends with a
+line giving test and val accuracy over the seeds: mean, min-max and sample std.
+With --json, one JSON object last: the run's fields (with --seeds: a `runs` list of them and a
+`summary`)."""
+import argparse, copy, json, math, os, statistics as stats, struct, sys, time
 import numpy as np
 import torch
 from torch import nn
@@ -118,10 +153,30 @@ class Head(nn.Module):
         return self.head(out)
 
 
-def load(model_dir, clip_len, classes, input_dim):
-    """Train and val sequences (lists of (float32 [T, D] array, class index)) in clips.jsonl order."""
+class Plain(nn.Module):
+    """The plain recipe's model: [batch, time, input_dim] -> logits [batch, time, classes]."""
+
+    def __init__(self, input_dim, projection, hidden, dropout, classes):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.projection = nn.Linear(input_dim, projection)
+        self.rnn = nn.LSTM(projection, hidden, num_layers=1, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        x = torch.relu(self.projection(self.dropout(x)))
+        out, _ = self.rnn(x)
+        return self.head(out)
+
+
+SPLITS = ("train", "val", "test")
+
+
+def load(model_dir, classes, input_dim):
+    """Every split's clips as (float32 [T, D] array of ALL cached rows, class index), in
+    clips.jsonl order; a recipe samples them further itself."""
     index = {c: i for i, c in enumerate(classes)}
-    splits = {"train": [], "val": []}
+    splits = {s: [] for s in SPLITS}
     skipped = 0
     with open(os.path.join(model_dir, "clips.jsonl")) as f:
         for line_no, line in enumerate(f, 1):
@@ -148,9 +203,18 @@ def load(model_dir, clip_len, classes, input_dim):
             if features.shape[0] == 0:
                 skipped += 1
                 continue
-            rows = uniform(features.shape[0], clip_len)
-            splits[clip["split"]].append((np.ascontiguousarray(features[rows], dtype=np.float32), label))
-    return splits["train"], splits["val"], skipped
+            splits[clip["split"]].append((features, label))
+    return splits, skipped
+
+
+def sequences_for(clips, clip_len):
+    """Contiguous float32 copies: sampled to clip_len rows (pipeline) or every row (None)."""
+    out = []
+    for features, label in clips:
+        rows = features if clip_len is None else features[uniform(features.shape[0], clip_len)]
+        # A copy: the raw rows are read-only views of the file's bytes.
+        out.append((np.array(rows, dtype=np.float32, order="C"), label))
+    return out
 
 
 def statistics(train, dim):
@@ -195,84 +259,54 @@ def evaluate(model, sequences):
     return loss_sum / len(sequences), correct / len(sequences)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model-dir", required=True, help="a folder written by `pipeline train`")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--patience", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--cell", choices=["lstm", "gru", "rnn"], help="override config.json")
-    p.add_argument("--hidden", type=int, help="override config.json")
-    p.add_argument("--dropout", type=float, help="override config.json")
-    p.add_argument("--clip-mode", choices=["global", "per-tensor"], default="per-tensor",
-                   help="gradient-norm clipping over all parameters at once, or per tensor as burn does")
-    p.add_argument("--eps", type=float, default=1e-5, help="AdamW eps (burn 1e-5; PyTorch's default 1e-8)")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results last")
-    args = p.parse_args()
+def fmt(value, digits=4):
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
-    try:
-        with open(os.path.join(args.model_dir, "config.json")) as f:
-            config = json.load(f)
-    except (OSError, ValueError) as e:
-        fail(f"reading {args.model_dir}/config.json: {e}")
-    task = config.get("task")
-    if task != "classify":
-        fail(f"task {task!r}: only the classify task is reproduced here")
-    m = config["model"]
-    cell = (args.cell or m["cell"]).lower()
-    hidden = args.hidden if args.hidden is not None else m["hidden"]
-    dropout = args.dropout if args.dropout is not None else m["dropout"]
-    projection, layers, input_dim = m["projection"], max(1, m["layers"]), m["input_dim"]
-    classes, clip_len = config["classes"], config["clip_len"]
-    if cell not in ("lstm", "gru", "rnn"):
-        fail(f"unknown cell {cell!r}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
-    loading = time.perf_counter()
-    train_np, val_np, skipped = load(args.model_dir, clip_len, classes, input_dim)
-    loading = time.perf_counter() - loading
-    if not train_np:
-        fail("no training clips in clips.jsonl")
-    print(f"# {len(train_np)} train / {len(val_np)} val clips ({skipped} skipped), loaded in "
-          f"{loading:.2f} s; {cell} hidden {hidden} x{layers}, projection {projection}, dropout "
-          f"{dropout}, {len(classes)} classes, clip_len {clip_len}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s)", flush=True)
-
-    # The first AdamW built in a process pays seconds of lazy imports (torch._dynamo): library
-    # start-up, not training, so it is paid before the clock starts.
-    torch.optim.AdamW([nn.Parameter(torch.zeros(1))])
+def train_one(args, h, data, seed):
+    """One training run of the chosen recipe with `seed`; prints its epochs and summary and
+    returns its results. `data` holds the recipe's train/val/test numpy sequences."""
+    train_np, val_np, test_np = data["train"], data["val"], data["test"]
     # Training time starts here, as in `pipeline train`: statistics, initialisation, epochs.
     started = time.perf_counter()
-    mean, std = statistics(train_np, input_dim)
-    norm = lambda seqs: [(torch.from_numpy((x - mean) / std), y) for x, y in seqs]
-    train, val = norm(train_np), norm(val_np)
-    torch.manual_seed(args.seed)
-    model = Head(cell, input_dim, projection, hidden, layers, dropout, len(classes))
+    if h["normalize"]:
+        mean, std = statistics(train_np, h["input_dim"])
+        prepare = lambda seqs: [(torch.from_numpy((x - mean) / std), y) for x, y in seqs]
+    else:
+        prepare = lambda seqs: [(torch.from_numpy(x), y) for x, y in seqs]
+    train, val, test = prepare(train_np), prepare(val_np), prepare(test_np)
+    torch.manual_seed(seed)
+    plain = args.recipe == "plain"
+    if plain:
+        model = Plain(h["input_dim"], h["projection"], h["hidden"], h["dropout"], h["classes"])
+    else:
+        model = Head(h["cell"], h["input_dim"], h["projection"], h["hidden"], h["layers"],
+                     h["dropout"], h["classes"])
     params = list(model.parameters())
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, eps=args.eps)
-    rng = SplitMix64(args.seed)
+    optimizer = torch.optim.AdamW(params, lr=h["lr"], weight_decay=0.01, eps=h["eps"])
+    rng = None if plain else SplitMix64(seed)
     history, best_score, best_loss, best_epoch, best_state, since_best = [], None, None, 0, None, 0
-    for epoch in range(args.epochs):
-        if since_best >= args.patience:
+    for epoch in range(h["epochs"]):
+        if not plain and since_best >= h["patience"]:
             break
         epoch_started = time.perf_counter()
-        lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * epoch / max(args.epochs, 1))))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        order = rng.shuffle(list(range(len(train))))
+        if plain:
+            lr = h["lr"]
+            order = torch.randperm(len(train)).tolist()
+        else:
+            lr = h["lr"] * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * epoch / max(h["epochs"], 1))))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            order = rng.shuffle(list(range(len(train))))
         model.train()
         loss_sum, correct = 0.0, 0
-        for start in range(0, len(order), max(args.batch, 1)):
-            x, lengths, labels = batch_of(train, order[start:start + args.batch])
+        for start in range(0, len(order), max(h["batch"], 1)):
+            x, lengths, labels = batch_of(train, order[start:start + h["batch"]])
             logits = last_logits(model, x, lengths)
             loss = nn.functional.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if args.clip_mode == "global":
+            if h["clip_mode"] == "global":
                 nn.utils.clip_grad_norm_(params, 1.0)
             else:
                 for q in params:
@@ -289,6 +323,8 @@ def main():
         val_text = f"  val loss {val_loss:.4f} acc {val_acc:.3f}" if val_acc is not None else ""
         print(f"epoch {epoch + 1:>3}  lr {lr:.2e}  train loss {train_loss:.4f} acc {train_acc:.3f}"
               f"{val_text}  ({seconds:.2f} s)", flush=True)
+        if plain:
+            continue  # no selection: the final epoch's model is the one kept
         # Without validation clips the training loss is the score, as in the Rust trainer.
         score = val_acc if val_acc is not None else -train_loss
         loss = val_loss if val_acc is not None else train_loss
@@ -299,27 +335,187 @@ def main():
             since_best += 1
     train_seconds = time.perf_counter() - started
 
-    model.load_state_dict(best_state)
-    kept_loss, kept_acc = evaluate(model, val)
     epochs_run = len(history)
+    if not plain:
+        model.load_state_dict(best_state)
+    kept_epoch = epochs_run if plain else best_epoch
+    kept_loss, kept_acc = evaluate(model, val)
+    # The held-out score: once, on the kept model, after every choice has been made.
+    test_loss, test_acc = evaluate(model, test)
     per_second = len(train) * epochs_run / max(train_seconds, 1e-9)
-    best_val = history[best_epoch - 1]["val_accuracy"]
-    print(f"best epoch {best_epoch} of {epochs_run}: val accuracy "
-          f"{'n/a' if best_val is None else f'{best_val:.4f}'} (kept model re-evaluated: "
-          f"{'n/a' if kept_acc is None else f'{kept_acc:.4f}'}, loss {kept_loss:.4f})")
+    result = {"seed": seed, "epochs_run": epochs_run, "kept_epoch": kept_epoch}
+    if plain:
+        print(f"final epoch {epochs_run} kept (no selection): val accuracy {fmt(kept_acc)}"
+              + (f", loss {kept_loss:.4f}" if val else ""))
+    else:
+        best_val = history[best_epoch - 1]["val_accuracy"]
+        print(f"best epoch {best_epoch} of {epochs_run}: val accuracy "
+              f"{fmt(best_val)} (kept model re-evaluated: {fmt(kept_acc)}, loss {kept_loss:.4f})")
+        result.update({"best_epoch": best_epoch, "best_val_accuracy": best_val,
+                       "best_val_loss": history[best_epoch - 1]["val_loss"] if val else None})
+    if test:
+        print(f"test accuracy {test_acc:.4f}, loss {test_loss:.4f} ({len(test)} test sequences, "
+              f"kept model of epoch {kept_epoch}, scored once)")
+    else:
+        print("test accuracy n/a: no test clips in clips.jsonl")
     print(f"trained {epochs_run} epoch(s) in {train_seconds:.2f} s: {per_second:.0f} sequences/s "
           f"({len(train)} train sequences, {torch.get_num_threads()} thread(s))", flush=True)
+    result.update({
+        "val_accuracy": kept_acc, "val_loss": kept_loss if val else None,
+        "test_accuracy": test_acc, "test_loss": test_loss if test else None,
+        "test_sequences": len(test), "train_seconds": train_seconds,
+        "sequences_per_second": per_second, "history": history})
+    return result
+
+
+def spread(values):
+    """mean, min, max and sample std of a list of numbers (None where not defined)."""
+    if not values or any(v is None for v in values):
+        return {"mean": None, "min": None, "max": None, "std": None}
+    return {"mean": stats.fmean(values), "min": min(values), "max": max(values),
+            "std": stats.stdev(values) if len(values) > 1 else None}
+
+
+def spread_text(name, s):
+    if s["mean"] is None:
+        return f"{name} n/a"
+    return (f"{name} mean {s['mean']:.4f}, min-max {s['min']:.4f}-{s['max']:.4f}, "
+            f"std {fmt(s['std'])}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model-dir", required=True, help="a folder written by `pipeline train`")
+    p.add_argument("--recipe", choices=["pipeline", "plain"], default="pipeline",
+                   help="pipeline: the mirror of `pipeline train`; plain: the usual PyTorch recipe")
+    p.add_argument("--epochs", type=int, help="pipeline: 30 (most), plain: 60")
+    p.add_argument("--lr", type=float, help="pipeline: 3e-3 (peak), plain: 1e-3 (constant)")
+    p.add_argument("--batch", type=int, help="both: 32")
+    p.add_argument("--patience", type=int, help="pipeline only: 8")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", help="comma-separated seeds: one run per seed, then a summary")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--cell", choices=["lstm", "gru", "rnn"], help="pipeline only: override config.json")
+    p.add_argument("--hidden", type=int, help="pipeline: config.json, plain: 256")
+    p.add_argument("--dropout", type=float, help="pipeline: config.json, plain: 0.3")
+    p.add_argument("--clip-mode", choices=["global", "per-tensor"],
+                   help="pipeline only: gradient-norm clipping over all parameters at once, or per "
+                        "tensor as burn does (default per-tensor)")
+    p.add_argument("--eps", type=float, help="pipeline only: AdamW eps (burn 1e-5, the default; "
+                                             "PyTorch's default 1e-8)")
+    p.add_argument("--normalize", action="store_true",
+                   help="plain only: normalise the inputs as the pipeline recipe does")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results last")
+    args = p.parse_args()
+
+    plain = args.recipe == "plain"
+    if plain:
+        wrong = [f"--{n.replace('_', '-')}" for n in ("cell", "patience", "clip_mode", "eps")
+                 if getattr(args, n) is not None]
+        if wrong:
+            fail(f"{', '.join(wrong)}: pipeline-recipe option(s), not part of --recipe plain")
+    elif args.normalize:
+        fail("--normalize is for --recipe plain (the pipeline recipe always normalises)")
+    if args.seeds is not None:
+        if "--seed" in sys.argv[1:] or any(a.startswith("--seed=") for a in sys.argv[1:]):
+            fail("give --seed or --seeds, not both")
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            fail(f"--seeds {args.seeds!r}: expected comma-separated integers")
+        if not seeds:
+            fail("--seeds: no seeds given")
+    else:
+        seeds = [args.seed]
+
+    try:
+        with open(os.path.join(args.model_dir, "config.json")) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:
+        fail(f"reading {args.model_dir}/config.json: {e}")
+    task = config.get("task") or config.get("model", {}).get("head", {}).get("task")
+    if task != "classify":
+        fail(f"task {task!r}: only the classify task is reproduced here")
+    m = config["model"]
+    pick = lambda given, default: given if given is not None else default
+    input_dim, classes, clip_len = m["input_dim"], config["classes"], config["clip_len"]
+    if plain:
+        h = {"cell": "lstm", "hidden": pick(args.hidden, 256), "dropout": pick(args.dropout, 0.3),
+             "projection": 256, "layers": 1, "epochs": pick(args.epochs, 60),
+             "lr": pick(args.lr, 1e-3), "batch": pick(args.batch, 32), "patience": None,
+             "clip_mode": "global", "eps": 1e-8, "normalize": args.normalize, "clip_len": None}
+    else:
+        h = {"cell": (args.cell or m["cell"]).lower(), "hidden": pick(args.hidden, m["hidden"]),
+             "dropout": pick(args.dropout, m["dropout"]), "projection": m["projection"],
+             "layers": max(1, m["layers"]), "epochs": pick(args.epochs, 30),
+             "lr": pick(args.lr, 3e-3), "batch": pick(args.batch, 32),
+             "patience": pick(args.patience, 8), "clip_mode": pick(args.clip_mode, "per-tensor"),
+             "eps": pick(args.eps, 1e-5), "normalize": True, "clip_len": clip_len}
+    h.update({"input_dim": input_dim, "classes": len(classes)})
+    if h["cell"] not in ("lstm", "gru", "rnn"):
+        fail(f"unknown cell {h['cell']!r}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    loading = time.perf_counter()
+    clips, skipped = load(args.model_dir, classes, input_dim)
+    data = {s: sequences_for(clips[s], h["clip_len"]) for s in SPLITS}
+    loading = time.perf_counter() - loading
+    if not data["train"]:
+        fail("no training clips in clips.jsonl")
+    n_train, n_val, n_test = (len(data[s]) for s in SPLITS)
+    counts = f"{n_train} train / {n_val} val" + (f" / {n_test} test" if n_test else "")
+    steps = [x.shape[0] for s in SPLITS for x, _ in data[s]]
+    steps_info = {"min": min(steps), "median": float(np.median(steps)), "max": max(steps)}
+    if plain:
+        print(f"# recipe plain: {counts} clips ({skipped} skipped), loaded in {loading:.2f} s; "
+              f"steps per clip min/median/max {steps_info['min']}/{steps_info['median']:g}/"
+              f"{steps_info['max']} (every frame; clip_len ignored); lstm hidden {h['hidden']}, "
+              f"projection {h['projection']} + ReLU, dropout {h['dropout']}, {len(classes)} "
+              f"classes; {'normalised' if h['normalize'] else 'raw'} inputs; {h['epochs']} epochs, "
+              f"lr {h['lr']:g} constant, batch {h['batch']}; torch {torch.__version__}, "
+              f"{torch.get_num_threads()} thread(s)", flush=True)
+    else:
+        print(f"# {counts} clips ({skipped} skipped), loaded in "
+              f"{loading:.2f} s; {h['cell']} hidden {h['hidden']} x{h['layers']}, projection "
+              f"{h['projection']}, dropout {h['dropout']}, {len(classes)} classes, clip_len "
+              f"{clip_len}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
+              flush=True)
+
+    # The first AdamW built in a process pays seconds of lazy imports (torch._dynamo): library
+    # start-up, not training, so it is paid before the clock starts.
+    torch.optim.AdamW([nn.Parameter(torch.zeros(1))])
+    runs = []
+    for seed in seeds:
+        if args.seeds is not None:
+            print(f"## seed {seed}", flush=True)
+        runs.append(train_one(args, h, data, seed))
+
+    summary = None
+    if args.seeds is not None:
+        summary = {"seeds": seeds, "test_accuracy": spread([r["test_accuracy"] for r in runs]),
+                   "val_accuracy": spread([r["val_accuracy"] for r in runs]),
+                   "train_seconds": spread([r["train_seconds"] for r in runs])}
+        test_text = (spread_text("test accuracy", summary["test_accuracy"]) if n_test
+                     else "test accuracy n/a (no test clips)")
+        print(f"over {len(seeds)} seed(s) ({','.join(map(str, seeds))}), recipe {args.recipe}: "
+              f"{test_text}; {spread_text('val accuracy', summary['val_accuracy'])}; "
+              f"{summary['train_seconds']['mean']:.2f} s per seed", flush=True)
     if args.json:
-        print(json.dumps({
-            "model_dir": args.model_dir, "cell": cell, "hidden": hidden, "projection": projection,
-            "layers": layers, "dropout": dropout, "classes": len(classes), "clip_len": clip_len,
-            "train_sequences": len(train), "val_sequences": len(val), "epochs_run": epochs_run,
-            "best_epoch": best_epoch, "best_val_accuracy": best_val, "best_val_loss":
-            history[best_epoch - 1]["val_loss"] if val else None,
-            "train_seconds": train_seconds, "load_seconds": loading,
-            "sequences_per_second": per_second, "threads": torch.get_num_threads(),
-            "seed": args.seed, "lr": args.lr, "batch": args.batch, "clip_mode": args.clip_mode,
-            "eps": args.eps, "torch": torch.__version__, "history": history}, allow_nan=False))
+        common = {
+            "model_dir": args.model_dir, "recipe": args.recipe, "cell": h["cell"],
+            "hidden": h["hidden"], "projection": h["projection"], "layers": h["layers"],
+            "dropout": h["dropout"], "classes": len(classes), "clip_len": h["clip_len"],
+            "steps": steps_info, "normalize": h["normalize"], "train_sequences": n_train,
+            "val_sequences": n_val, "test_sequences": n_test, "load_seconds": loading,
+            "threads": torch.get_num_threads(), "epochs": h["epochs"], "patience": h["patience"],
+            "lr": h["lr"], "batch": h["batch"], "clip_mode": h["clip_mode"], "eps": h["eps"],
+            "torch": torch.__version__}
+        if summary is None:
+            out = {**common, **runs[0]}
+        else:
+            out = {**common, "seeds": seeds, "runs": runs, "summary": summary}
+        print(json.dumps(out, allow_nan=False))
 
 
 if __name__ == "__main__":

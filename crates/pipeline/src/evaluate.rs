@@ -20,6 +20,7 @@ use crate::model_dir::{ModelCard, Task};
 pub enum EvalSplit {
     Train,
     Val,
+    Test,
     All,
 }
 
@@ -29,7 +30,8 @@ pub struct EvalSettings {
     /// A folder written by `pipeline train`.
     pub model: PathBuf,
     pub data: DataSettings,
-    /// `None`: val; all clips of data that has no split and is not the training data.
+    /// `None`: test when the data has a test split, else val; all clips of data that has no
+    /// split and is not the training data.
     pub split: Option<EvalSplit>,
 }
 
@@ -145,9 +147,14 @@ pub fn score(
 /// The scores as text tables.
 pub fn tables(scores: &Scores, card: &ModelCard) -> String {
     let mut out = String::new();
+    let role = match scores.split.as_str() {
+        "val" => " (it chose the kept epoch)",
+        "test" => " (held out: it chose nothing)",
+        _ => "",
+    };
     let _ = writeln!(
         out,
-        "{} ({} {}), {} sequences of the {} split",
+        "{} ({} {}), {} sequences of the {} split{role}",
         card.task().name(),
         cell_name(card),
         card.model.hidden,
@@ -245,7 +252,7 @@ pub fn evaluate(args: &EvalSettings) -> Result<Evaluation> {
     let options = card.sampling.options()?;
     let labelled = card.task() != Task::Forecast;
     let dataset =
-        crate::data::discover(&args.data.data, labelled, card.split, Purpose::Evaluation)?;
+        crate::data::discover(&args.data.data, labelled, &card.split, Purpose::Evaluation)?;
     if let Some(c) = dataset
         .clips
         .iter()
@@ -263,10 +270,17 @@ pub fn evaluate(args: &EvalSettings) -> Result<Evaluation> {
     let split = match args.split {
         Some(EvalSplit::Train) => Some(Split::Train),
         Some(EvalSplit::Val) => Some(Split::Val),
+        Some(EvalSplit::Test) => Some(Split::Test),
         Some(EvalSplit::All) => None,
         // New data without a split of its own is a test set: all of it.
         None if !same_data && !own_split => None,
-        None => Some(Split::Val),
+        None if dataset.has(Split::Test) => Some(Split::Test),
+        None => {
+            tracing::warn!(
+                "the data has no test split: scoring the validation split, which chose the kept epoch"
+            );
+            Some(Split::Val)
+        }
     };
     let model_args = &args.data.backbone();
     let selected = crate::device::select(model_args.device)?;
@@ -322,9 +336,5 @@ pub fn evaluate(args: &EvalSettings) -> Result<Evaluation> {
 }
 
 fn split_name(split: Option<Split>) -> &'static str {
-    match split {
-        Some(Split::Train) => "train",
-        Some(Split::Val) => "val",
-        None => "all",
-    }
+    split.map_or("all", Split::name)
 }

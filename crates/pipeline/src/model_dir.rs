@@ -345,10 +345,12 @@ impl ModelCard {
     ) -> Result<()> {
         if self.data != data.data || self.split != data.split || self.clip_len != data.clip_len {
             bail!(
-                "--resume: the interrupted run used --data {}, --seed {}, --val-fraction {}, --clip-len {}; resume with the same",
+                "--resume: the interrupted run used --data {}, --seed {}, --val-fraction {}, --test-fraction {}, --group-by {}, --clip-len {}; resume with the same",
                 self.data.display(),
                 self.split.seed,
                 self.split.val_fraction,
+                self.split.test_fraction,
+                self.split.group_by.as_deref().unwrap_or("(none)"),
                 self.clip_len
             );
         }
@@ -463,10 +465,7 @@ mod tests {
             horizon_seconds: None,
             horizon_steps: 0,
             data: PathBuf::from("data"),
-            split: SplitPlan {
-                val_fraction: 0.2,
-                seed: 0,
-            },
+            split: SplitPlan::val(0.2, 0),
             normalization: String::new(),
             producer: "test".into(),
         };

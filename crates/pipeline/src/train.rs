@@ -40,6 +40,9 @@ pub struct TrainSettings {
     /// anticipate / forecast: seconds ahead.
     pub horizon: f64,
     pub val_fraction: f64,
+    pub test_fraction: f64,
+    /// Names each clip's group (source footage) from its file name; see [`SplitPlan`].
+    pub group_by: Option<String>,
     pub seed: u64,
     /// Carry on from the last checkpoint in `out`.
     pub resume: bool,
@@ -50,8 +53,11 @@ pub struct TrainSettings {
 #[derive(Debug)]
 pub struct Trained {
     pub card: ModelCard,
-    /// Scores of the kept model on the validation split (or the training split without one).
-    pub scores: Scores,
+    /// The kept model on the split that chose it (early stopping, the kept epoch): validation,
+    /// or training when there is no validation split.
+    pub val: Scores,
+    /// The kept model on the test split, scored once here and never used for a choice.
+    pub test: Option<Scores>,
     /// Epochs trained by this run (not counting those resumed from).
     pub epochs: usize,
     pub epochs_total: usize,
@@ -74,9 +80,12 @@ struct Metrics<'a> {
     train_seconds: f64,
     train_sequences_per_second: f64,
     data: DataSummary<'a>,
-    /// Scores of the kept (best) model on the validation split, or the training split when
-    /// there is none.
+    /// Scores of the kept (best) model on the split that chose it: validation, or training
+    /// when there is none.
     validation: &'a Scores,
+    /// Scores of the kept model on the test split, which chose nothing; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test: Option<&'a Scores>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +93,7 @@ struct DataSummary<'a> {
     layout: Layout,
     train_sequences: usize,
     val_sequences: usize,
+    test_sequences: usize,
     skipped: &'a [Skipped],
 }
 
@@ -116,13 +126,15 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
     }
     let plan = SplitPlan {
         val_fraction: args.val_fraction,
+        test_fraction: args.test_fraction,
         seed: args.seed,
+        group_by: args.group_by.clone(),
     };
     let options = args.sampling.options()?;
     let dataset = crate::data::discover(
         &args.data.data,
         args.task != Task::Forecast,
-        plan,
+        &plan,
         Purpose::Training,
     )?;
     let model_args = args.data.backbone();
@@ -139,7 +151,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
                 &Resumable {
                     data: std::fs::canonicalize(&args.data.data)
                         .unwrap_or_else(|_| args.data.data.clone()),
-                    split: plan,
+                    split: plan.clone(),
                     clip_len: args.clip_len as usize,
                 },
             )?,
@@ -226,14 +238,21 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
 
     let train_set = sequences::sequences(&loaded, Some(Split::Train), card.clip_len, horizon_steps);
     let val_set = sequences::sequences(&loaded, Some(Split::Val), card.clip_len, horizon_steps);
+    let test_set = sequences::sequences(&loaded, Some(Split::Test), card.clip_len, horizon_steps);
+    if test_set.is_empty() {
+        tracing::warn!(
+            "no test split: the scores reported are on the validation split, which also chooses the kept epoch, so they flatter the model; hold clips out with ROOT/test/, a manifest's test rows or --test-fraction"
+        );
+    }
     tracing::info!(
-        "training {} head ({:?}, hidden {}, {} layer(s)) on {} sequences, validating on {}; steps {:.3} s apart{}",
+        "training {} head ({:?}, hidden {}, {} layer(s)) on {} sequences, validating on {}, testing on {}; steps {:.3} s apart{}",
         args.task.name(),
         args.cell,
         args.hidden,
         args.layers,
         train_set.len(),
         val_set.len(),
+        test_set.len(),
         step_seconds,
         if horizon_steps > 0 {
             format!(", horizon {} steps", horizon_steps)
@@ -304,20 +323,31 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
         }
         _ => None,
     };
-    let (scored, split) = if val_set.is_empty() {
-        tracing::warn!("no validation clips: the scores below are on the training clips");
+    // Without validation clips the training loss chose the kept epoch: the training split is
+    // the one that chose.
+    let (chose, split) = if val_set.is_empty() {
+        tracing::warn!(
+            "no validation clips: the kept epoch was chosen on the training loss, and the first scores below are on the training clips"
+        );
         (&train_set, "train")
     } else {
         (&val_set, "val")
     };
-    let scores = score(
-        &trained.model,
-        baseline.as_ref(),
-        &card,
-        scored,
-        split,
-        &device,
-    )?;
+    let scores = |set: &[temporal::Sequence], split: &str| {
+        score(
+            &trained.model,
+            baseline.as_ref(),
+            &card,
+            set,
+            split,
+            &device,
+        )
+    };
+    let val = scores(chose, split)?;
+    // Test is scored once, here, after every choice was made.
+    let test = (!test_set.is_empty())
+        .then(|| scores(&test_set, "test"))
+        .transpose()?;
     write_json(
         &out.join(model_dir::METRICS),
         &Metrics {
@@ -333,9 +363,11 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
                 layout: dataset.layout,
                 train_sequences: train_set.len(),
                 val_sequences: val_set.len(),
+                test_sequences: test_set.len(),
                 skipped: &skipped,
             },
-            validation: &scores,
+            validation: &val,
+            test: test.as_ref(),
         },
     )?;
     plot_curves(
@@ -344,10 +376,11 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
         trained.best_epoch,
         args.task,
     )?;
-    if let Some(confusion) = &scores.confusion {
+    let shown = test.as_ref().unwrap_or(&val);
+    if let Some(confusion) = &shown.confusion {
         plot::save_png(
             &plot::confusion_matrix(
-                &format!("{} - {split} split", args.task.name()),
+                &format!("{} - {} split", args.task.name(), shown.split),
                 &card.classes,
                 confusion,
             ),
@@ -356,7 +389,8 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
     }
     Ok(Trained {
         card,
-        scores,
+        val,
+        test,
         epochs: trained_epochs,
         epochs_total: trained.history.len(),
         best_epoch: trained.best_epoch,
@@ -372,12 +406,6 @@ fn check_numbers(args: &TrainSettings) -> Result<()> {
     }
     if !(0.0..1.0).contains(&args.dropout) {
         bail!("--dropout must be in [0, 1), got {}", args.dropout);
-    }
-    if !(0.0..1.0).contains(&args.val_fraction) {
-        bail!(
-            "--val-fraction must be in [0, 1), got {}",
-            args.val_fraction
-        );
     }
     if args.task != Task::Classify && !(args.horizon.is_finite() && args.horizon > 0.0) {
         bail!(

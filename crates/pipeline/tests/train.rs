@@ -59,8 +59,20 @@ fn subset(root: &Path, classes: &[&str], n: usize) {
 fn recurrent_head_learns_the_order_only_samples_and_the_baseline_cannot() {
     let dir = temp_dir("train-motion");
     let model = dir.join("model");
-    let result = train(&motion(), &model, &[]);
+    let held_out = ["--test-fraction", "0.2"];
+    let result = train(&motion(), &model, &held_out);
     assert!(result.status.success(), "{}", stderr(&result));
+    // Both splits are printed, each named for what it did.
+    let printed = stdout(&result);
+    assert!(
+        printed.contains("of the val split (it chose the kept epoch)"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("of the test split (held out: it chose nothing)"),
+        "{printed}"
+    );
+    assert!(!printed.contains("no test split"), "{printed}");
     for f in [
         "config.json",
         "labels.json",
@@ -83,11 +95,27 @@ fn recurrent_head_learns_the_order_only_samples_and_the_baseline_cannot() {
     );
     let metrics = json(&model.join("metrics.json"));
     let val = &metrics["validation"];
-    let accuracy = val["accuracy"].as_f64().expect("accuracy");
-    let baseline = val["baseline_accuracy"].as_f64().expect("baseline");
+    let test = &metrics["test"];
+    assert_eq!(
+        (val["split"].as_str(), test["split"].as_str()),
+        (Some("val"), Some("test"))
+    );
+    let accuracy = test["accuracy"].as_f64().expect("accuracy");
+    let baseline = test["baseline_accuracy"].as_f64().expect("baseline");
     // Four classes: chance is 0.25. Only the order of frames tells them apart.
-    assert!(accuracy >= 0.95, "recurrent head accuracy {accuracy}");
-    assert!(baseline <= 0.4, "order-blind baseline accuracy {baseline}");
+    assert!(accuracy >= 0.95, "recurrent head test accuracy {accuracy}");
+    assert!(
+        baseline <= 0.4,
+        "order-blind baseline test accuracy {baseline}"
+    );
+    // Of each class's 128 clips, a fifth (26) is test and another fifth val.
+    assert_eq!(
+        (
+            metrics["data"]["test_sequences"].as_u64(),
+            metrics["data"]["val_sequences"].as_u64()
+        ),
+        (Some(104), Some(104))
+    );
     assert!(metrics["epochs"].as_array().is_some_and(|e| !e.is_empty()));
     let card = json(&model.join("config.json"));
     assert_eq!(card["sampling"]["fps"], 4.0);
@@ -102,46 +130,60 @@ fn recurrent_head_learns_the_order_only_samples_and_the_baseline_cannot() {
         .count();
     assert_eq!(checkpoints, 1);
 
-    // eval scores the same validation clips the same way.
-    let eval = run(&[
-        "eval",
-        "--model",
-        s(&model),
-        "--data",
-        s(&motion()),
-        "--cache",
-        cache(),
-        "--device",
-        "cpu",
-        "--json",
-    ]);
-    assert!(eval.status.success(), "{}", stderr(&eval));
-    let scores: Value = serde_json::from_str(stdout(&eval).trim()).expect("one JSON object");
-    assert_eq!(scores["accuracy"], val["accuracy"]);
-    assert_eq!(scores["baseline_accuracy"], val["baseline_accuracy"]);
-    assert_eq!(
-        scores["classes"],
-        serde_json::json!(["dip", "grow", "pulse", "shrink"])
-    );
-    let total: u64 = scores["confusion"]
-        .as_array()
-        .expect("confusion")
-        .iter()
-        .flat_map(|r| r.as_array().expect("row").iter())
-        .map(|c| c.as_u64().expect("count"))
-        .sum();
-    assert_eq!(
-        total, 104,
-        "26 of each class's 128 clips (a fifth, rounded) are validation"
-    );
-    assert!(scores["macro_f1"].as_f64().is_some());
+    // eval scores the same test clips the same way (test is its default when there is one),
+    // and the validation clips when asked.
+    let data = motion();
+    let eval = |flags: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--model",
+            s(&model),
+            "--data",
+            s(&data),
+            "--cache",
+            cache(),
+            "--device",
+            "cpu",
+            "--json",
+        ];
+        args.extend(flags);
+        let eval = run(&args);
+        assert!(eval.status.success(), "{}", stderr(&eval));
+        serde_json::from_str::<Value>(stdout(&eval).trim()).expect("one JSON object")
+    };
+    for (flags, expected, clips) in [(&[][..], test, 104), (&["--split", "val"][..], val, 104)] {
+        let scores = eval(flags);
+        assert_eq!(scores["split"], expected["split"]);
+        assert_eq!(scores["accuracy"], expected["accuracy"]);
+        assert_eq!(scores["baseline_accuracy"], expected["baseline_accuracy"]);
+        assert_eq!(
+            scores["classes"],
+            serde_json::json!(["dip", "grow", "pulse", "shrink"])
+        );
+        let total: u64 = scores["confusion"]
+            .as_array()
+            .expect("confusion")
+            .iter()
+            .flat_map(|r| r.as_array().expect("row").iter())
+            .map(|c| c.as_u64().expect("count"))
+            .sum();
+        assert_eq!(total, clips, "{flags:?}");
+        assert!(scores["macro_f1"].as_f64().is_some());
+    }
 
     // A second run into the same folder is refused; --resume carries on from the checkpoint
     // and reads every clip's features from the cache.
-    let again = train(&motion(), &model, &[]);
+    let again = train(&motion(), &model, &held_out);
     assert_eq!(again.status.code(), Some(2));
     assert!(stderr(&again).contains("--resume"), "{}", stderr(&again));
-    let resumed = train(&motion(), &model, &["--resume"]);
+    let other_split = train(&motion(), &model, &["--resume"]);
+    assert_eq!(other_split.status.code(), Some(2));
+    assert!(
+        stderr(&other_split).contains("--test-fraction 0.2"),
+        "{}",
+        stderr(&other_split)
+    );
+    let resumed = train(&motion(), &model, &["--resume", "--test-fraction", "0.2"]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(
         stderr(&resumed).contains("512 clips (512 from the cache)"),
@@ -161,6 +203,14 @@ fn bad_training_data_is_named_and_a_damaged_clip_is_skipped() {
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert!(stderr(&ok).contains("broken.mp4"), "{}", stderr(&ok));
     assert!(stdout(&ok).contains("1 clip(s) skipped"), "{}", stdout(&ok));
+    // Without a test split, train says the number it printed chose the kept epoch.
+    assert!(
+        stdout(&ok).contains(
+            "no test split: the accuracy above is on the clips that chose the kept epoch"
+        ),
+        "{}",
+        stdout(&ok)
+    );
     let skipped = &json(&model.join("metrics.json"))["data"]["skipped"];
     assert_eq!(skipped.as_array().map(Vec::len), Some(1));
 

@@ -307,9 +307,22 @@ pub struct TrainArgs {
     /// anticipate / forecast: how far ahead, in seconds.
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub horizon: f64,
-    /// Share of each class held out for validation when the data has no split of its own.
+    /// Share of each class's groups held out for validation when
+    /// the data does not say which clips validate. Validation chooses the kept epoch.
     #[arg(long, default_value_t = 0.2)]
     pub val_fraction: f64,
+    /// Share of each class's groups held out for test when the data has no test split of its
+    /// own (ROOT/test/, a manifest's `test` rows). Test is scored once, after training, and
+    /// chooses nothing: report its number.
+    #[arg(long, default_value_t = 0.0)]
+    pub test_fraction: f64,
+    /// Groups clips by the footage they were cut from: the part of each file name this
+    /// regular expression matches (its first capture group, if any), e.g. '^(.+)_\d+' for
+    /// `street3_017.mp4` -> `street3`. Clips of one group always land in the same split, so
+    /// no footage is both trained on and scored. A manifest's `group` column wins; without
+    /// either, each video file is its own group.
+    #[arg(long, value_name = "REGEX")]
+    pub group_by: Option<String>,
     /// Seeds the split, initialisation, dropout and batch order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -327,8 +340,8 @@ pub struct EvalArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Which clips to score [default: val; all clips of data that has no split and is not the
-    /// training data]
+    /// Which clips to score [default: test when the data has a test split, else val; all clips
+    /// of data that has no split and is not the training data]
     #[arg(long, value_enum)]
     pub split: Option<EvalSplit>,
     /// One JSON object on stdout instead of tables.
@@ -341,6 +354,8 @@ pub struct EvalArgs {
 pub enum EvalSplit {
     Train,
     Val,
+    /// The held-out clips that chose nothing during training.
+    Test,
     All,
 }
 
@@ -349,6 +364,7 @@ impl From<EvalSplit> for pipeline::evaluate::EvalSplit {
         match s {
             EvalSplit::Train => Self::Train,
             EvalSplit::Val => Self::Val,
+            EvalSplit::Test => Self::Test,
             EvalSplit::All => Self::All,
         }
     }

@@ -1,15 +1,19 @@
-//! CSV manifests: `path,label[,start,end][,split]`, one clip per row.
+//! CSV manifests: `path,label[,start,end][,split][,group]`, one clip per row.
 //!
-//! A header row naming the columns (`path`, `label`, `start`, `end`, `split`, any order) is
-//! optional; without one the columns are positional: 2 = path,label; 3 = path,label,split;
-//! 4 = path,label,start,end; 5 = all. Relative paths resolve against the manifest's folder.
-//! Empty `label` means unlabelled; empty `start`/`end` mean the video's start/end.
+//! A header row naming the columns (`path`, `label`, `start`, `end`, `split`, `group`, any
+//! order) is optional; without one the columns are positional: 2 = path,label;
+//! 3 = path,label,split; 4 = path,label,start,end; 5 = path,label,start,end,split; 6 = all.
+//! Relative paths resolve against the manifest's folder. Empty `label` means unlabelled; empty
+//! `start`/`end` mean the video's start/end; `split` is `train`, `val` or `test` (empty: drawn
+//! by the split plan); `group` names the footage the clip was cut from (empty: the video file).
 
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 
 use super::{Pending, Split};
+
+const COLUMNS: [&str; 6] = ["path", "label", "start", "end", "split", "group"];
 
 pub(crate) fn read(manifest: &Path) -> Result<Vec<Pending>> {
     let text = std::fs::read_to_string(manifest)
@@ -22,11 +26,12 @@ pub(crate) fn read(manifest: &Path) -> Result<Vec<Pending>> {
         bail!("manifest {} has no rows", manifest.display());
     };
     // A header names known columns only (in any order); a data row names a file.
-    let header = first_fields.iter().all(|f| {
-        ["path", "label", "start", "end", "split"].contains(&f.trim().to_lowercase().as_str())
-    }) && first_fields
+    let header = first_fields
         .iter()
-        .any(|f| f.trim().eq_ignore_ascii_case("path"));
+        .all(|f| COLUMNS.contains(&f.trim().to_lowercase().as_str()))
+        && first_fields
+            .iter()
+            .any(|f| f.trim().eq_ignore_ascii_case("path"));
     let columns: Vec<String> = if header {
         first_fields
             .iter()
@@ -40,10 +45,11 @@ pub(crate) fn read(manifest: &Path) -> Result<Vec<Pending>> {
             .collect()
     };
     for c in &columns {
-        if !["path", "label", "start", "end", "split"].contains(&c.as_str()) {
+        if !COLUMNS.contains(&c.as_str()) {
             bail!(
-                "{}: unknown column '{c}' (expected path,label,start,end,split)",
-                at(1)
+                "{}: unknown column '{c}' (expected {})",
+                at(1),
+                COLUMNS.join(",")
             );
         }
     }
@@ -105,13 +111,15 @@ pub(crate) fn read(manifest: &Path) -> Result<Vec<Pending>> {
             None => None,
             Some("train") => Some(Split::Train),
             Some("val" | "valid" | "validation") => Some(Split::Val),
-            Some(other) => bail!("{}: split '{other}' is not train or val", at(line)),
+            Some("test") => Some(Split::Test),
+            Some(other) => bail!("{}: split '{other}' is not train, val or test", at(line)),
         };
         clips.push(Pending {
             path,
             label: get("label").map(str::to_string),
             segment,
             split,
+            group: get("group").map(str::to_string),
         });
     }
     Ok(clips)
@@ -123,7 +131,8 @@ fn positional(n: usize) -> Result<&'static [&'static str]> {
         3 => &["path", "label", "split"],
         4 => &["path", "label", "start", "end"],
         5 => &["path", "label", "start", "end", "split"],
-        _ => bail!("{n} columns; expected path,label[,start,end][,split]"),
+        6 => &COLUMNS,
+        _ => bail!("{n} columns; expected path,label[,start,end][,split][,group]"),
     })
 }
 
@@ -232,12 +241,21 @@ mod tests {
         let m = dir.join("m.csv");
         std::fs::write(
             &m,
-            "path,label,start,end,split\nv/a.mp4,walk,1.5,3,train\nv/a.mp4,run,,,VAL\n",
+            "path,label,start,end,split,group\nv/a.mp4,walk,1.5,3,train,day1\nv/a.mp4,run,,,VAL,\nv/a.mp4,run,4,5,test,day2\n",
         )
         .expect("write");
         let rows = read(&m).expect("read");
-        assert_eq!(rows.len(), 2);
+        assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].path, dir.join("v/a.mp4"));
+        assert_eq!(rows[0].group.as_deref(), Some("day1"));
+        assert_eq!(rows[1].group, None);
+        assert_eq!(
+            (rows[2].split, rows[2].group.as_deref()),
+            (Some(Split::Test), Some("day2"))
+        );
+        // Six positional columns end with the group.
+        std::fs::write(&m, "v/a.mp4,walk,,,test,g\n").expect("write");
+        assert_eq!(read(&m).expect("read")[0].group.as_deref(), Some("g"));
         assert_eq!(rows[0].segment, Some((1.5, 3.0)));
         assert_eq!(rows[0].split, Some(Split::Train));
         assert_eq!(rows[1].segment, None);
@@ -265,7 +283,11 @@ mod tests {
             ("v/a.mp4,walk,3,1\n", "not after start"),
             ("v/a.mp4,walk,x,2\n", "not a time"),
             ("path,label\nv/a.mp4,walk,extra\n", "m.csv:2: 3 fields"),
-            ("v/a.mp4,walk,test\n", "split 'test'"),
+            (
+                "v/a.mp4,walk,holdout\n",
+                "split 'holdout' is not train, val or test",
+            ),
+            ("path,label,source\nv/a.mp4,walk,x\n", "m.csv:1: "),
             (
                 "# c\nv/a.mp4,walk\nv/a.mp4,\"run\n",
                 "m.csv:3: unterminated quote",

@@ -22,6 +22,8 @@ pub fn run(args: &TrainArgs) -> Outcome {
         clip_len: args.clip_len,
         horizon: args.horizon,
         val_fraction: args.val_fraction,
+        test_fraction: args.test_fraction,
+        group_by: args.group_by.clone(),
         seed: args.seed,
         resume: args.resume,
         sampling: args.sampling.settings(),
@@ -35,7 +37,16 @@ pub fn run(args: &TrainArgs) -> Outcome {
         trained.best_epoch,
         trained.epochs_total
     );
-    print!("{}", tables(&trained.scores, &trained.card));
+    print!("{}", tables(&trained.val, &trained.card));
+    match &trained.test {
+        Some(test) => {
+            println!();
+            print!("{}", tables(test, &trained.card));
+        }
+        None => println!(
+            "no test split: the accuracy above is on the clips that chose the kept epoch, so it flatters the model (hold out a test split: ROOT/test/, a manifest's test rows or --test-fraction)"
+        ),
+    }
     println!("model: {}", args.out.display());
     if trained.skipped > 0 {
         println!(
