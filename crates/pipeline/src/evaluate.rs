@@ -147,8 +147,13 @@ pub fn score(
 /// The scores as text tables.
 pub fn tables(scores: &Scores, card: &ModelCard) -> String {
     let mut out = String::new();
+    let chose = card
+        .recipe
+        .as_ref()
+        .is_none_or(|r| r.selection == temporal::train::Selection::Best);
     let role = match scores.split.as_str() {
-        "val" => " (it chose the kept epoch)",
+        "val" if chose => " (it chose the kept epoch)",
+        "val" => " (the last epoch was kept: it chose nothing, unless it chose the settings)",
         "test" => " (held out: it chose nothing)",
         _ => "",
     };

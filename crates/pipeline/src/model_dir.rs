@@ -30,7 +30,10 @@ use media::DecodeOptions;
 /// The version of the model folder format this release writes (and the newest it reads).
 /// - 1: no `version` field; the task stored twice (`task`, and `model.head`'s tag).
 /// - 2: `version`; the task stored once, as `model.head`.
-pub const FORMAT_VERSION: u32 = 2;
+/// - 3: `model.activation` (the projection's nonlinearity) and `model.projection_dropout`
+///   (older models: none, and dropout after the projection); `recipe` (how the head was
+///   trained); `sampling.chosen` (why the sampling is what it is, when `train` chose it).
+pub const FORMAT_VERSION: u32 = 3;
 
 pub const CARD: &str = "config.json";
 pub const LABELS: &str = "labels.json";
@@ -60,8 +63,26 @@ pub struct ModelCard {
     #[serde(serialize_with = "crate::inputs::serialize_lossy")]
     pub data: PathBuf,
     pub split: SplitPlan,
+    /// How the head was trained; absent from folders written before version 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<Recipe>,
     pub normalization: String,
     pub producer: String,
+}
+
+/// The optimisation that trained a head: what `train` was asked for, in the card so a model
+/// says how it was made and `--resume` continues the same run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recipe {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub schedule: temporal::train::Schedule,
+    pub selection: temporal::train::Selection,
+    /// Only with selection `best`.
+    pub patience: Option<usize>,
+    pub weight_decay: f64,
+    pub clip_norm: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +100,9 @@ pub struct SamplingCard {
     pub stride: Option<u64>,
     pub keyframes: bool,
     pub size: u32,
+    /// How `train` chose this sampling from the data, when no flag set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<String>,
 }
 
 impl SamplingCard {
@@ -89,6 +113,7 @@ impl SamplingCard {
             stride: args.stride,
             keyframes: args.keyframes,
             size: args.size,
+            chosen: None,
         }
     }
 
@@ -166,6 +191,13 @@ impl ModelCard {
                 "the model folder is version {version}, written by a newer pipeline; this one \
                  reads versions 1 to {FORMAT_VERSION}: upgrade pipeline to use it"
             );
+        }
+        // Before version 3 the projection was linear and dropout followed it.
+        if version < 3
+            && let Some(model) = fields.get_mut("model").and_then(|m| m.as_object_mut())
+        {
+            model.insert("activation".into(), "identity".into());
+            model.insert("projection_dropout".into(), true.into());
         }
         // Version 1 stored the task twice; it must agree with the head's.
         let stated_task = match version {
@@ -354,6 +386,21 @@ impl ModelCard {
                 self.clip_len
             );
         }
+        if let Some(recipe) = self.recipe.as_ref().filter(|r| **r != data.recipe) {
+            bail!(
+                "--resume: the interrupted run trained with --epochs {} --lr {} --schedule {} --select {} --weight-decay {} --batch {}{}; resume with the same",
+                recipe.epochs,
+                recipe.lr,
+                recipe.schedule.name(),
+                recipe.selection.name(),
+                recipe.weight_decay,
+                recipe.batch,
+                recipe
+                    .patience
+                    .map(|p| format!(" --patience {p}"))
+                    .unwrap_or_default()
+            );
+        }
         if self.classes != classes {
             bail!(
                 "--resume: the labels differ from the interrupted run's: it had [{}], the data now has [{}]",
@@ -386,6 +433,7 @@ pub struct Resumable {
     pub data: PathBuf,
     pub split: SplitPlan,
     pub clip_len: usize,
+    pub recipe: Recipe,
 }
 
 /// The tensor names and shapes of a safetensors file, from its header; an error when the bytes
@@ -459,6 +507,7 @@ mod tests {
                 stride: None,
                 keyframes: false,
                 size: 224,
+                chosen: None,
             },
             clip_len: 10,
             step_seconds: 0.25,
@@ -466,6 +515,7 @@ mod tests {
             horizon_steps: 0,
             data: PathBuf::from("data"),
             split: SplitPlan::val(0.2, 0),
+            recipe: None,
             normalization: String::new(),
             producer: "test".into(),
         };
@@ -593,10 +643,10 @@ mod tests {
     #[test]
     fn a_folder_from_a_future_version_is_refused() {
         let (_tmp, dir) = folder("future");
-        edit_card(&dir, |v| v["version"] = 3.into());
+        edit_card(&dir, |v| v["version"] = 4.into());
         let err = open_error(&dir);
         assert!(
-            err.contains("version 3, written by a newer pipeline"),
+            err.contains("version 4, written by a newer pipeline"),
             "{err}"
         );
     }

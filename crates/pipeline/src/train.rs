@@ -8,14 +8,14 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use burn::prelude::*;
 use serde::Serialize;
-use temporal::train::{EpochStats, TrainEvent, TrainOptions};
-use temporal::{CellKind, Head, TemporalConfig};
+use temporal::train::{EpochStats, Schedule, Selection, TrainEvent, TrainOptions};
+use temporal::{Activation, CellKind, Head, TemporalConfig};
 
 use crate::backbone::Backbone;
 use crate::data::sequences::{self, Loaded, Skipped};
-use crate::data::{DataSettings, Layout, Purpose, Split, SplitPlan};
+use crate::data::{DataSettings, Dataset, Layout, Purpose, Split, SplitPlan};
 use crate::evaluate::{Scores, score};
-use crate::model_dir::{self, BackboneCard, ModelCard, Resumable, SamplingCard, Task};
+use crate::model_dir::{self, BackboneCard, ModelCard, Recipe, Resumable, SamplingCard, Task};
 use crate::output::write_json;
 use crate::plot;
 use crate::progress::{self, BarSpec, Unit};
@@ -31,10 +31,15 @@ pub struct TrainSettings {
     pub cell: CellKind,
     pub hidden: u32,
     pub layers: u32,
+    pub activation: Activation,
     pub dropout: f64,
+    pub projection_dropout: bool,
     pub epochs: u32,
     pub patience: u32,
     pub lr: f64,
+    pub schedule: Schedule,
+    pub selection: Selection,
+    pub weight_decay: f64,
     pub batch: u32,
     pub clip_len: u32,
     /// anticipate / forecast: seconds ahead.
@@ -114,6 +119,31 @@ struct ClipLine<'a> {
 pub fn train(args: &TrainSettings) -> Result<Trained> {
     let out = &args.out;
     check_numbers(args)?;
+    let train_options = TrainOptions {
+        epochs: args.epochs as usize,
+        batch: args.batch as usize,
+        lr: args.lr,
+        schedule: args.schedule,
+        selection: args.selection,
+        weight_decay: args.weight_decay as f32,
+        patience: match args.selection {
+            Selection::Best => args.patience as usize,
+            Selection::Last => usize::MAX,
+        },
+        seed: args.seed,
+        checkpoint: Some(out.join(model_dir::CHECKPOINT)),
+        ..TrainOptions::default()
+    };
+    let recipe = Recipe {
+        epochs: train_options.epochs,
+        batch: train_options.batch,
+        lr: train_options.lr,
+        schedule: train_options.schedule,
+        selection: train_options.selection,
+        patience: (train_options.selection == Selection::Best).then_some(train_options.patience),
+        weight_decay: args.weight_decay,
+        clip_norm: f64::from(train_options.clip_norm),
+    };
     let trained_before = out.join(temporal::store::WEIGHTS_FILE).exists()
         || std::fs::read_dir(out.join(model_dir::CHECKPOINT)).is_ok_and(|mut d| {
             d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("epoch-")))
@@ -130,13 +160,22 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
         seed: args.seed,
         group_by: args.group_by.clone(),
     };
-    let options = args.sampling.options()?;
+    args.sampling.options()?;
     let dataset = crate::data::discover(
         &args.data.data,
         args.task != Task::Forecast,
         &plan,
         Purpose::Training,
     )?;
+    let (sampling, chosen) = choose_sampling(args, &dataset);
+    if let Some(why) = &chosen {
+        tracing::info!("sampling: {why}");
+    }
+    let sampling_card = SamplingCard {
+        chosen,
+        ..SamplingCard::from_settings(&sampling)
+    };
+    let options = sampling.options()?;
     let model_args = args.data.backbone();
     let selected = crate::device::select(model_args.device)?;
     tracing::info!("CNN device: {}", selected.description);
@@ -146,13 +185,14 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
             Ok(saved) => saved.check_resume(
                 args.task,
                 &dataset.classes,
-                &SamplingCard::from_settings(&args.sampling),
+                &sampling_card,
                 &backbone.fingerprint,
                 &Resumable {
                     data: std::fs::canonicalize(&args.data.data)
                         .unwrap_or_else(|_| args.data.data.clone()),
                     split: plan.clone(),
                     clip_len: args.clip_len as usize,
+                    recipe: recipe.clone(),
                 },
             )?,
             Err(_) => tracing::warn!("--resume: nothing to resume in {}, starting", out.display()),
@@ -182,7 +222,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
     }
 
     let step_seconds = sequences::step_seconds(&loaded)
-        .or(args.sampling.fps.map(|f| 1.0 / f))
+        .or(sampling.fps.map(|f| 1.0 / f))
         .unwrap_or(1.0);
     let horizon_steps = match args.task {
         Task::Classify => 0,
@@ -210,7 +250,9 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
         .with_input_dim(vision::FEATURE_DIM)
         .with_hidden(args.hidden as usize)
         .with_layers(args.layers as usize)
-        .with_dropout(args.dropout);
+        .with_activation(args.activation)
+        .with_dropout(args.dropout)
+        .with_projection_dropout(args.projection_dropout);
     let card = ModelCard {
         version: model_dir::FORMAT_VERSION,
         model: config.clone(),
@@ -221,13 +263,14 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
             fingerprint: backbone.fingerprint.clone(),
             feature_dim: vision::FEATURE_DIM,
         },
-        sampling: SamplingCard::from_settings(&args.sampling),
+        sampling: sampling_card,
         clip_len: args.clip_len as usize,
         step_seconds,
         horizon_seconds: (args.task != Task::Classify).then_some(args.horizon),
         horizon_steps,
         data: std::fs::canonicalize(&args.data.data).unwrap_or_else(|_| args.data.data.clone()),
         split: plan,
+        recipe: Some(recipe.clone()),
         normalization: "per-feature mean and standard deviation of the training features, \
                         tensors `mean` and `std` in model.safetensors"
             .into(),
@@ -241,7 +284,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
     let test_set = sequences::sequences(&loaded, Some(Split::Test), card.clip_len, horizon_steps);
     if test_set.is_empty() {
         tracing::warn!(
-            "no test split: the scores reported are on the validation split, which also chooses the kept epoch, so they flatter the model; hold clips out with ROOT/test/, a manifest's test rows or --test-fraction"
+            "no test split: the scores reported are validation scores, which flatter the model once they guide a choice; hold clips out with ROOT/test/, a manifest's test rows or --test-fraction"
         );
     }
     tracing::info!(
@@ -262,46 +305,36 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
     );
     // The head is small: it trains on the CPU, where the same seed gives the same model.
     let device = Device::flex();
-    let options = TrainOptions {
-        epochs: args.epochs as usize,
-        batch: args.batch as usize,
-        lr: args.lr,
-        patience: args.patience as usize,
-        seed: args.seed,
-        checkpoint: Some(out.join(model_dir::CHECKPOINT)),
-        ..TrainOptions::default()
-    };
     let bar = progress::bar(BarSpec {
         prefix: "epoch".into(),
         total: None,
         unit: Unit::Items,
     });
     let started = Instant::now();
-    let trained =
-        temporal::train::train(
-            &config,
-            &train_set,
-            &val_set,
-            &options,
-            &device,
-            |e| match e {
-                TrainEvent::EpochStart { epoch, batches } => {
-                    bar.set_position(0);
-                    bar.set_length(batches as u64);
-                    bar.set_prefix(format!("epoch {epoch}/{}", args.epochs));
-                }
-                TrainEvent::Batch {
-                    done,
-                    loss,
-                    accuracy,
-                } => {
-                    bar.set_position(done as u64);
-                    let accuracy = accuracy.map_or(String::new(), |a| format!(" acc {a:.3}"));
-                    bar.set_message(format!("batches, loss {loss:.4}{accuracy}"));
-                }
-                TrainEvent::Epoch(s) => progress::suspend(|| tracing::info!("{}", epoch_line(s))),
-            },
-        )?;
+    let trained = temporal::train::train(
+        &config,
+        &train_set,
+        &val_set,
+        &train_options,
+        &device,
+        |e| match e {
+            TrainEvent::EpochStart { epoch, batches } => {
+                bar.set_position(0);
+                bar.set_length(batches as u64);
+                bar.set_prefix(format!("epoch {epoch}/{}", args.epochs));
+            }
+            TrainEvent::Batch {
+                done,
+                loss,
+                accuracy,
+            } => {
+                bar.set_position(done as u64);
+                let accuracy = accuracy.map_or(String::new(), |a| format!(" acc {a:.3}"));
+                bar.set_message(format!("batches, loss {loss:.4}{accuracy}"));
+            }
+            TrainEvent::Epoch(s) => progress::suspend(|| tracing::info!("{}", epoch_line(s))),
+        },
+    )?;
     drop(bar);
     let train_seconds = started.elapsed().as_secs_f64();
     let trained_epochs = trained.history.len() - trained.resumed_from;
@@ -400,9 +433,81 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
     })
 }
 
+/// Frames per second of sampling for `anticipate` and `forecast` when no flag sets it: their
+/// windows of `--clip-len` steps cut longer videos, and a second ahead must be a few steps.
+pub const TIMELINE_FPS: f64 = 4.0;
+
+/// The sampling flags, or when they set neither `--fps` nor `--stride`, a sampling chosen from
+/// the data and why. classify: `--clip-len` steps over the median clip (a 2 s clip is not cut
+/// down to a handful of steps by a rate meant for long videos; a long one is not decoded at a
+/// rate it would be sampled down from), at most 30 per second (a rate above the video's own
+/// takes every frame); anticipate and forecast: [`TIMELINE_FPS`].
+fn choose_sampling(args: &TrainSettings, dataset: &Dataset) -> (SamplingSettings, Option<String>) {
+    let given = &args.sampling;
+    if given.fps.is_some() || given.stride.is_some() || given.keyframes {
+        return (given.clone(), None);
+    }
+    if args.task != Task::Classify {
+        let why = format!(
+            "{TIMELINE_FPS} fps, the default for {} (windows of --clip-len steps over longer videos)",
+            args.task.name()
+        );
+        return (
+            SamplingSettings {
+                fps: Some(TIMELINE_FPS),
+                ..given.clone()
+            },
+            Some(why),
+        );
+    }
+    let mut durations: Vec<f64> = dataset
+        .clips
+        .iter()
+        .filter_map(|c| match c.segment {
+            Some((start, end)) if end.is_finite() => Some(end - start),
+            _ => media::probe(&c.path).ok()?.duration,
+        })
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .collect();
+    durations.sort_by(f64::total_cmp);
+    let Some(&median) = durations.get(durations.len() / 2) else {
+        let why = format!("{TIMELINE_FPS} fps: no clip says how long it is");
+        return (
+            SamplingSettings {
+                fps: Some(TIMELINE_FPS),
+                ..given.clone()
+            },
+            Some(why),
+        );
+    };
+    // Quarter frames per second: a rate people can read back and type.
+    let fps = ((args.clip_len as f64 / median * 4.0).ceil() / 4.0).clamp(0.25, MAX_CHOSEN_FPS);
+    let why = format!(
+        "{fps} fps: --clip-len {} steps over the median clip of {median:.2} s (of {} clips), at most {MAX_CHOSEN_FPS} per second; --fps or --stride to choose",
+        args.clip_len,
+        durations.len()
+    );
+    (
+        SamplingSettings {
+            fps: Some(fps),
+            ..given.clone()
+        },
+        Some(why),
+    )
+}
+
+/// The highest rate [`choose_sampling`] picks.
+const MAX_CHOSEN_FPS: f64 = 30.0;
+
 fn check_numbers(args: &TrainSettings) -> Result<()> {
     if !(args.lr.is_finite() && args.lr > 0.0) {
         bail!("--lr must be a positive number, got {}", args.lr);
+    }
+    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
+        bail!(
+            "--weight-decay must be zero or a positive number, got {}",
+            args.weight_decay
+        );
     }
     if !(0.0..1.0).contains(&args.dropout) {
         bail!("--dropout must be in [0, 1), got {}", args.dropout);

@@ -59,13 +59,15 @@ fn subset(root: &Path, classes: &[&str], n: usize) {
 fn recurrent_head_learns_the_order_only_samples_and_the_baseline_cannot() {
     let dir = temp_dir("train-motion");
     let model = dir.join("model");
-    let held_out = ["--test-fraction", "0.2"];
+    // 4 fps (8 steps) and 30 epochs keep the test short; the defaults' own sampling is checked
+    // below.
+    let held_out = ["--test-fraction", "0.2", "--fps", "4", "--epochs", "30"];
     let result = train(&motion(), &model, &held_out);
     assert!(result.status.success(), "{}", stderr(&result));
     // Both splits are printed, each named for what it did.
     let printed = stdout(&result);
     assert!(
-        printed.contains("of the val split (it chose the kept epoch)"),
+        printed.contains("of the val split (the last epoch was kept: it chose nothing"),
         "{printed}"
     );
     assert!(
@@ -183,7 +185,9 @@ fn recurrent_head_learns_the_order_only_samples_and_the_baseline_cannot() {
         "{}",
         stderr(&other_split)
     );
-    let resumed = train(&motion(), &model, &["--resume", "--test-fraction", "0.2"]);
+    let mut resume = held_out.to_vec();
+    resume.push("--resume");
+    let resumed = train(&motion(), &model, &resume);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(
         stderr(&resumed).contains("512 clips (512 from the cache)"),
@@ -203,11 +207,24 @@ fn bad_training_data_is_named_and_a_damaged_clip_is_skipped() {
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert!(stderr(&ok).contains("broken.mp4"), "{}", stderr(&ok));
     assert!(stdout(&ok).contains("1 clip(s) skipped"), "{}", stdout(&ok));
+    // Without --fps or --stride, classify samples --clip-len (30) steps over the median clip
+    // (2 s): 15 fps, every frame of these 12 fps clips; the card says so.
+    let card = json(&model.join("config.json"));
+    assert_eq!(card["sampling"]["fps"], 15.0);
+    assert!(
+        card["sampling"]["chosen"]
+            .as_str()
+            .is_some_and(|c| c.contains("median clip of 2.00 s")),
+        "{}",
+        card["sampling"]
+    );
+    assert!((card["step_seconds"].as_f64().expect("step") - 1.0 / 12.0).abs() < 1e-3);
+    assert_eq!(card["version"], 3);
+    assert_eq!(card["model"]["activation"], "relu");
+    assert_eq!(card["recipe"]["selection"], "last");
     // Without a test split, train says the number it printed chose the kept epoch.
     assert!(
-        stdout(&ok).contains(
-            "no test split: the accuracy above is on the clips that chose the kept epoch"
-        ),
+        stdout(&ok).contains("no test split: the accuracy above is validation accuracy"),
         "{}",
         stdout(&ok)
     );

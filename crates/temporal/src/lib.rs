@@ -29,7 +29,7 @@ pub mod store;
 pub mod train;
 
 pub use error::{Error, Result};
-pub use model::{CellKind, Head, LayerState, State, TemporalConfig, TemporalModel};
+pub use model::{Activation, CellKind, Head, LayerState, State, TemporalConfig, TemporalModel};
 pub use progress::EpochStats;
 pub use rng::SplitMix64;
 pub use sequence::{Sequence, Target};

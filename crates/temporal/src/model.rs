@@ -1,7 +1,7 @@
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{sigmoid, tanh};
+use burn::tensor::activation::{relu, sigmoid, tanh};
 use serde::{Deserialize, Serialize};
 
 /// The recurrent cell.
@@ -29,6 +29,16 @@ pub enum Head {
     Forecast { ahead: usize },
 }
 
+/// The nonlinearity after the input projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// None: the projection is linear (models written before the field existed).
+    Identity,
+    /// `max(0, x)`: the projection becomes a learned feature layer of its own.
+    Relu,
+}
+
 /// Configuration of a [`TemporalModel`].
 #[derive(Config, Debug)]
 pub struct TemporalConfig {
@@ -42,16 +52,21 @@ pub struct TemporalConfig {
     /// Width of the linear projection in front of the recurrent layers.
     #[config(default = 256)]
     pub projection: usize,
+    /// The nonlinearity after the projection.
+    #[config(default = "Activation::Relu")]
+    pub activation: Activation,
     /// Hidden state size of each recurrent layer.
     #[config(default = 256)]
     pub hidden: usize,
     /// Number of stacked recurrent layers.
     #[config(default = 1)]
     pub layers: usize,
-    /// Dropout on the input features, after the projection and between layers (training
-    /// only).
-    #[config(default = 0.2)]
+    /// Dropout on the input features and between recurrent layers (training only).
+    #[config(default = 0.3)]
     pub dropout: f64,
+    /// Dropout after the projection as well (training only).
+    #[config(default = false)]
+    pub projection_dropout: bool,
 }
 
 impl TemporalConfig {
@@ -261,10 +276,16 @@ impl TemporalModel {
     /// step. Feeding a sequence in chunks, passing the state along, gives the same outputs as
     /// one call on the whole.
     pub fn forward(&self, features: Tensor<3>, state: Option<State>) -> (Tensor<3>, State) {
-        // Dropout on the normalised input features as well as after the projection: with a
-        // few hundred clips, 1280-d features are easy to memorise.
+        // Dropout on the normalised input features: with a few hundred clips, 1280-d features
+        // are easy to memorise.
         let x = self.dropout.forward(self.normalize(features));
-        let mut x = self.dropout.forward(self.projection.forward(x));
+        let mut x = self.projection.forward(x);
+        if self.config.activation == Activation::Relu {
+            x = relu(x);
+        }
+        if self.config.projection_dropout {
+            x = self.dropout.forward(x);
+        }
         let mut states = state.map(|s| s.0.into_iter());
         let mut next = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {

@@ -32,18 +32,70 @@ pub use crate::progress::EpochStats;
 pub use crate::rng::SplitMix64;
 pub use crate::sequence::{Sequence, Target};
 
+/// How the learning rate moves over the epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The same rate every epoch.
+    Constant,
+    /// Cosine-decayed from the rate to a tenth of it over the epochs.
+    Cosine,
+}
+
+impl Schedule {
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::Constant => "constant",
+            Schedule::Cosine => "cosine",
+        }
+    }
+
+    /// The rate of epoch `epoch` (from 0) of `epochs`, for a peak rate `lr`.
+    pub fn rate(self, lr: f64, epoch: usize, epochs: usize) -> f64 {
+        match self {
+            Schedule::Constant => lr,
+            Schedule::Cosine => {
+                let fraction = epoch as f64 / epochs.max(1) as f64;
+                lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * fraction).cos()))
+            }
+        }
+    }
+}
+
+/// Which epoch's model training returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Selection {
+    /// The epoch with the best validation score (ties to the lower validation loss), stopping
+    /// after `patience` epochs without one.
+    Best,
+    /// The last epoch: a fixed schedule; validation is measured but chooses nothing.
+    Last,
+}
+
+impl Selection {
+    pub fn name(self) -> &'static str {
+        match self {
+            Selection::Best => "best",
+            Selection::Last => "last",
+        }
+    }
+}
+
 /// Optimisation settings.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     pub epochs: usize,
     pub batch: usize,
-    /// Peak learning rate of AdamW; cosine-decayed to a tenth over the epochs.
+    /// Learning rate of AdamW (the peak rate of a decaying schedule).
     pub lr: f64,
+    pub schedule: Schedule,
+    pub selection: Selection,
     pub weight_decay: f32,
     /// Each parameter tensor's gradient is rescaled so its norm is at most this (burn's
     /// `GradientClipping::Norm`, applied per tensor).
     pub clip_norm: f32,
-    /// Stop after this many epochs without a better validation score.
+    /// [`Selection::Best`]: stop after this many epochs without a better validation score.
     pub patience: usize,
     /// Seeds initialisation, dropout and batch order: the same seed on the CPU gives the same
     /// model (burn-flex's generator is process-wide: one training at a time per process).
@@ -57,9 +109,11 @@ pub struct TrainOptions {
 impl Default for TrainOptions {
     fn default() -> Self {
         Self {
-            epochs: 30,
+            epochs: 60,
             batch: 32,
-            lr: 3e-3,
+            lr: 1e-3,
+            schedule: Schedule::Constant,
+            selection: Selection::Last,
             weight_decay: 1e-2,
             clip_norm: 1.0,
             patience: 8,
@@ -131,9 +185,10 @@ impl Evaluation {
     }
 }
 
-/// Trains a model with the head of `config`: AdamW with gradient-norm clipping and a cosine
-/// learning-rate schedule, keeping the epoch with the best validation score (ties to the lower
-/// validation loss) and stopping after `patience` epochs without improvement. Inputs are normalised with the training set's
+/// Trains a model with the head of `config`: AdamW with gradient-norm clipping and the
+/// learning-rate schedule of `options`, returning the last epoch's model or the one with the
+/// best validation score (ties to the lower validation loss, stopping after `patience` epochs
+/// without improvement), as `options.selection` says. Inputs are normalised with the training set's
 /// per-feature mean and standard deviation, which become part of the model. With
 /// `options.checkpoint`, the state after every epoch is written there, and a run that finds a
 /// checkpoint carries on from it.
@@ -196,8 +251,7 @@ pub fn train(
         // masks as an uninterrupted one.
         autodiff
             .seed(SplitMix64(options.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9)).next_u64());
-        let fraction = epoch as f64 / options.epochs.max(1) as f64;
-        let lr = options.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * fraction).cos()));
+        let lr = options.schedule.rate(options.lr, epoch, options.epochs);
         let mut order: Vec<usize> = (0..train.len()).collect();
         for i in (1..order.len()).rev() {
             order.swap(i, (progress.rng.next_u64() % (i as u64 + 1)) as usize);
@@ -247,9 +301,9 @@ pub fn train(
         } else {
             stats.train_loss
         };
-        let better = match (progress.best_score, progress.best_loss) {
-            (None, _) => true,
-            (Some(best), best_loss) => {
+        let better = match (options.selection, progress.best_score, progress.best_loss) {
+            (Selection::Last, ..) | (_, None, _) => true,
+            (Selection::Best, Some(best), best_loss) => {
                 score > best || (score == best && loss < best_loss.unwrap_or(f64::INFINITY))
             }
         };
@@ -639,9 +693,35 @@ pub(crate) mod tests {
             epochs: 40,
             batch: 16,
             lr: 1e-2,
+            schedule: Schedule::Cosine,
+            selection: Selection::Best,
             seed: 7,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn schedules_and_the_last_epoch_selection() {
+        assert_eq!(Schedule::Constant.rate(1e-3, 7, 60), 1e-3);
+        assert!((Schedule::Cosine.rate(1.0, 0, 10) - 1.0).abs() < 1e-12);
+        assert!((Schedule::Cosine.rate(1.0, 5, 10) - 0.55).abs() < 1e-12);
+        assert!(Schedule::Cosine.rate(1.0, 9, 10) < 0.13);
+        // Selection::Last runs every epoch (no early stopping) and keeps the last one, whatever
+        // validation said.
+        let _serial = serial();
+        let device = Device::flex();
+        let config = small(CellKind::Gru, Head::Classify { classes: 2 });
+        let options = TrainOptions {
+            epochs: 6,
+            patience: 1,
+            selection: Selection::Last,
+            schedule: Schedule::Constant,
+            ..options()
+        };
+        let (train_set, val) = (order_task(32, 1), order_task(16, 2));
+        let trained = train(&config, &train_set, &val, &options, &device, |_| {}).expect("trains");
+        assert_eq!((trained.history.len(), trained.best_epoch), (6, 6));
+        assert!(trained.history.iter().all(|e| e.lr == options.lr));
     }
 
     #[test]

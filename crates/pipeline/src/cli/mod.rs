@@ -53,6 +53,15 @@ pub enum Command {
     /// to end, on one file.
     Bench(BenchArgs),
     /// Train a recurrent head (LSTM/GRU/RNN) on labelled clips, or a forecaster on any videos.
+    ///
+    /// Splits: training fits the head, validation is reported each epoch (and chooses the kept
+    /// epoch under --select best), test is scored once at the end and chooses nothing. Clips
+    /// the data does not place are split by whole groups (a manifest's group column, else
+    /// --group-by, else the video file), so footage is never both trained on and scored.
+    ///
+    /// Sampling: without --fps or --stride, classify samples --clip-len steps over the median
+    /// clip (at most 30 per second: a 2 s clip at 10 fps gives every frame), anticipate and
+    /// forecast 4 per second; config.json records the choice and why.
     Train(TrainArgs),
     /// Accuracy, macro-F1 and confusion matrix of a trained model, beside the order-blind
     /// baseline (or, for a forecaster, its error beside the persistence baseline).
@@ -225,11 +234,60 @@ impl From<Cell> for temporal::CellKind {
     }
 }
 
+/// The nonlinearity after the head's input projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Activation {
+    Relu,
+    None,
+}
+
+impl From<Activation> for temporal::Activation {
+    fn from(a: Activation) -> Self {
+        match a {
+            Activation::Relu => Self::Relu,
+            Activation::None => Self::Identity,
+        }
+    }
+}
+
+/// The learning rate over the epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LrSchedule {
+    Constant,
+    Cosine,
+}
+
+impl From<LrSchedule> for temporal::train::Schedule {
+    fn from(s: LrSchedule) -> Self {
+        match s {
+            LrSchedule::Constant => Self::Constant,
+            LrSchedule::Cosine => Self::Cosine,
+        }
+    }
+}
+
+/// Which epoch's model `train` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Select {
+    Last,
+    Best,
+}
+
+impl From<Select> for temporal::train::Selection {
+    fn from(s: Select) -> Self {
+        match s {
+            Select::Last => Self::Last,
+            Select::Best => Self::Best,
+        }
+    }
+}
+
 /// Training data and feature extraction shared by `train` and `eval`.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
-    /// Class folders (ROOT/<class>/<clip>, optionally under ROOT/train and ROOT/val), a CSV
-    /// manifest (path,label[,start,end][,split]), or for --task forecast any folder of videos.
+    /// Class folders (ROOT/<class>/<clip>, optionally under ROOT/train, ROOT/val and
+    /// ROOT/test), a CSV manifest (path,label[,start,end][,split][,group]), or for --task
+    /// forecast any folder of videos.
     #[arg(long, value_name = "PATH", value_hint = ValueHint::AnyPath)]
     pub data: PathBuf,
     /// Feature cache: features are extracted once per clip content, backbone and sampling
@@ -264,7 +322,6 @@ impl DataArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(mut_arg("fps", |a| a.default_value("4")))]
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
@@ -285,18 +342,36 @@ pub struct TrainArgs {
     /// Stacked recurrent layers.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub layers: u32,
-    /// Dropout on the input features, after the projection and between layers.
-    #[arg(long, default_value_t = 0.2)]
+    /// The nonlinearity after the 256-d input projection (none: a linear projection, as heads
+    /// trained before it was an option).
+    #[arg(long, value_enum, default_value_t = Activation::Relu)]
+    pub activation: Activation,
+    /// Dropout on the (normalised) input features and between recurrent layers.
+    #[arg(long, default_value_t = 0.3)]
     pub dropout: f64,
-    /// Most epochs (training stops earlier after --patience epochs without improvement).
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Dropout after the projection as well.
+    #[arg(long)]
+    pub projection_dropout: bool,
+    /// Epochs to train (--select best may stop earlier, after --patience epochs without
+    /// improvement).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: u32,
-    /// Epochs without a better validation score before stopping.
+    /// Which epoch's model to keep: the last (a fixed schedule; validation is reported but
+    /// chooses nothing), or the one with the best validation score.
+    #[arg(long = "select", value_enum, default_value_t = Select::Last)]
+    pub selection: Select,
+    /// --select best: epochs without a better validation score before stopping.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub patience: u32,
-    /// Peak learning rate (AdamW, cosine-decayed to a tenth).
-    #[arg(long, default_value_t = 3e-3)]
+    /// Learning rate (AdamW; the peak rate under --schedule cosine).
+    #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// The learning rate over the epochs: constant, or cosine-decayed to a tenth.
+    #[arg(long, value_enum, default_value_t = LrSchedule::Constant)]
+    pub schedule: LrSchedule,
+    /// AdamW's decoupled weight decay.
+    #[arg(long, default_value_t = 1e-2)]
+    pub weight_decay: f64,
     /// Sequences per training batch.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub batch: u32,

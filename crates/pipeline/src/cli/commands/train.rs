@@ -14,10 +14,15 @@ pub fn run(args: &TrainArgs) -> Outcome {
         cell: args.cell.into(),
         hidden: args.hidden,
         layers: args.layers,
+        activation: args.activation.into(),
         dropout: args.dropout,
+        projection_dropout: args.projection_dropout,
         epochs: args.epochs,
         patience: args.patience,
         lr: args.lr,
+        schedule: args.schedule.into(),
+        selection: args.selection.into(),
+        weight_decay: args.weight_decay,
         batch: args.batch,
         clip_len: args.clip_len,
         horizon: args.horizon,
@@ -44,7 +49,12 @@ pub fn run(args: &TrainArgs) -> Outcome {
             print!("{}", tables(test, &trained.card));
         }
         None => println!(
-            "no test split: the accuracy above is on the clips that chose the kept epoch, so it flatters the model (hold out a test split: ROOT/test/, a manifest's test rows or --test-fraction)"
+            "no test split: the accuracy above is validation accuracy{}; once it guides a choice of settings it flatters the model. Hold out a test split (ROOT/test/, a manifest's test rows or --test-fraction) and report that",
+            if settings.selection == temporal::train::Selection::Best {
+                ", on the clips that chose the kept epoch"
+            } else {
+                ""
+            }
         ),
     }
     println!("model: {}", args.out.display());
