@@ -23,24 +23,34 @@ apart where the video allows: a cut inside one scene, the hard case) and half fr
 The frame features of `none` and a transition's shots are alike, so the class is in the order
 and the change of the frames, not in their content.
 
-Why the test videos are held out
---------------------------------
-Clips cut from one video share its look (colours, texture, motion), and a classifier can learn
-the footage instead of the transition. Test clips therefore use ONLY the test videos
-(--test-videos, default bikes.mp4 and bigbuckbunny.mp4) and training clips only the others
-(vtest.avi, tree.avi, plus generated footage with --synthetic: a zooming Mandelbrot set, a
-camera pan over a fractal and a colony of `life` with mould, rendered once with lavfi), so the
-test score measures transitions on footage the model has never seen. Inside a split, the
-manifest's `group` column (`<video stem>@<10-second chunk of shot A's start>`, e.g. `vtest@3`)
-names the footage of each clip, so a validation split drawn from the training rows can keep
-clips that share footage on one side.
+What test is held out from
+--------------------------
+Clips cut from one stretch of video share its look (colours, texture, motion), and a classifier
+can learn the footage instead of the transition. Test clips therefore never share footage with
+training clips. Two ways (--holdout):
+
+  time    (default) every source gives its first 70% (--test-share 0.3) to training and its
+          last 30% to test, 1 s apart: test clips are other scenes of the same videos, as a
+          user's own held-out recordings would be. This is the set the default recipe was
+          ablated on.
+  videos  test clips use ONLY the test videos (--test-videos, default bikes.mp4 and
+          bigbuckbunny.mp4) and training clips only the others: footage of another kind
+          entirely. With two real training videos this measures how far a head trained on a
+          few sources carries, which is not far (see the README).
+
+Sources: every video in --media but the excluded ones, plus generated footage with
+--synthetic (a zooming Mandelbrot set, a camera pan over a fractal and a colony of `life` with
+mould, rendered once with lavfi). The manifest's `group` column (`<video stem>@<10-second
+chunk of shot A's start>`, e.g. `vtest@3`) names the footage of each clip, so the validation
+split `pipeline train` draws from the training rows (their split is left empty) keeps clips
+that share footage on one side.
 
 Make it (standard library only; needs the ffmpeg and ffprobe CLIs, FFmpeg 5.1+):
 
   python3 scripts/make-transitions.py --out transitions        # --jobs N, --seed S, ...
 
 It writes DIR/clips/<class>/<split>-<index>.mp4, DIR/manifest.csv (`path,label,split,group`,
-paths relative to DIR, split `train` or `test`) and DIR/generator.json (the arguments, the
+paths relative to DIR, split `test` or empty for training and validation rows) and DIR/generator.json (the arguments, the
 sources with their detected shots, and every clip's recipe: sources, times, crop, flip, speed,
 transition start and duration). The same seed and sources give a byte-identical manifest and
 generator.json, and identical videos with the same ffmpeg. Clips are written under a temporary
@@ -55,7 +65,7 @@ Use it:
 
 Exit status: 0 done; 1 some clip failed (each named with ffmpeg's message; the others are
 made, the manifest is not written: run again to retry); 2 bad usage, a missing media folder,
-test video or ffmpeg.
+test video or ffmpeg; 130 interrupted (Ctrl-C or SIGTERM: what is made is kept, run again).
 """
 
 from __future__ import annotations
@@ -67,6 +77,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -88,6 +99,7 @@ SPEED = (0.75, 1.5)
 CROP = (0.6, 1.0)
 TAIL = 0.15  # output seconds read past the last frame a shot needs
 GUARD = 0.08  # seconds kept clear of a source's own scene cuts and of its end
+HOLDOUT_GAP = 1.0  # --holdout time: seconds between a source's training and test parts
 SAME_APART = 3.0  # seconds between A's and B's starts in a same-video pair, where possible
 SYNTH_SECONDS = 30
 SYNTH_SIZE = (320, 240)
@@ -122,6 +134,9 @@ class Fatal(Exception):
 def main() -> int:
     args = parse_args()
     started = time.monotonic()
+    # A polite kill (SIGTERM) stops like Ctrl-C: no new clips, the running ones finish or are
+    # removed, the temporary footage goes.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run(args, started)
     except Fatal as e:
@@ -130,6 +145,10 @@ def main() -> int:
     except KeyboardInterrupt:
         print("interrupted: clips made so far are kept; run again to finish", file=sys.stderr)
         return 130
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def parse_args() -> argparse.Namespace:
@@ -145,18 +164,32 @@ def parse_args() -> argparse.Namespace:
         help="folder of source videos (relative paths resolve against the repository root)",
     )
     p.add_argument(
+        "--holdout",
+        choices=["time", "videos"],
+        default="time",
+        help="what test clips are cut from: the last --test-share of every source's timeline "
+        "(time), or only the --test-videos (videos)",
+    )
+    p.add_argument(
+        "--test-share",
+        type=float,
+        default=0.3,
+        help="--holdout time: the share at the end of every source's timeline kept for test",
+    )
+    p.add_argument(
         "--test-videos",
         default="bikes.mp4,bigbuckbunny.mp4",
-        help="comma-separated file names in --media used only for the test split",
+        help="--holdout videos: comma-separated file names in --media used only for the test "
+        "split",
     )
     p.add_argument(
         "--exclude",
         default="Megamind_bugy.avi",
         help="comma-separated file names in --media never used (Megamind_bugy.avi is damaged)",
     )
-    p.add_argument("--train-per-class", type=int, default=64)
-    p.add_argument("--test-per-class", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-per-class", type=int, default=64, help="training clips per class")
+    p.add_argument("--test-per-class", type=int, default=40, help="test clips per class")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     p.add_argument(
         "--synthetic",
         action=argparse.BooleanOptionalAction,
@@ -183,6 +216,10 @@ def parse_args() -> argparse.Namespace:
         p.error("clip counts must be >= 0")
     if args.jobs < 1:
         p.error("--jobs must be >= 1")
+    if not 0.0 < args.test_share < 1.0:
+        p.error("--test-share must be between 0 and 1")
+    if args.holdout == "time":
+        args.test_videos = ""
     return args
 
 
@@ -212,7 +249,7 @@ def run(args: argparse.Namespace, started: float) -> int:
         if f.is_file() and f.suffix.lower() in VIDEO_EXTS and f.name not in excluded
     )
     train_names = [n for n in videos if n not in test_names]
-    if not test_names and args.test_per_class:
+    if not test_names and args.test_per_class and args.holdout == "videos":
         raise Fatal("no test videos (--test-videos is empty)")
     if not train_names and not args.synthetic and args.train_per_class:
         raise Fatal(f"no training videos left in {media} besides the test videos")
@@ -279,7 +316,8 @@ def scene_cuts(path: Path, threshold: float) -> list[float]:
 
 def describe_sources(pool, media: Path, train_names, test_names, args) -> dict:
     """name -> {split, kind, duration, width, height, shots, ...}; the order is fixed."""
-    real = [(n, "test") for n in test_names] + [(n, "train") for n in train_names]
+    both = args.holdout == "time"
+    real = [(n, "test") for n in test_names] + [(n, "both" if both else "train") for n in train_names]
     probes = {n: pool.submit(probe, media / n) for n, _ in real}
     cuts = {n: pool.submit(scene_cuts, media / n, args.scene_threshold) for n, _ in real}
     sources = {}
@@ -299,7 +337,7 @@ def describe_sources(pool, media: Path, train_names, test_names, args) -> dict:
     if args.synthetic:
         for n, spec in SYNTHETIC.items():
             sources[f"synthetic:{n}"] = {
-                "split": "train",
+                "split": "both" if both else "train",
                 "kind": "lavfi",
                 "group": f"synth-{n}",
                 "lavfi": spec,
@@ -310,7 +348,35 @@ def describe_sources(pool, media: Path, train_names, test_names, args) -> dict:
                 "shots": shots([], float(SYNTH_SECONDS)),
                 "weight": 1,
             }
+    if both:
+        for src in sources.values():
+            # The last --test-share of the timeline is test's, HOLDOUT_GAP seconds clear of
+            # training's part, so no frame (nor its neighbours) is on both sides.
+            cut = round(src["duration"] * (1.0 - args.test_share), 3)
+            src["train_shots"] = clip_shots(src["shots"], 0.0, cut - HOLDOUT_GAP / 2)
+            src["test_shots"] = clip_shots(src["shots"], cut + HOLDOUT_GAP / 2, src["duration"])
     return sources
+
+
+def clip_shots(shots_: list[list[float]], lo: float, hi: float) -> list[list[float]]:
+    """The parts of `shots_` inside [lo, hi] that are still worth drawing from."""
+    out = []
+    for a, b in shots_:
+        a, b = max(a, lo), min(b, hi)
+        if b - a > 0.3:
+            out.append([round(a, 3), round(b, 3)])
+    return out
+
+
+def split_view(sources: dict, split: str) -> dict:
+    """The sources a split draws from, each with only the shots that split may use."""
+    view = {}
+    for n, src in sources.items():
+        if src["split"] == split:
+            view[n] = src
+        elif src["split"] == "both" and src[f"{split}_shots"]:
+            view[n] = {**src, "shots": src[f"{split}_shots"]}
+    return view
 
 
 def shots(cuts: list[float], duration: float) -> list[list[float]]:
@@ -333,13 +399,14 @@ def make_plan(args, sources: dict) -> list[dict]:
     counts can change without changing the clips the two runs share."""
     plan = []
     for split, count in (("train", args.train_per_class), ("test", args.test_per_class)):
-        pool = [n for n, s in sources.items() if s["split"] == split]
+        view = split_view(sources, split)
+        pool = list(view)
         if count and not pool:
             raise Fatal(f"no sources for the {split} split")
         for label in CLASSES:
             for i in range(count):
                 rng = random.Random(f"{args.seed}/{split}/{label}/{i}")
-                recipe = draw_clip(rng, label, pool, sources, args)
+                recipe = draw_clip(rng, label, pool, view, args)
                 recipe = {
                     "path": f"clips/{label}/{split}-{i:04d}.mp4",
                     "label": label,
@@ -480,6 +547,8 @@ def build(args, pool, media: Path, out: Path, sources: dict, plan: list[dict], s
         "args": {
             "out": args.out,
             "media": args.media,
+            "holdout": args.holdout,
+            "test_share": args.test_share,
             "test_videos": names(args.test_videos),
             "exclude": names(args.exclude),
             "train_per_class": args.train_per_class,
@@ -556,7 +625,11 @@ def build(args, pool, media: Path, out: Path, sources: dict, plan: list[dict], s
         )
         return 1
     rows = ["path,label,split,group"]
-    rows += [f"{c['path']},{c['label']},{c['split']},{c['group']}" for c in plan]
+    # Training rows leave the split open: `pipeline train` draws validation from them by group.
+    rows += [
+        f"{c['path']},{c['label']},{'test' if c['split'] == 'test' else ''},{c['group']}"
+        for c in plan
+    ]
     write_atomic(manifest, "\n".join(rows) + "\n")
     print(f"wrote {manifest}")
     return 0
@@ -580,6 +653,9 @@ def shot_chain(i: int, seg: dict, args) -> str:
     chain = [
         f"[{i}:v]setpts=(PTS-STARTPTS)/{seg['speed']}",
         f"fps={FPS}",
+        # Hold the last frame: a sparse source (tree.avi has 68 frames in 29.6 s) can end its
+        # segment up to half a second before the end it was cut at.
+        "tpad=stop_mode=clone:stop_duration=1",
         f"crop={w}:{h}:{x}:{y}",
         f"scale={args.width}:{args.height}:flags=bicubic",
     ]
@@ -638,7 +714,7 @@ def make_clip(c: dict, paths: dict, out: Path, args) -> str | None:
             return f"ffmpeg exited with {r.returncode}: {tail(r.stderr, 6)}"
         n = count_frames(part)
         if n != FRAMES:
-            return f"made {n} frames, expected {FRAMES} (source too short?) {tail(r.stderr, 3)}"
+            return f"made {n} frames, expected {FRAMES}; ffmpeg said: {tail(r.stderr, 3)}"
         os.replace(part, dest)
         return None
     finally:
