@@ -78,6 +78,10 @@ pub struct Scores {
     pub macro_f1: Option<f64>,
     pub baseline_accuracy: Option<f64>,
     pub baseline_macro_f1: Option<f64>,
+    /// anticipate: the accuracy of predicting that the label `horizon` steps ahead is the
+    /// label now (no model), on the same targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carry_forward_accuracy: Option<f64>,
     pub classes: Vec<String>,
     /// `confusion[truth][predicted]`.
     pub confusion: Option<Vec<Vec<u64>>>,
@@ -121,6 +125,10 @@ pub fn score(
         accuracy: evaluation.accuracy(),
         macro_f1: evaluation.confusion.as_ref().map(Confusion::macro_f1),
         baseline_accuracy: baseline.as_ref().map(Confusion::accuracy),
+        carry_forward_accuracy: match card.model.head {
+            temporal::Head::Anticipate { horizon, .. } => carry_forward(sequences, horizon),
+            _ => None,
+        },
         baseline_macro_f1: baseline.as_ref().map(Confusion::macro_f1),
         classes: card.classes.clone(),
         confusion: evaluation.confusion.map(|c| c.counts),
@@ -142,6 +150,26 @@ pub fn score(
             }
         }),
     })
+}
+
+/// The share of anticipation targets (step `t` whose label `horizon` steps later is known,
+/// counted as the loss counts them) where the label at `t` is that label: the accuracy of
+/// "what happens next is what happens now". A step without a label of its own counts as a
+/// miss. `None` without targets.
+fn carry_forward(sequences: &[Sequence], horizon: usize) -> Option<f64> {
+    let (mut hits, mut total) = (0u64, 0u64);
+    for s in sequences {
+        let temporal::Target::Steps(steps) = &s.target else {
+            continue;
+        };
+        for t in 0..s.steps.saturating_sub(horizon) {
+            if let Some(ahead) = steps[t + horizon] {
+                total += 1;
+                hits += u64::from(steps[t] == Some(ahead));
+            }
+        }
+    }
+    (total > 0).then(|| hits as f64 / total as f64)
 }
 
 /// The scores as text tables.
@@ -203,6 +231,13 @@ pub fn tables(scores: &Scores, card: &ModelCard) -> String {
         pct(scores.accuracy),
         scores.macro_f1.map_or("-".into(), |v| format!("{v:.3}"))
     );
+    if let Some(carried) = scores.carry_forward_accuracy {
+        let _ = writeln!(
+            out,
+            "the label now, carried forward (no model): accuracy {}",
+            pct(Some(carried))
+        );
+    }
     if scores.baseline_accuracy.is_some() {
         let _ = writeln!(
             out,

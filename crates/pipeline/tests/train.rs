@@ -397,4 +397,11 @@ fn anticipation_trains_on_segments_of_a_longer_video() {
     assert_eq!(card["classes"], serde_json::json!(["bunny", "meadow"]));
     let val = &json(&model.join("metrics.json"))["validation"];
     assert!(val["confusion"].is_array(), "{val}");
+    // Steps at 0, 0.5, ... 5.0 s: meadow x5, bunny x5, meadow. Of the 9 steps with a label
+    // 1 s (2 steps) later, the label now is that label for 6: the carry-forward baseline.
+    let carried = val["carry_forward_accuracy"]
+        .as_f64()
+        .expect("carry-forward");
+    assert!((carried - 6.0 / 9.0).abs() < 1e-9, "{carried}");
+    assert!(stdout(&result).contains("the label now, carried forward (no model): accuracy 66.7%"));
 }
