@@ -7,30 +7,46 @@ with PyTorch in one of two recipes, so the Rust head's accuracy and speed can be
 the reference framework gets on identical inputs.
 
 Splits: train clips are trained on; val clips are scored every epoch (and, in the pipeline
-recipe only, used to choose the kept epoch); test clips are held out for a final score, never
-used for any choice: the kept model is scored on them ONCE, after training and selection.
+recipe with selection best only, used to choose the kept epoch); test clips are held out for a
+final score, never used for any choice: the kept model is scored on them ONCE, after training
+and selection.
 Without test clips the test score is reported as n/a (null in the JSON).
 
---recipe pipeline (the default): a mirror of `pipeline train --task classify`
+--recipe pipeline (the default): a mirror of `pipeline train --task classify`, trained with
+  the recipe the model folder records (config.json's `model` and, from version 3, `recipe`)
   sequences   a clip of T <= clip_len steps is used whole; a longer one is sampled to clip_len
               rows, indices (2k+1)*T // (2*clip_len), k = 0..clip_len-1 (clip_len of config.json)
   normalise   per-feature mean and (population) std over every step of every training
               sequence, std clamped to >= 1e-6 (applied to train, val and test)
-  model       dropout(p) -> Linear(input_dim, projection) -> dropout(p) -> nn.LSTM/GRU/RNN(tanh),
-              `layers` x `hidden`, dropout p between layers -> Linear(hidden, classes) at every
-              step; a clip's logits are read at its own last step (batches are zero-padded at
-              the end; the recurrence is causal, so padding never reaches those logits);
-              cell, hidden, projection, layers and p from config.json
+  model       dropout(p) on the normalised input -> Linear(input_dim, projection) -> activation
+              (model.activation: relu or identity) -> dropout(p) again only if
+              model.projection_dropout -> nn.LSTM/GRU/RNN(tanh), `layers` x `hidden`, dropout p
+              between layers -> Linear(hidden, classes) at every step; a clip's logits are read
+              at its own last step (batches are zero-padded at the end; the recurrence is
+              causal, so padding never reaches those logits); cell, hidden, projection, layers,
+              activation, projection_dropout and p (model.dropout) from config.json
   loss        cross-entropy of those logits
-  optimiser   AdamW(lr, weight_decay=0.01, eps=1e-5), each parameter tensor's gradient clipped
-              to norm 1.0 (as burn's GradientClipping::Norm does),
-              lr of epoch e of E: lr * (0.1 + 0.9 * 0.5 * (1 + cos(pi * e / E))), constant in an
-              epoch; lr 3e-3, E = 30
-  batches     32, reshuffled every epoch with the same SplitMix64 Fisher-Yates shuffle as the
-              Rust trainer, so with the same --seed the batches hold the same clips in the same
-              order as in `pipeline train`
-  stopping    keep the epoch with the best validation accuracy, ties going to the lower
-              validation loss; stop after --patience (8) epochs without such an improvement
+  optimiser   AdamW(lr, weight_decay, eps=1e-5), each parameter tensor's gradient clipped to
+              norm clip_norm (as burn's GradientClipping::Norm does); lr of epoch e of E by the
+              schedule, constant in an epoch: constant, lr; or cosine,
+              lr * (0.1 + 0.9 * 0.5 * (1 + cos(pi * e / E)))
+  batches     `batch` clips, reshuffled every epoch with the same SplitMix64 Fisher-Yates shuffle
+              as the Rust trainer, so with the same --seed the batches hold the same clips in the
+              same order as in `pipeline train`
+  stopping    selection last: all E epochs, no early stopping; the model after the final epoch
+              is kept (val is scored every epoch and chooses nothing). selection best: keep the
+              epoch with the best validation accuracy, ties going to the lower validation loss;
+              stop after `patience` epochs without such an improvement
+  recipe      epochs, batch, lr, schedule, selection, patience, weight_decay and clip_norm from
+              config.json's `recipe`. A folder trained with `pipeline train`'s current defaults
+              records: ReLU after the projection, dropout 0.3 on the input only, AdamW with a
+              constant lr 1e-3, weight decay 0.01, 60 epochs, the last epoch kept, batch 32
+              (clip_norm 1). What a folder does not record (folders before version 3: no
+              `recipe`, no model.activation / projection_dropout) is the old recipe: identity
+              activation, dropout after the projection too, cosine from lr 3e-3 over 30 epochs,
+              best epoch with patience 8, weight decay 0.01, batch 32, clip_norm 1.
+              Command-line options win over the folder (see below); the header line prints the
+              resolved recipe and where it came from.
   What cannot match bit for bit: weight initialisation (PyTorch's defaults; burn uses Xavier
   for its recurrent cells) and the dropout masks. `--clip-mode global --eps 1e-8` gives
   PyTorch's usual clipping and eps instead.
@@ -52,19 +68,21 @@ Without test clips the test score is reported as n/a (null in the JSON).
   seeding     torch.manual_seed(seed) once at the start of the run (initialisation, dropout
               masks and batch order all come from it)
   --epochs, --lr, --batch, --dropout and --hidden override either recipe's values (the
-  defaults are the recipe's own); --cell, --patience, --clip-mode and --eps are pipeline-only,
-  --normalize plain-only.
+  defaults are the recipe's own); --cell, --activation, --projection-dropout, --schedule,
+  --select, --patience, --weight-decay, --clip-mode and --eps are pipeline-only, --normalize
+  plain-only.
 
 Run:   ../.venv-ref/bin/python bench/train_reference.py --model-dir M [--recipe plain]
            [--seed S | --seeds 0,1,2] [--threads 2] [--json]
        e.g. ../.venv-ref/bin/python bench/train_reference.py --model-dir M --recipe plain --seeds 0,1,2
        (the venv path is relative to the repository root)
 Needs: torch and numpy (the reference venv of ../shared/bench/reference_pipeline.py).
-Prints a header (clip counts, the model, and in the plain recipe the steps per clip,
-min/median/max), one line per epoch, then a summary: the kept epoch and its validation accuracy,
-the test accuracy of the kept model, training seconds (feature loading excluded; normalisation
-statistics, initialisation and the per-epoch validation included, as in `pipeline train`; the
-test scoring excluded) and sequences/s (training sequences x epochs run / training seconds).
+Prints a header (clip counts, the model, in the pipeline recipe the resolved recipe and where
+it came from, and in the plain recipe the steps per clip, min/median/max), one line per epoch,
+then a summary: the kept epoch and its validation accuracy, the test accuracy of the kept
+model, training seconds (feature loading excluded; normalisation statistics, initialisation and
+the per-epoch validation included, as in `pipeline train`; the test scoring excluded) and
+sequences/s (training sequences x epochs run / training seconds).
 --seeds runs the recipe once per seed in one process (features loaded once) and ends with a
 line giving test and val accuracy over the seeds: mean, min-max and sample std.
 With --json, one JSON object last: the run's fields (with --seeds: a `runs` list of them and a
@@ -136,10 +154,13 @@ class SplitMix64:
 class Head(nn.Module):
     """[batch, time, input_dim] (already normalised) -> logits [batch, time, classes]."""
 
-    def __init__(self, cell, input_dim, projection, hidden, layers, dropout, classes):
+    def __init__(self, cell, input_dim, projection, hidden, layers, dropout, classes,
+                 activation, projection_dropout):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.projection = nn.Linear(input_dim, projection)
+        self.relu = activation == "relu"
+        self.projection_dropout = projection_dropout
         kind = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
         extra = {"nonlinearity": "tanh"} if cell == "rnn" else {}
         self.rnn = kind(projection, hidden, num_layers=layers, batch_first=True,
@@ -147,8 +168,11 @@ class Head(nn.Module):
         self.head = nn.Linear(hidden, classes)
 
     def forward(self, x):
-        x = self.dropout(x)
-        x = self.dropout(self.projection(x))
+        x = self.projection(self.dropout(x))
+        if self.relu:
+            x = torch.relu(x)
+        if self.projection_dropout:
+            x = self.dropout(x)
         out, _ = self.rnn(x)
         return self.head(out)
 
@@ -281,20 +305,24 @@ def train_one(args, h, data, seed):
         model = Plain(h["input_dim"], h["projection"], h["hidden"], h["dropout"], h["classes"])
     else:
         model = Head(h["cell"], h["input_dim"], h["projection"], h["hidden"], h["layers"],
-                     h["dropout"], h["classes"])
+                     h["dropout"], h["classes"], h["activation"], h["projection_dropout"])
     params = list(model.parameters())
-    optimizer = torch.optim.AdamW(params, lr=h["lr"], weight_decay=0.01, eps=h["eps"])
+    optimizer = torch.optim.AdamW(params, lr=h["lr"], weight_decay=h["weight_decay"], eps=h["eps"])
     rng = None if plain else SplitMix64(seed)
+    # Selection last (always in plain): the final epoch's model is kept, nothing stops early.
+    keep_last = h["selection"] == "last"
     history, best_score, best_loss, best_epoch, best_state, since_best = [], None, None, 0, None, 0
     for epoch in range(h["epochs"]):
-        if not plain and since_best >= h["patience"]:
+        if not keep_last and since_best >= h["patience"]:
             break
         epoch_started = time.perf_counter()
         if plain:
             lr = h["lr"]
             order = torch.randperm(len(train)).tolist()
         else:
-            lr = h["lr"] * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * epoch / max(h["epochs"], 1))))
+            lr = h["lr"]
+            if h["schedule"] == "cosine":
+                lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * epoch / max(h["epochs"], 1)))
             for group in optimizer.param_groups:
                 group["lr"] = lr
             order = rng.shuffle(list(range(len(train))))
@@ -307,10 +335,10 @@ def train_one(args, h, data, seed):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if h["clip_mode"] == "global":
-                nn.utils.clip_grad_norm_(params, 1.0)
+                nn.utils.clip_grad_norm_(params, h["clip_norm"])
             else:
                 for q in params:
-                    nn.utils.clip_grad_norm_([q], 1.0)
+                    nn.utils.clip_grad_norm_([q], h["clip_norm"])
             optimizer.step()
             loss_sum += loss.item() * labels.shape[0]
             correct += (logits.detach().argmax(1) == labels).sum().item()
@@ -323,7 +351,7 @@ def train_one(args, h, data, seed):
         val_text = f"  val loss {val_loss:.4f} acc {val_acc:.3f}" if val_acc is not None else ""
         print(f"epoch {epoch + 1:>3}  lr {lr:.2e}  train loss {train_loss:.4f} acc {train_acc:.3f}"
               f"{val_text}  ({seconds:.2f} s)", flush=True)
-        if plain:
+        if keep_last:
             continue  # no selection: the final epoch's model is the one kept
         # Without validation clips the training loss is the score, as in the Rust trainer.
         score = val_acc if val_acc is not None else -train_loss
@@ -336,17 +364,17 @@ def train_one(args, h, data, seed):
     train_seconds = time.perf_counter() - started
 
     epochs_run = len(history)
-    if not plain:
+    if not keep_last:
         model.load_state_dict(best_state)
-    kept_epoch = epochs_run if plain else best_epoch
+    kept_epoch = epochs_run if keep_last else best_epoch
     kept_loss, kept_acc = evaluate(model, val)
     # The held-out score: once, on the kept model, after every choice has been made.
     test_loss, test_acc = evaluate(model, test)
     per_second = len(train) * epochs_run / max(train_seconds, 1e-9)
     result = {"seed": seed, "epochs_run": epochs_run, "kept_epoch": kept_epoch}
-    if plain:
-        print(f"final epoch {epochs_run} kept (no selection): val accuracy {fmt(kept_acc)}"
-              + (f", loss {kept_loss:.4f}" if val else ""))
+    if keep_last:
+        print(f"final epoch {epochs_run} kept ({'no selection' if plain else 'selection last'}): "
+              f"val accuracy {fmt(kept_acc)}" + (f", loss {kept_loss:.4f}" if val else ""))
     else:
         best_val = history[best_epoch - 1]["val_accuracy"]
         print(f"best epoch {best_epoch} of {epochs_run}: val accuracy "
@@ -388,14 +416,33 @@ def main():
     p.add_argument("--model-dir", required=True, help="a folder written by `pipeline train`")
     p.add_argument("--recipe", choices=["pipeline", "plain"], default="pipeline",
                    help="pipeline: the mirror of `pipeline train`; plain: the usual PyTorch recipe")
-    p.add_argument("--epochs", type=int, help="pipeline: 30 (most), plain: 60")
-    p.add_argument("--lr", type=float, help="pipeline: 3e-3 (peak), plain: 1e-3 (constant)")
-    p.add_argument("--batch", type=int, help="both: 32")
-    p.add_argument("--patience", type=int, help="pipeline only: 8")
+    p.add_argument("--epochs", type=int,
+                   help="pipeline: config.json's recipe (without one: 30), plain: 60")
+    p.add_argument("--lr", type=float, help="pipeline: config.json's recipe (without one: 3e-3, "
+                                            "the cosine peak), plain: 1e-3 (constant)")
+    p.add_argument("--batch", type=int, help="pipeline: config.json's recipe (without one: 32), "
+                                             "plain: 32")
+    p.add_argument("--schedule", choices=["constant", "cosine"],
+                   help="pipeline only: the lr schedule (config.json's recipe; without one: "
+                        "cosine)")
+    p.add_argument("--select", choices=["last", "best"],
+                   help="pipeline only: keep the last epoch, or the best by val accuracy with "
+                        "early stopping (config.json's recipe; without one: best)")
+    p.add_argument("--patience", type=int,
+                   help="pipeline only, selection best: config.json's recipe (otherwise 8)")
+    p.add_argument("--weight-decay", type=float,
+                   help="pipeline only: AdamW weight decay (config.json's recipe; without one: "
+                        "0.01)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", help="comma-separated seeds: one run per seed, then a summary")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--cell", choices=["lstm", "gru", "rnn"], help="pipeline only: override config.json")
+    p.add_argument("--activation", choices=["relu", "identity", "none"],
+                   help="pipeline only: after the projection (none = identity; config.json's "
+                        "model.activation, without one identity)")
+    p.add_argument("--projection-dropout", choices=["on", "off"],
+                   help="pipeline only: dropout after the projection too (config.json's "
+                        "model.projection_dropout, without one on)")
     p.add_argument("--hidden", type=int, help="pipeline: config.json, plain: 256")
     p.add_argument("--dropout", type=float, help="pipeline: config.json, plain: 0.3")
     p.add_argument("--clip-mode", choices=["global", "per-tensor"],
@@ -410,7 +457,9 @@ def main():
 
     plain = args.recipe == "plain"
     if plain:
-        wrong = [f"--{n.replace('_', '-')}" for n in ("cell", "patience", "clip_mode", "eps")
+        wrong = [f"--{n.replace('_', '-')}" for n in
+                 ("cell", "activation", "projection_dropout", "schedule", "select", "patience",
+                  "weight_decay", "clip_mode", "eps")
                  if getattr(args, n) is not None]
         if wrong:
             fail(f"{', '.join(wrong)}: pipeline-recipe option(s), not part of --recipe plain")
@@ -443,14 +492,56 @@ def main():
         h = {"cell": "lstm", "hidden": pick(args.hidden, 256), "dropout": pick(args.dropout, 0.3),
              "projection": 256, "layers": 1, "epochs": pick(args.epochs, 60),
              "lr": pick(args.lr, 1e-3), "batch": pick(args.batch, 32), "patience": None,
-             "clip_mode": "global", "eps": 1e-8, "normalize": args.normalize, "clip_len": None}
+             "clip_mode": "global", "eps": 1e-8, "normalize": args.normalize, "clip_len": None,
+             "activation": "relu", "projection_dropout": False, "schedule": "constant",
+             "selection": "last", "weight_decay": 1e-2, "clip_norm": 1.0}
     else:
+        # What the folder records (config.json version 3); older folders lack `recipe` and
+        # model.activation / projection_dropout, and were trained with the old recipe below.
+        recipe = config.get("recipe")
+        if recipe is not None and not isinstance(recipe, dict):
+            fail(f"config.json: `recipe` is {recipe!r}, not an object")
+        r = recipe or {}
+        given = lambda value, default: value if value is not None else default
+        selection = pick(args.select, given(r.get("selection"), "best"))
+        if selection == "last" and args.patience is not None:
+            fail("--patience is for selection best (the recipe keeps the last epoch: add "
+                 "--select best)")
+        activation = pick(args.activation, m.get("activation", "identity"))
         h = {"cell": (args.cell or m["cell"]).lower(), "hidden": pick(args.hidden, m["hidden"]),
              "dropout": pick(args.dropout, m["dropout"]), "projection": m["projection"],
-             "layers": max(1, m["layers"]), "epochs": pick(args.epochs, 30),
-             "lr": pick(args.lr, 3e-3), "batch": pick(args.batch, 32),
-             "patience": pick(args.patience, 8), "clip_mode": pick(args.clip_mode, "per-tensor"),
+             "layers": max(1, m["layers"]),
+             "activation": "identity" if activation == "none" else activation,
+             "projection_dropout": (args.projection_dropout == "on"
+                                    if args.projection_dropout is not None
+                                    else bool(m.get("projection_dropout", True))),
+             "epochs": pick(args.epochs, given(r.get("epochs"), 30)),
+             "lr": pick(args.lr, given(r.get("lr"), 3e-3)),
+             "batch": pick(args.batch, given(r.get("batch"), 32)),
+             "schedule": pick(args.schedule, given(r.get("schedule"), "cosine")),
+             "selection": selection,
+             "patience": (pick(args.patience, given(r.get("patience"), 8))
+                          if selection == "best" else None),
+             "weight_decay": pick(args.weight_decay, given(r.get("weight_decay"), 0.01)),
+             "clip_norm": float(given(r.get("clip_norm"), 1.0)),
+             "clip_mode": pick(args.clip_mode, "per-tensor"),
              "eps": pick(args.eps, 1e-5), "normalize": True, "clip_len": clip_len}
+        if h["activation"] not in ("relu", "identity"):
+            fail(f"config.json: unknown model.activation {h['activation']!r}")
+        if h["schedule"] not in ("constant", "cosine"):
+            fail(f"config.json: unknown recipe.schedule {h['schedule']!r}")
+        if h["selection"] not in ("last", "best"):
+            fail(f"config.json: unknown recipe.selection {h['selection']!r}")
+        flags = {"epochs": "--epochs", "lr": "--lr", "batch": "--batch", "schedule": "--schedule",
+                 "select": "--select", "patience": "--patience", "weight_decay": "--weight-decay",
+                 "activation": "--activation", "projection_dropout": "--projection-dropout",
+                 "dropout": "--dropout", "hidden": "--hidden", "cell": "--cell",
+                 "clip_mode": "--clip-mode", "eps": "--eps"}
+        overridden = [flag for name, flag in flags.items() if getattr(args, name) is not None]
+        source = ("config.json's recipe" if recipe is not None
+                  else "no recipe in config.json: the old recipe")
+        if overridden:
+            source += ", overridden by " + " ".join(overridden)
     h.update({"input_dim": input_dim, "classes": len(classes)})
     if h["cell"] not in ("lstm", "gru", "rnn"):
         fail(f"unknown cell {h['cell']!r}")
@@ -476,11 +567,20 @@ def main():
               f"lr {h['lr']:g} constant, batch {h['batch']}; torch {torch.__version__}, "
               f"{torch.get_num_threads()} thread(s)", flush=True)
     else:
+        where = "the input" + (" and after the projection" if h["projection_dropout"] else " only")
+        if h["layers"] > 1:
+            where += " and between layers"
+        select = ("select best, patience " + str(h["patience"]) if h["selection"] == "best"
+                  else "last epoch kept")
+        schedule = "constant" if h["schedule"] == "constant" else "cosine peak"
         print(f"# {counts} clips ({skipped} skipped), loaded in "
               f"{loading:.2f} s; {h['cell']} hidden {h['hidden']} x{h['layers']}, projection "
-              f"{h['projection']}, dropout {h['dropout']}, {len(classes)} classes, clip_len "
-              f"{clip_len}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
-              flush=True)
+              f"{h['projection']} + {h['activation']}, dropout {h['dropout']} on {where}, "
+              f"{len(classes)} classes, clip_len {clip_len}; recipe ({source}): {h['epochs']} "
+              f"epochs, lr {h['lr']:g} {schedule}, {select}, AdamW weight decay "
+              f"{h['weight_decay']:g} eps {h['eps']:g}, clip {h['clip_norm']:g} {h['clip_mode']}, "
+              f"batch {h['batch']}; torch {torch.__version__}, {torch.get_num_threads()} "
+              f"thread(s)", flush=True)
 
     # The first AdamW built in a process pays seconds of lazy imports (torch._dynamo): library
     # start-up, not training, so it is paid before the clock starts.
@@ -510,6 +610,9 @@ def main():
             "val_sequences": n_val, "test_sequences": n_test, "load_seconds": loading,
             "threads": torch.get_num_threads(), "epochs": h["epochs"], "patience": h["patience"],
             "lr": h["lr"], "batch": h["batch"], "clip_mode": h["clip_mode"], "eps": h["eps"],
+            "activation": h["activation"], "projection_dropout": h["projection_dropout"],
+            "schedule": h["schedule"], "selection": h["selection"],
+            "weight_decay": h["weight_decay"], "clip_norm": h["clip_norm"],
             "torch": torch.__version__}
         if summary is None:
             out = {**common, **runs[0]}

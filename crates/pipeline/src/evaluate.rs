@@ -100,7 +100,13 @@ pub fn score(
     device: &Device,
 ) -> Result<Scores> {
     let evaluation = temporal::train::evaluate(model, sequences, device)?;
-    let baseline = baseline.map(|b| b.evaluate(sequences, card.classes.len(), device));
+    let baseline = baseline.map(|b| {
+        b.evaluate(
+            &sequences::baseline_view(sequences, &card.model.head),
+            card.classes.len(),
+            device,
+        )
+    });
     let per_class = evaluation
         .confusion
         .as_ref()
@@ -241,7 +247,12 @@ pub fn tables(scores: &Scores, card: &ModelCard) -> String {
     if scores.baseline_accuracy.is_some() {
         let _ = writeln!(
             out,
-            "order-blind baseline (mean of frame features, linear): accuracy {}  macro-F1 {}",
+            "order-blind baseline ({}, linear): accuracy {}  macro-F1 {}",
+            if card.task() == Task::Anticipate {
+                "the frame now alone"
+            } else {
+                "mean of frame features"
+            },
             pct(scores.baseline_accuracy),
             scores
                 .baseline_macro_f1

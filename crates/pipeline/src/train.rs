@@ -341,11 +341,13 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
     let sequences_per_second = (trained_epochs * train_set.len()) as f64 / train_seconds.max(1e-9);
 
     temporal::store::save(&trained.model, out)?;
+    // The order-blind baseline: classify, a linear classifier on the clip's mean feature;
+    // anticipate, one on the single frame now (no memory, no order).
     let baseline = match args.task {
-        Task::Classify => {
+        Task::Classify | Task::Anticipate => {
             let b = temporal::baseline::train_baseline(
-                &train_set,
-                &val_set,
+                &sequences::baseline_view(&train_set, &config.head),
+                &sequences::baseline_view(&val_set, &config.head),
                 vision::FEATURE_DIM,
                 classes,
                 args.seed,
@@ -354,7 +356,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
             temporal::store::save_baseline(&b, out)?;
             Some(b)
         }
-        _ => None,
+        Task::Forecast => None,
     };
     // Without validation clips the training loss chose the kept epoch: the training split is
     // the one that chose.

@@ -404,4 +404,8 @@ fn anticipation_trains_on_segments_of_a_longer_video() {
         .expect("carry-forward");
     assert!((carried - 6.0 / 9.0).abs() < 1e-9, "{carried}");
     assert!(stdout(&result).contains("the label now, carried forward (no model): accuracy 66.7%"));
+    // The order-blind head sees the frame now alone, on the same 9 targets.
+    assert!(val["baseline_accuracy"].as_f64().is_some(), "{val}");
+    assert!(model.join("baseline.safetensors").is_file());
+    assert!(stdout(&result).contains("order-blind baseline (the frame now alone, linear)"));
 }

@@ -244,6 +244,44 @@ pub fn sequences(
     out
 }
 
+/// What the order-blind baseline of `head` is trained and scored on: classify clips as they
+/// are, anticipation windows as [`frame_targets`].
+pub fn baseline_view<'a>(
+    sequences: &'a [Sequence],
+    head: &temporal::Head,
+) -> std::borrow::Cow<'a, [Sequence]> {
+    match *head {
+        temporal::Head::Anticipate { horizon, .. } => {
+            std::borrow::Cow::Owned(frame_targets(sequences, horizon))
+        }
+        _ => std::borrow::Cow::Borrowed(sequences),
+    }
+}
+
+/// Anticipation targets as one-step clips: for every step `t` of `sequences` whose label
+/// `horizon` steps later is known (counted as the loss counts them), the features of step `t`
+/// alone, labelled with that later label. What an order-blind head sees: one frame, no
+/// memory, no order.
+pub fn frame_targets(sequences: &[Sequence], horizon: usize) -> Vec<Sequence> {
+    let mut out = Vec::new();
+    for s in sequences {
+        let Target::Steps(labels) = &s.target else {
+            continue;
+        };
+        let dim = s.features.len() / s.steps.max(1);
+        for t in 0..s.steps.saturating_sub(horizon) {
+            if let Some(ahead) = labels[t + horizon] {
+                out.push(Sequence {
+                    features: s.features[t * dim..(t + 1) * dim].to_vec(),
+                    steps: 1,
+                    target: Target::Clip(ahead),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// `len` indices spread evenly over `0..n` (the middle of each of `len` equal parts), or all
 /// of them when `n <= len`.
 fn uniform(n: usize, len: usize) -> Vec<usize> {
@@ -271,6 +309,26 @@ fn windows(n: usize, len: usize, shift: usize) -> Vec<std::ops::Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_targets_pair_each_step_with_the_label_ahead() {
+        let seq = Sequence {
+            features: (0..5).flat_map(|t| [t as f32, 10.0 * t as f32]).collect(),
+            steps: 5,
+            target: Target::Steps(vec![Some(0), Some(0), None, Some(1), Some(1)]),
+        };
+        let frames = frame_targets(std::slice::from_ref(&seq), 2);
+        // t = 0 -> label of step 2 (unknown: no target); t = 1 -> 1; t = 2 -> 1.
+        let got: Vec<(Vec<f32>, Target)> =
+            frames.into_iter().map(|s| (s.features, s.target)).collect();
+        assert_eq!(
+            got,
+            [
+                (vec![1.0, 10.0], Target::Clip(1)),
+                (vec![2.0, 20.0], Target::Clip(1))
+            ]
+        );
+    }
 
     #[test]
     fn long_clips_are_sampled_uniformly_and_short_ones_kept() {
