@@ -22,7 +22,7 @@ import argparse, json, os, statistics, subprocess, sys, time
 # row does not move when the defaults do.
 OLD = ["--fps", "4", "--activation", "none", "--dropout", "0.2", "--projection-dropout",
        "--lr", "3e-3", "--schedule", "cosine", "--epochs", "30", "--select", "best",
-       "--patience", "8", "--clip-len", "30"]
+       "--patience", "8", "--clip-len", "30", "--normalize", "per-feature"]
 
 
 def without(flags, *names):
@@ -40,7 +40,7 @@ def without(flags, *names):
 
 
 ROWS = [
-    ("old defaults (4 fps, linear projection, dropout 0.2 twice, cosine 3e-3, 30 epochs, best val epoch)", OLD),
+    ("old defaults (4 fps, per-feature normalisation, linear projection, dropout 0.2 twice, cosine 3e-3, 30 epochs, best val epoch)", OLD),
     ("old + every frame", without(OLD, "--fps") + ["--stride", "1"]),
     ("old + ReLU after the projection", without(OLD, "--activation") + ["--activation", "relu"]),
     ("old + dropout 0.3 on the input only", without(OLD, "--dropout", "--projection-dropout") + ["--dropout", "0.3"]),
@@ -58,6 +58,9 @@ ROWS = [
     ("new, weight decay 0.1", ["--weight-decay", "0.1"]),
     ("new, 30 epochs", ["--epochs", "30"]),
     ("new, GRU", ["--cell", "gru"]),
+    ("new, per-feature normalisation", ["--normalize", "per-feature"]),
+    ("new, no normalisation", ["--normalize", "none"]),
+    ("old + global normalisation", without(OLD, "--normalize") + ["--normalize", "global"]),
 ]
 
 

@@ -79,6 +79,7 @@ pub struct Recipe {
     pub lr: f64,
     pub schedule: temporal::train::Schedule,
     pub selection: temporal::train::Selection,
+    pub normalization: temporal::train::Normalization,
     /// Only with selection `best`.
     pub patience: Option<usize>,
     pub weight_decay: f64,
@@ -388,11 +389,12 @@ impl ModelCard {
         }
         if let Some(recipe) = self.recipe.as_ref().filter(|r| **r != data.recipe) {
             bail!(
-                "--resume: the interrupted run trained with --epochs {} --lr {} --schedule {} --select {} --weight-decay {} --batch {}{}; resume with the same",
+                "--resume: the interrupted run trained with --epochs {} --lr {} --schedule {} --select {} --normalize {} --weight-decay {} --batch {}{}; resume with the same",
                 recipe.epochs,
                 recipe.lr,
                 recipe.schedule.name(),
                 recipe.selection.name(),
+                recipe.normalization.name(),
                 recipe.weight_decay,
                 recipe.batch,
                 recipe

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use burn::prelude::*;
 use serde::Serialize;
-use temporal::train::{EpochStats, Schedule, Selection, TrainEvent, TrainOptions};
+use temporal::train::{EpochStats, Normalization, Schedule, Selection, TrainEvent, TrainOptions};
 use temporal::{Activation, CellKind, Head, TemporalConfig};
 
 use crate::backbone::Backbone;
@@ -39,6 +39,7 @@ pub struct TrainSettings {
     pub lr: f64,
     pub schedule: Schedule,
     pub selection: Selection,
+    pub normalization: Normalization,
     pub weight_decay: f64,
     pub batch: u32,
     pub clip_len: u32,
@@ -125,6 +126,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
         lr: args.lr,
         schedule: args.schedule,
         selection: args.selection,
+        normalization: args.normalization,
         weight_decay: args.weight_decay as f32,
         patience: match args.selection {
             Selection::Best => args.patience as usize,
@@ -140,6 +142,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
         lr: train_options.lr,
         schedule: train_options.schedule,
         selection: train_options.selection,
+        normalization: train_options.normalization,
         patience: (train_options.selection == Selection::Best).then_some(train_options.patience),
         weight_decay: args.weight_decay,
         clip_norm: f64::from(train_options.clip_norm),
@@ -271,9 +274,13 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
         data: std::fs::canonicalize(&args.data.data).unwrap_or_else(|_| args.data.data.clone()),
         split: plan,
         recipe: Some(recipe.clone()),
-        normalization: "per-feature mean and standard deviation of the training features, \
-                        tensors `mean` and `std` in model.safetensors"
-            .into(),
+        normalization: match args.normalization {
+            Normalization::PerFeature => "per-feature mean and standard deviation of the training features",
+            Normalization::Global => "one mean and one standard deviation over all training features, repeated per feature",
+            Normalization::None => "none (mean 0, standard deviation 1)",
+        }
+        .to_string()
+            + ", tensors `mean` and `std` in model.safetensors",
         producer: format!("pipeline {}", env!("CARGO_PKG_VERSION")),
     };
     card.write(out)?;

@@ -73,6 +73,58 @@ pub enum Selection {
     Last,
 }
 
+/// How input features are normalised before the model sees them (the statistics of the
+/// training set, stored with the model as per-feature `mean` and `std`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Normalization {
+    /// Each feature by its own mean and standard deviation: features that barely vary in
+    /// training are stretched most, and footage where they do vary lands far outside what the
+    /// model saw.
+    PerFeature,
+    /// Every feature by one mean and one standard deviation over all of them: the features'
+    /// relative scale is kept.
+    Global,
+    /// The features as they are.
+    None,
+}
+
+impl Normalization {
+    pub fn name(self) -> &'static str {
+        match self {
+            Normalization::PerFeature => "per-feature",
+            Normalization::Global => "global",
+            Normalization::None => "none",
+        }
+    }
+
+    /// The per-feature mean and standard deviation this normalisation uses, from the training
+    /// sequences.
+    pub fn statistics(self, sequences: &[Sequence], dim: usize) -> (Vec<f32>, Vec<f32>) {
+        match self {
+            Normalization::PerFeature => feature_statistics(sequences, dim),
+            Normalization::None => (vec![0.0; dim], vec![1.0; dim]),
+            Normalization::Global => {
+                let (mean, std) = feature_statistics(sequences, dim);
+                // Every feature has the same count: the pooled mean is the mean of the means,
+                // the pooled variance the mean variance plus the spread of the means.
+                let d = dim.max(1) as f64;
+                let all = mean.iter().map(|&m| f64::from(m)).sum::<f64>() / d;
+                let var = mean
+                    .iter()
+                    .zip(&std)
+                    .map(|(&m, &s)| f64::from(s).powi(2) + (f64::from(m) - all).powi(2))
+                    .sum::<f64>()
+                    / d;
+                (
+                    vec![all as f32; dim],
+                    vec![var.sqrt().max(1e-6) as f32; dim],
+                )
+            }
+        }
+    }
+}
+
 impl Selection {
     pub fn name(self) -> &'static str {
         match self {
@@ -91,6 +143,7 @@ pub struct TrainOptions {
     pub lr: f64,
     pub schedule: Schedule,
     pub selection: Selection,
+    pub normalization: Normalization,
     pub weight_decay: f32,
     /// Each parameter tensor's gradient is rescaled so its norm is at most this (burn's
     /// `GradientClipping::Norm`, applied per tensor).
@@ -114,6 +167,7 @@ impl Default for TrainOptions {
             lr: 1e-3,
             schedule: Schedule::Constant,
             selection: Selection::Last,
+            normalization: Normalization::PerFeature,
             weight_decay: 1e-2,
             clip_norm: 1.0,
             patience: 8,
@@ -211,7 +265,7 @@ pub fn train(
     }
     device.seed(options.seed);
     let autodiff = device.clone().autodiff();
-    let (mean, std) = feature_statistics(train, config.input_dim);
+    let (mean, std) = options.normalization.statistics(train, config.input_dim);
     let mut model = config.init(&autodiff).with_normalization(
         Tensor::from_floats(mean.as_slice(), &autodiff),
         Tensor::from_floats(std.as_slice(), &autodiff),
@@ -698,6 +752,27 @@ pub(crate) mod tests {
             seed: 7,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn global_normalization_pools_every_feature() {
+        // Two features: one around 0 with spread 1, one around 10 with spread 3.
+        let seq = Sequence {
+            features: vec![-1.0, 7.0, 1.0, 13.0],
+            steps: 2,
+            target: Target::Clip(0),
+        };
+        let (mean, std) = Normalization::PerFeature.statistics(std::slice::from_ref(&seq), 2);
+        assert_eq!((mean, std), (vec![0.0, 10.0], vec![1.0, 3.0]));
+        let (mean, std) = Normalization::Global.statistics(std::slice::from_ref(&seq), 2);
+        // Pooled over the four values -1, 7, 1, 13: mean 5, variance (36+4+16+64)/4 = 30.
+        assert_eq!(mean, vec![5.0, 5.0]);
+        assert!(
+            std.iter().all(|s| (s - 30f32.sqrt()).abs() < 1e-5),
+            "{std:?}"
+        );
+        let (mean, std) = Normalization::None.statistics(std::slice::from_ref(&seq), 2);
+        assert_eq!((mean, std), (vec![0.0, 0.0], vec![1.0, 1.0]));
     }
 
     #[test]

@@ -266,6 +266,24 @@ impl From<LrSchedule> for temporal::train::Schedule {
     }
 }
 
+/// How `train` scales input features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Normalize {
+    PerFeature,
+    Global,
+    None,
+}
+
+impl From<Normalize> for temporal::train::Normalization {
+    fn from(n: Normalize) -> Self {
+        match n {
+            Normalize::PerFeature => Self::PerFeature,
+            Normalize::Global => Self::Global,
+            Normalize::None => Self::None,
+        }
+    }
+}
+
 /// Which epoch's model `train` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Select {
@@ -369,6 +387,11 @@ pub struct TrainArgs {
     /// The learning rate over the epochs: constant, or cosine-decayed to a tenth.
     #[arg(long, value_enum, default_value_t = LrSchedule::Constant)]
     pub schedule: LrSchedule,
+    /// How input features are scaled, from the training set's statistics: each feature by its
+    /// own mean and deviation, all by one pooled mean and deviation (keeps their relative
+    /// scale), or not at all.
+    #[arg(long = "normalize", value_enum, default_value_t = Normalize::Global)]
+    pub normalization: Normalize,
     /// AdamW's decoupled weight decay.
     #[arg(long, default_value_t = 1e-2)]
     pub weight_decay: f64,
