@@ -16,8 +16,10 @@ Without test clips the test score is reported as n/a (null in the JSON).
   the recipe the model folder records (config.json's `model` and, from version 3, `recipe`)
   sequences   a clip of T <= clip_len steps is used whole; a longer one is sampled to clip_len
               rows, indices (2k+1)*T // (2*clip_len), k = 0..clip_len-1 (clip_len of config.json)
-  normalise   per-feature mean and (population) std over every step of every training
-              sequence, std clamped to >= 1e-6 (applied to train, val and test)
+  normalise   recipe.normalization: per-feature (each feature's mean and population std over
+              every step of every training sequence, std clamped to >= 1e-6; the fallback for
+              folders without it), global (one mean and std pooled over all features) or none;
+              applied to train, val and test
   model       dropout(p) on the normalised input -> Linear(input_dim, projection) -> activation
               (model.activation: relu or identity) -> dropout(p) again only if
               model.projection_dropout -> nn.LSTM/GRU/RNN(tanh), `layers` x `hidden`, dropout p
@@ -293,8 +295,14 @@ def train_one(args, h, data, seed):
     train_np, val_np, test_np = data["train"], data["val"], data["test"]
     # Training time starts here, as in `pipeline train`: statistics, initialisation, epochs.
     started = time.perf_counter()
-    if h["normalize"]:
+    if h["normalize"] not in (None, "none"):
         mean, std = statistics(train_np, h["input_dim"])
+        if h["normalize"] == "global":
+            # One mean and deviation pooled over every feature (`--normalize global`).
+            pooled = mean.astype(np.float64).mean()
+            var = (std.astype(np.float64) ** 2 + (mean - pooled) ** 2).mean()
+            mean = np.full_like(mean, pooled)
+            std = np.full_like(std, max(np.sqrt(var), 1e-6))
         prepare = lambda seqs: [(torch.from_numpy((x - mean) / std), y) for x, y in seqs]
     else:
         prepare = lambda seqs: [(torch.from_numpy(x), y) for x, y in seqs]
@@ -492,7 +500,7 @@ def main():
         h = {"cell": "lstm", "hidden": pick(args.hidden, 256), "dropout": pick(args.dropout, 0.3),
              "projection": 256, "layers": 1, "epochs": pick(args.epochs, 60),
              "lr": pick(args.lr, 1e-3), "batch": pick(args.batch, 32), "patience": None,
-             "clip_mode": "global", "eps": 1e-8, "normalize": args.normalize, "clip_len": None,
+             "clip_mode": "global", "eps": 1e-8, "normalize": "per-feature" if args.normalize else None, "clip_len": None,
              "activation": "relu", "projection_dropout": False, "schedule": "constant",
              "selection": "last", "weight_decay": 1e-2, "clip_norm": 1.0}
     else:
@@ -525,7 +533,8 @@ def main():
              "weight_decay": pick(args.weight_decay, given(r.get("weight_decay"), 0.01)),
              "clip_norm": float(given(r.get("clip_norm"), 1.0)),
              "clip_mode": pick(args.clip_mode, "per-tensor"),
-             "eps": pick(args.eps, 1e-5), "normalize": True, "clip_len": clip_len}
+             "eps": pick(args.eps, 1e-5),
+             "normalize": given(r.get("normalization"), "per-feature"), "clip_len": clip_len}
         if h["activation"] not in ("relu", "identity"):
             fail(f"config.json: unknown model.activation {h['activation']!r}")
         if h["schedule"] not in ("constant", "cosine"):
