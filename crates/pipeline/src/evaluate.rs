@@ -186,8 +186,10 @@ pub fn tables(scores: &Scores, card: &ModelCard) -> String {
         .as_ref()
         .is_none_or(|r| r.selection == temporal::train::Selection::Best);
     let role = match scores.split.as_str() {
-        "val" if chose => " (it chose the kept epoch)",
-        "val" => " (the last epoch was kept: it chose nothing, unless it chose the settings)",
+        "val" if chose => " (validation: it chose the kept epoch)",
+        "val" => {
+            " (validation: the last epoch was kept, so it chose nothing unless it chose the settings)"
+        }
         "test" => " (held out: it chose nothing)",
         _ => "",
     };
@@ -302,8 +304,17 @@ pub fn evaluate(args: &EvalSettings) -> Result<Evaluation> {
     let card = ModelCard::open(&args.model)?;
     let options = card.sampling.options()?;
     let labelled = card.task() != Task::Forecast;
-    let dataset =
-        crate::data::discover(&args.data.data, labelled, &card.split, Purpose::Evaluation)?;
+    let same_data = std::fs::canonicalize(&args.data.data).ok() == Some(card.data.clone());
+    // The training run's --group-by names its own files; other data is grouped by file.
+    let plan = if same_data {
+        card.split.clone()
+    } else {
+        crate::data::SplitPlan {
+            group_by: None,
+            ..card.split.clone()
+        }
+    };
+    let dataset = crate::data::discover(&args.data.data, labelled, &plan, Purpose::Evaluation)?;
     if let Some(c) = dataset
         .clips
         .iter()
@@ -316,7 +327,6 @@ pub fn evaluate(args: &EvalSettings) -> Result<Evaluation> {
             card.classes.join(", ")
         );
     }
-    let same_data = std::fs::canonicalize(&args.data.data).ok() == Some(card.data.clone());
     let own_split = dataset.has_split;
     let split = match args.split {
         Some(EvalSplit::Train) => Some(Split::Train),
@@ -328,7 +338,7 @@ pub fn evaluate(args: &EvalSettings) -> Result<Evaluation> {
         None if dataset.has(Split::Test) => Some(Split::Test),
         None => {
             tracing::warn!(
-                "the data has no test split: scoring the validation split, which chose the kept epoch"
+                "the data has no test split: scoring the validation split (a number that flatters the model once it guided a choice)"
             );
             Some(Split::Val)
         }

@@ -387,6 +387,28 @@ impl ModelCard {
                 self.clip_len
             );
         }
+        if serde_json::to_value(&self.model).ok() != serde_json::to_value(&data.model).ok() {
+            let m = &self.model;
+            bail!(
+                "--resume: the interrupted run's head was --cell {} --hidden {} --layers {} --activation {} --dropout {}{}; resume with the same",
+                serde_json::to_value(m.cell)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                m.hidden,
+                m.layers,
+                match m.activation {
+                    temporal::Activation::Relu => "relu",
+                    temporal::Activation::Identity => "none",
+                },
+                m.dropout,
+                if m.projection_dropout {
+                    " --projection-dropout"
+                } else {
+                    ""
+                }
+            );
+        }
         if let Some(recipe) = self.recipe.as_ref().filter(|r| **r != data.recipe) {
             bail!(
                 "--resume: the interrupted run trained with --epochs {} --lr {} --schedule {} --select {} --normalize {} --weight-decay {} --batch {}{}; resume with the same",
@@ -417,7 +439,12 @@ impl ModelCard {
                 task.name()
             );
         }
-        if self.sampling != *sampling || self.backbone.fingerprint != fingerprint {
+        // How the sampling was chosen is a note, not part of it.
+        let chosen = |s: &SamplingCard| SamplingCard {
+            chosen: None,
+            ..s.clone()
+        };
+        if chosen(&self.sampling) != chosen(sampling) || self.backbone.fingerprint != fingerprint {
             bail!(
                 "--resume: sampling or backbone differ from the interrupted run's ({:?}, {})",
                 self.sampling,
@@ -436,6 +463,8 @@ pub struct Resumable {
     pub split: SplitPlan,
     pub clip_len: usize,
     pub recipe: Recipe,
+    /// The model settings asked for, with the interrupted run's head.
+    pub model: TemporalConfig,
 }
 
 /// The tensor names and shapes of a safetensors file, from its header; an error when the bytes

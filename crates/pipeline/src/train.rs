@@ -196,6 +196,14 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
                     split: plan.clone(),
                     clip_len: args.clip_len as usize,
                     recipe: recipe.clone(),
+                    // The head's own size follows from the data; the rest must match.
+                    model: TemporalConfig::new(args.cell, saved.model.head.clone())
+                        .with_input_dim(vision::FEATURE_DIM)
+                        .with_hidden(args.hidden as usize)
+                        .with_layers(args.layers as usize)
+                        .with_activation(args.activation)
+                        .with_dropout(args.dropout)
+                        .with_projection_dropout(args.projection_dropout),
                 },
             )?,
             Err(_) => tracing::warn!("--resume: nothing to resume in {}, starting", out.display()),
@@ -368,9 +376,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
     // Without validation clips the training loss chose the kept epoch: the training split is
     // the one that chose.
     let (chose, split) = if val_set.is_empty() {
-        tracing::warn!(
-            "no validation clips: the kept epoch was chosen on the training loss, and the first scores below are on the training clips"
-        );
+        tracing::warn!("no validation clips: the first scores below are on the training clips");
         (&train_set, "train")
     } else {
         (&val_set, "val")
@@ -446,7 +452,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
 /// windows of `--clip-len` steps cut longer videos, and a second ahead must be a few steps.
 pub const TIMELINE_FPS: f64 = 4.0;
 
-/// The sampling flags, or when they set neither `--fps` nor `--stride`, a sampling chosen from
+/// The sampling flags, or when they set none of `--fps`, `--stride`, `--keyframes`, a sampling chosen from
 /// the data and why. classify: `--clip-len` steps over the median clip (a 2 s clip is not cut
 /// down to a handful of steps by a rate meant for long videos; a long one is not decoded at a
 /// rate it would be sampled down from), at most 30 per second (a rate above the video's own
@@ -469,9 +475,11 @@ fn choose_sampling(args: &TrainSettings, dataset: &Dataset) -> (SamplingSettings
             Some(why),
         );
     }
+    // The training clips' lengths: held-out clips choose nothing.
     let mut durations: Vec<f64> = dataset
         .clips
         .iter()
+        .filter(|c| c.split == Split::Train)
         .filter_map(|c| match c.segment {
             Some((start, end)) if end.is_finite() => Some(end - start),
             _ => media::probe(&c.path).ok()?.duration,
@@ -492,7 +500,7 @@ fn choose_sampling(args: &TrainSettings, dataset: &Dataset) -> (SamplingSettings
     // Quarter frames per second: a rate people can read back and type.
     let fps = ((args.clip_len as f64 / median * 4.0).ceil() / 4.0).clamp(0.25, MAX_CHOSEN_FPS);
     let why = format!(
-        "{fps} fps: --clip-len {} steps over the median clip of {median:.2} s (of {} clips), at most {MAX_CHOSEN_FPS} per second; --fps or --stride to choose",
+        "{fps} fps: --clip-len {} steps over the median training clip of {median:.2} s (of {} clips), at most {MAX_CHOSEN_FPS} per second; --fps or --stride to choose",
         args.clip_len,
         durations.len()
     );

@@ -67,7 +67,8 @@ fn recurrent_head_learns_the_order_only_samples_and_the_baseline_cannot() {
     // Both splits are printed, each named for what it did.
     let printed = stdout(&result);
     assert!(
-        printed.contains("of the val split (the last epoch was kept: it chose nothing"),
+        printed
+            .contains("of the val split (validation: the last epoch was kept, so it chose nothing"),
         "{printed}"
     );
     assert!(
@@ -214,7 +215,7 @@ fn bad_training_data_is_named_and_a_damaged_clip_is_skipped() {
     assert!(
         card["sampling"]["chosen"]
             .as_str()
-            .is_some_and(|c| c.contains("median clip of 2.00 s")),
+            .is_some_and(|c| c.contains("median training clip of 2.00 s")),
         "{}",
         card["sampling"]
     );
@@ -230,6 +231,26 @@ fn bad_training_data_is_named_and_a_damaged_clip_is_skipped() {
     );
     let skipped = &json(&model.join("metrics.json"))["data"]["skipped"];
     assert_eq!(skipped.as_array().map(Vec::len), Some(1));
+
+    // Another head on resume is refused before anything is written: the card still says
+    // what the weights are.
+    let other_head = train(
+        &data,
+        &model,
+        &["--resume", "--epochs", "2", "--activation", "none"],
+    );
+    assert_eq!(other_head.status.code(), Some(2));
+    assert!(
+        stderr(&other_head).contains(
+            "the interrupted run's head was --cell lstm --hidden 256 --layers 1 --activation relu"
+        ),
+        "{}",
+        stderr(&other_head)
+    );
+    assert_eq!(
+        json(&model.join("config.json"))["model"]["activation"],
+        "relu"
+    );
 
     // Labels that change between a run and its resumption.
     subset(&data, &["pulse"], 3);

@@ -59,7 +59,7 @@ pub enum Command {
     /// the data does not place are split by whole groups (a manifest's group column, else
     /// --group-by, else the video file), so footage is never both trained on and scored.
     ///
-    /// Sampling: without --fps or --stride, classify samples --clip-len steps over the median
+    /// Sampling: without --fps, --stride or --keyframes, classify samples --clip-len steps over the median
     /// clip (at most 30 per second: a 2 s clip at 10 fps gives every frame), anticipate and
     /// forecast 4 per second; config.json records the choice and why.
     Train(TrainArgs),
@@ -405,8 +405,9 @@ pub struct TrainArgs {
     /// anticipate / forecast: how far ahead, in seconds.
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub horizon: f64,
-    /// Share of each class's groups held out for validation when
-    /// the data does not say which clips validate. Validation chooses the kept epoch.
+    /// Share of each class's groups held out for validation when the data does not say which
+    /// clips validate. Validation is reported every epoch; it chooses the kept epoch only under
+    /// --select best.
     #[arg(long, default_value_t = 0.2)]
     pub val_fraction: f64,
     /// Share of each class's groups held out for test when the data has no test split of its

@@ -378,17 +378,33 @@ fn class_folders(root: &Path, split: Option<Split>) -> Result<Vec<Pending>> {
 /// groups keeps at least one for training, and each asked-for share gets at least one group
 /// where that leaves one for training.
 fn assign_splits(clips: Vec<Pending>, plan: &SplitPlan) -> Vec<Clip> {
-    // Groups without a given split, in order of first appearance, by class.
+    // A group the data placed (some of its clips have a split) takes its open clips along.
+    let mut chosen: BTreeMap<String, Split> = BTreeMap::new();
+    for c in &clips {
+        if let (Some(group), Some(split)) = (&c.group, c.split) {
+            chosen.entry(group.clone()).or_insert(split);
+        }
+    }
+    if clips.iter().all(|c| c.split.is_some()) && plan.test_fraction > 0.0 {
+        tracing::warn!(
+            "--test-fraction {} has nothing to draw from: the data places every clip itself",
+            plan.test_fraction
+        );
+    }
+    // Groups without a split, in order of first appearance, by class (of the group's first
+    // clip: a group with clips of several classes is drawn with the first).
     let mut groups: Vec<&str> = Vec::new();
     let mut open: BTreeMap<Option<String>, Vec<usize>> = BTreeMap::new();
     for c in clips.iter().filter(|c| c.split.is_none()) {
         let group = c.group.as_deref().unwrap_or_default();
+        if chosen.contains_key(group) {
+            continue;
+        }
         if !groups.contains(&group) {
             open.entry(c.label.clone()).or_default().push(groups.len());
             groups.push(group);
         }
     }
-    let mut chosen: BTreeMap<String, Split> = BTreeMap::new();
     let mut rng = temporal::train::SplitMix64(plan.seed);
     for indices in open.values_mut() {
         for i in (1..indices.len()).rev() {
@@ -664,7 +680,7 @@ mod tests {
         let root = temp("manifest-groups");
         touch(&root, &["a.mp4", "b.mp4", "c.mp4", "d.mp4"]);
         // Two clips of each of four source groups; two classes.
-        let mut csv = String::from("path,label,start,end,group\n");
+        let mut csv = String::from("path,label,start,end,group,split\n");
         for (file, label, group) in [
             ("a.mp4", "x", "s1"),
             ("b.mp4", "x", "s1"),
@@ -674,9 +690,11 @@ mod tests {
             ("b.mp4", "y", "s4"),
         ] {
             csv.push_str(&format!(
-                "{file},{label},0,1,{group}\n{file},{label},1,2,{group}\n"
+                "{file},{label},0,1,{group},\n{file},{label},1,2,{group},\n"
             ));
         }
+        // One clip of s4 is placed in test by the data: the rest of s4 follows it.
+        csv.push_str("b.mp4,y,2,3,s4,test\n");
         std::fs::write(root.join("m.csv"), csv).expect("write");
         let plan = SplitPlan {
             val_fraction: 0.0,
@@ -685,6 +703,12 @@ mod tests {
             group_by: None,
         };
         let data = discover(&root.join("m.csv"), true, &plan, Purpose::Training).expect("discover");
+        assert!(
+            data.clips
+                .iter()
+                .filter(|c| c.group == "s4")
+                .all(|c| c.split == Split::Test)
+        );
         for group in ["s1", "s2", "s3", "s4"] {
             let splits: BTreeSet<Split> = data
                 .clips

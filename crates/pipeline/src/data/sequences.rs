@@ -69,6 +69,22 @@ pub fn units(dataset: &Dataset, task: Task, class_of: impl Fn(&str) -> Option<us
             })
             .collect(),
         Task::Anticipate => {
+            // A video whose segments sit in different splits gives each split a timeline of
+            // the whole video: the other splits' frames are unlabelled context there.
+            let mut split_of: Vec<(&std::path::Path, Split)> = Vec::new();
+            let mut warned = std::collections::BTreeSet::new();
+            for c in dataset.clips.iter().filter(|c| c.label.is_some()) {
+                match split_of.iter().find(|(p, _)| *p == c.path.as_path()) {
+                    Some((_, s)) if *s != c.split && warned.insert(c.path.clone()) => {
+                        tracing::warn!(
+                            "{}: segments in more than one split; for anticipation each split sees the whole video (group its segments together: a manifest's group column)",
+                            c.path.display()
+                        );
+                    }
+                    Some(_) => {}
+                    None => split_of.push((&c.path, c.split)),
+                }
+            }
             let mut timelines: Vec<Unit> = Vec::new();
             for c in &dataset.clips {
                 let Some(class) = label(c) else { continue };
