@@ -59,8 +59,8 @@ ROWS = [
     ("new, 30 epochs", ["--epochs", "30"]),
     ("new, GRU", ["--cell", "gru"]),
     ("new, per-feature normalisation", ["--normalize", "per-feature"]),
-    ("new, no normalisation", ["--normalize", "none"]),
-    ("old + global normalisation", without(OLD, "--normalize") + ["--normalize", "global"]),
+    ("new, global normalisation (one mean and deviation for all features)", ["--normalize", "global"]),
+    ("old + no normalisation", without(OLD, "--normalize") + ["--normalize", "none"]),
 ]
 
 

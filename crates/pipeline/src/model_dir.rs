@@ -2,10 +2,11 @@
 //!
 //! - `config.json`: the [`ModelCard`], everything needed to rebuild the model and to
 //!   preprocess video exactly as in training (backbone, sampling, clip length, horizon);
-//! - `model.safetensors`: the weights, the input normalisation (training-set feature mean and
-//!   standard deviation, tensors `mean` and `std`) included;
+//! - `model.safetensors`: the weights, the input normalisation (tensors `mean` and `std`, from
+//!   the training features as the recipe's normalisation says) included;
 //! - `labels.json`: the class names, in output order;
-//! - `baseline.safetensors`: the order-blind baseline (classify);
+//! - `baseline.safetensors`: the order-blind baseline (classify: on the clip's mean feature;
+//!   anticipate: on the frame now alone);
 //! - `metrics.json`, `curves.png`, `confusion.png`; `checkpoint/` while training.
 //!
 //! The folder is a file format users keep for years: `config.json` carries a `version`

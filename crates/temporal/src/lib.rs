@@ -5,8 +5,9 @@
 //!   LSTM, GRU or plain tanh RNN layers, and one head ([`Head`]).
 //! - [`TemporalModel::forward`] takes and returns the recurrent [`State`], so a video of any
 //!   length runs chunk by chunk in constant memory with the same outputs as one pass.
-//! - [`train`]: one training loop for the three heads (AdamW, clipping, cosine schedule, early
-//!   stopping, a checkpoint per epoch); [`baseline`]: the order-blind comparison.
+//! - [`train`]: one training loop for the three heads (AdamW, clipping, constant or cosine
+//!   schedule, the last or the best validation epoch, input normalisation, a checkpoint per
+//!   epoch); [`baseline`]: the order-blind comparison.
 //! - [`metrics`]: confusion matrix, accuracy, per-class precision/recall/F1, macro-F1.
 //! - [`store`]: a trained model's weights on disk.
 //! - [`enum@Error`]: the one error type of all of them.

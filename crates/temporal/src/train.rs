@@ -167,7 +167,7 @@ impl Default for TrainOptions {
             lr: 1e-3,
             schedule: Schedule::Constant,
             selection: Selection::Last,
-            normalization: Normalization::PerFeature,
+            normalization: Normalization::None,
             weight_decay: 1e-2,
             clip_norm: 1.0,
             patience: 8,
@@ -242,8 +242,9 @@ impl Evaluation {
 /// Trains a model with the head of `config`: AdamW with gradient-norm clipping and the
 /// learning-rate schedule of `options`, returning the last epoch's model or the one with the
 /// best validation score (ties to the lower validation loss, stopping after `patience` epochs
-/// without improvement), as `options.selection` says. Inputs are normalised with the training set's
-/// per-feature mean and standard deviation, which become part of the model. With
+/// without improvement), as `options.selection` says. Inputs are normalised as
+/// `options.normalization` says, with statistics of the training set that become part of the
+/// model. With
 /// `options.checkpoint`, the state after every epoch is written there, and a run that finds a
 /// checkpoint carries on from it.
 pub fn train(
@@ -749,6 +750,7 @@ pub(crate) mod tests {
             lr: 1e-2,
             schedule: Schedule::Cosine,
             selection: Selection::Best,
+            normalization: Normalization::PerFeature,
             seed: 7,
             ..Default::default()
         }

@@ -389,9 +389,10 @@ pub struct TrainArgs {
     pub schedule: LrSchedule,
     /// How input features are scaled, from the training set's statistics: each feature by its
     /// own mean and deviation, all by one pooled mean and deviation (keeps their relative
-    /// scale), or not at all.
-    #[arg(long = "normalize", value_enum, default_value_t = Normalize::Global)]
-    pub normalization: Normalize,
+    /// scale), or not at all [default: none for classify and anticipate, per-feature for
+    /// forecast]
+    #[arg(long = "normalize", value_enum)]
+    pub normalization: Option<Normalize>,
     /// AdamW's decoupled weight decay.
     #[arg(long, default_value_t = 1e-2)]
     pub weight_decay: f64,

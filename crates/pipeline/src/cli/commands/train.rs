@@ -22,7 +22,7 @@ pub fn run(args: &TrainArgs) -> Outcome {
         lr: args.lr,
         schedule: args.schedule.into(),
         selection: args.selection.into(),
-        normalization: args.normalization.into(),
+        normalization: args.normalization.map(Into::into),
         weight_decay: args.weight_decay,
         batch: args.batch,
         clip_len: args.clip_len,
