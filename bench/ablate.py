@@ -61,6 +61,7 @@ ROWS = [
     ("new, per-feature normalisation", ["--normalize", "per-feature"]),
     ("new, global normalisation (one mean and deviation for all features)", ["--normalize", "global"]),
     ("old + no normalisation", without(OLD, "--normalize") + ["--normalize", "none"]),
+    ("new, AdamW epsilon 1e-5 (burn's default)", ["--adam-epsilon", "1e-5"]),
 ]
 
 

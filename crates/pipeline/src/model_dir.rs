@@ -84,6 +84,7 @@ pub struct Recipe {
     /// Only with selection `best`.
     pub patience: Option<usize>,
     pub weight_decay: f64,
+    pub adam_epsilon: f64,
     pub clip_norm: f64,
 }
 
@@ -412,13 +413,14 @@ impl ModelCard {
         }
         if let Some(recipe) = self.recipe.as_ref().filter(|r| **r != data.recipe) {
             bail!(
-                "--resume: the interrupted run trained with --epochs {} --lr {} --schedule {} --select {} --normalize {} --weight-decay {} --batch {}{}; resume with the same",
+                "--resume: the interrupted run trained with --epochs {} --lr {} --schedule {} --select {} --normalize {} --weight-decay {} --adam-epsilon {} --batch {}{}; resume with the same",
                 recipe.epochs,
                 recipe.lr,
                 recipe.schedule.name(),
                 recipe.selection.name(),
                 recipe.normalization.name(),
                 recipe.weight_decay,
+                recipe.adam_epsilon,
                 recipe.batch,
                 recipe
                     .patience

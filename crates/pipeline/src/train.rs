@@ -42,6 +42,7 @@ pub struct TrainSettings {
     /// `None`: [`default_normalization`] of the task.
     pub normalization: Option<Normalization>,
     pub weight_decay: f64,
+    pub adam_epsilon: f64,
     pub batch: u32,
     pub clip_len: u32,
     /// anticipate / forecast: seconds ahead.
@@ -131,6 +132,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
             .normalization
             .unwrap_or_else(|| default_normalization(args.task)),
         weight_decay: args.weight_decay as f32,
+        epsilon: args.adam_epsilon as f32,
         patience: match args.selection {
             Selection::Best => args.patience as usize,
             Selection::Last => usize::MAX,
@@ -148,6 +150,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
         normalization: train_options.normalization,
         patience: (train_options.selection == Selection::Best).then_some(train_options.patience),
         weight_decay: args.weight_decay,
+        adam_epsilon: args.adam_epsilon,
         clip_norm: f64::from(train_options.clip_norm),
     };
     let trained_before = out.join(temporal::store::WEIGHTS_FILE).exists()
@@ -540,6 +543,12 @@ fn check_numbers(args: &TrainSettings) -> Result<()> {
         bail!(
             "--weight-decay must be zero or a positive number, got {}",
             args.weight_decay
+        );
+    }
+    if !(args.adam_epsilon.is_finite() && args.adam_epsilon > 0.0) {
+        bail!(
+            "--adam-epsilon must be a positive number, got {}",
+            args.adam_epsilon
         );
     }
     if !(0.0..1.0).contains(&args.dropout) {

@@ -145,6 +145,9 @@ pub struct TrainOptions {
     pub selection: Selection,
     pub normalization: Normalization,
     pub weight_decay: f32,
+    /// AdamW's epsilon, added to the root of the second moment: above the gradients' own scale
+    /// it damps the steps of rarely active inputs (burn's default 1e-5, PyTorch's 1e-8).
+    pub epsilon: f32,
     /// Each parameter tensor's gradient is rescaled so its norm is at most this (burn's
     /// `GradientClipping::Norm`, applied per tensor).
     pub clip_norm: f32,
@@ -169,6 +172,7 @@ impl Default for TrainOptions {
             selection: Selection::Last,
             normalization: Normalization::None,
             weight_decay: 1e-2,
+            epsilon: 1e-8,
             clip_norm: 1.0,
             patience: 8,
             seed: 0,
@@ -273,6 +277,7 @@ pub fn train(
     );
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(options.weight_decay)
+        .with_epsilon(options.epsilon)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(options.clip_norm)))
         .init();
     let mut progress = Progress::new(options.seed);
@@ -751,6 +756,7 @@ pub(crate) mod tests {
             schedule: Schedule::Cosine,
             selection: Selection::Best,
             normalization: Normalization::PerFeature,
+            epsilon: 1e-5,
             seed: 7,
             ..Default::default()
         }

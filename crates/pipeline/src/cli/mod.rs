@@ -396,6 +396,10 @@ pub struct TrainArgs {
     /// AdamW's decoupled weight decay.
     #[arg(long, default_value_t = 1e-2)]
     pub weight_decay: f64,
+    /// AdamW's epsilon (PyTorch's default; burn's is 1e-5, which damps the steps of rarely
+    /// active features).
+    #[arg(long, default_value_t = 1e-8, value_name = "EPS")]
+    pub adam_epsilon: f64,
     /// Sequences per training batch.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub batch: u32,

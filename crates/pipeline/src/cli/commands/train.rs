@@ -24,6 +24,7 @@ pub fn run(args: &TrainArgs) -> Outcome {
         selection: args.selection.into(),
         normalization: args.normalization.map(Into::into),
         weight_decay: args.weight_decay,
+        adam_epsilon: args.adam_epsilon,
         batch: args.batch,
         clip_len: args.clip_len,
         horizon: args.horizon,
