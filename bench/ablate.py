@@ -22,7 +22,7 @@ import argparse, json, os, statistics, subprocess, sys, time
 # row does not move when the defaults do.
 OLD = ["--fps", "4", "--activation", "none", "--dropout", "0.2", "--projection-dropout",
        "--lr", "3e-3", "--schedule", "cosine", "--epochs", "30", "--select", "best",
-       "--patience", "8", "--clip-len", "30", "--normalize", "per-feature"]
+       "--patience", "8", "--clip-len", "30", "--normalize", "per-feature", "--adam-epsilon", "1e-5"]
 
 
 def without(flags, *names):
@@ -58,8 +58,9 @@ ROWS = [
     ("new, weight decay 0.1", ["--weight-decay", "0.1"]),
     ("new, 30 epochs", ["--epochs", "30"]),
     ("new, GRU", ["--cell", "gru"]),
-    ("new, per-feature normalisation", ["--normalize", "per-feature"]),
-    ("new, global normalisation (one mean and deviation for all features)", ["--normalize", "global"]),
+    ("new with AdamW epsilon 1e-5, per-feature normalisation", ["--normalize", "per-feature", "--adam-epsilon", "1e-5"]),
+    ("new with AdamW epsilon 1e-5, global normalisation (one mean and deviation for all features)",
+     ["--normalize", "global", "--adam-epsilon", "1e-5"]),
     ("old + no normalisation", without(OLD, "--normalize") + ["--normalize", "none"]),
     ("new, AdamW epsilon 1e-5 (burn's default)", ["--adam-epsilon", "1e-5"]),
 ]

@@ -41,7 +41,8 @@ training clips. Two ways (--holdout):
 Sources: every video in --media but the excluded ones, plus generated footage with
 --synthetic (a zooming Mandelbrot set, a camera pan over a fractal and a colony of `life` with
 mould, rendered once with lavfi). The manifest's `group` column (`<video stem>@<10-second
-chunk of shot A's start>`, e.g. `vtest@3`) names the footage of each clip, so the validation
+chunk of shot A's start>`, e.g. `vtest@3`, and `vtest@5-test` for test clips) names the
+footage of each clip, so the validation
 split `pipeline train` draws from the training rows (their split is left empty) keeps clips
 that share footage on one side.
 
@@ -626,8 +627,13 @@ def build(args, pool, media: Path, out: Path, sources: dict, plan: list[dict], s
         return 1
     rows = ["path,label,split,group"]
     # Training rows leave the split open: `pipeline train` draws validation from them by group.
+    # A test row's group carries `-test`: with --holdout time one 10-second chunk can hold the
+    # end of training's part and the start of test's, and a group shared with a test row would
+    # pull the training clips into test with it.
     rows += [
-        f"{c['path']},{c['label']},{'test' if c['split'] == 'test' else ''},{c['group']}"
+        f"{c['path']},{c['label']},test,{c['group']}-test"
+        if c["split"] == "test"
+        else f"{c['path']},{c['label']},,{c['group']}"
         for c in plan
     ]
     write_atomic(manifest, "\n".join(rows) + "\n")
