@@ -145,8 +145,9 @@ pub struct TrainOptions {
     pub selection: Selection,
     pub normalization: Normalization,
     pub weight_decay: f32,
-    /// AdamW's epsilon, added to the root of the second moment: above the gradients' own scale
-    /// it damps the steps of rarely active inputs (burn's default 1e-5, PyTorch's 1e-8).
+    /// AdamW's epsilon, added to the root of the second moment (burn's default 1e-5,
+    /// PyTorch's 1e-8): above the gradients' own scale it shortens the steps of the weights of
+    /// rarely active inputs.
     pub epsilon: f32,
     /// Each parameter tensor's gradient is rescaled so its norm is at most this (burn's
     /// `GradientClipping::Norm`, applied per tensor).

@@ -396,8 +396,8 @@ pub struct TrainArgs {
     /// AdamW's decoupled weight decay.
     #[arg(long, default_value_t = 1e-2)]
     pub weight_decay: f64,
-    /// AdamW's epsilon (PyTorch's default; burn's is 1e-5, which damps the steps of rarely
-    /// active features).
+    /// AdamW's epsilon (PyTorch's default; burn's 1e-5 scored 2 points lower on held-out
+    /// clips, see the README).
     #[arg(long, default_value_t = 1e-8, value_name = "EPS")]
     pub adam_epsilon: f64,
     /// Sequences per training batch.
