@@ -61,8 +61,8 @@ pub struct TrainSettings {
 #[derive(Debug)]
 pub struct Trained {
     pub card: ModelCard,
-    /// The kept model on the split that chose it (early stopping, the kept epoch): validation,
-    /// or training when there is no validation split.
+    /// The kept model on the validation split (which chose the kept epoch under
+    /// `Selection::Best`), or on the training split when there is no validation split.
     pub val: Scores,
     /// The kept model on the test split, scored once here and never used for a choice.
     pub test: Option<Scores>,
@@ -88,8 +88,8 @@ struct Metrics<'a> {
     train_seconds: f64,
     train_sequences_per_second: f64,
     data: DataSummary<'a>,
-    /// Scores of the kept (best) model on the split that chose it: validation, or training
-    /// when there is none.
+    /// Scores of the kept model on the validation split, or on the training split when there is
+    /// none (`split` says which).
     validation: &'a Scores,
     /// Scores of the kept model on the test split, which chose nothing; absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
