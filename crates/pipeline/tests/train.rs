@@ -370,6 +370,15 @@ fn forecaster_trains_on_unlabelled_video_and_reports_persistence() {
     let card = json(&model.join("config.json"));
     assert_eq!(card["horizon_steps"], 2, "0.5 s at 4 steps/s");
     assert_eq!(card["classes"], serde_json::json!([]));
+    // forecast keeps its own defaults: the best validation epoch, per-feature scaling.
+    let recipe = &json(&model.join("config.json"))["recipe"];
+    assert_eq!(
+        (&recipe["selection"], &recipe["normalization"]),
+        (
+            &serde_json::json!("best"),
+            &serde_json::json!("per-feature")
+        )
+    );
     let forecast = &json(&model.join("metrics.json"))["validation"]["forecast"];
     let (m, p) = (
         forecast["model_mse"].as_f64().expect("model"),

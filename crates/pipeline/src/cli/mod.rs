@@ -375,9 +375,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: u32,
     /// Which epoch's model to keep: the last (a fixed schedule; validation is reported but
-    /// chooses nothing), or the one with the best validation score.
-    #[arg(long = "select", value_enum, default_value_t = Select::Last)]
-    pub selection: Select,
+    /// chooses nothing), or the one with the best validation score [default: last for classify
+    /// and anticipate, best for forecast]
+    #[arg(long = "select", value_enum)]
+    pub selection: Option<Select>,
     /// --select best: epochs without a better validation score before stopping.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub patience: u32,

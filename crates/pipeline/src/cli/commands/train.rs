@@ -21,7 +21,7 @@ pub fn run(args: &TrainArgs) -> Outcome {
         patience: args.patience,
         lr: args.lr,
         schedule: args.schedule.into(),
-        selection: args.selection.into(),
+        selection: args.selection.map(Into::into),
         normalization: args.normalization.map(Into::into),
         weight_decay: args.weight_decay,
         adam_epsilon: args.adam_epsilon,
@@ -52,7 +52,12 @@ pub fn run(args: &TrainArgs) -> Outcome {
         }
         None => println!(
             "no test split: the accuracy above is validation accuracy{}; once it guides a choice of settings it flatters the model. Hold out a test split (ROOT/test/, a manifest's test rows or --test-fraction) and report that",
-            if settings.selection == temporal::train::Selection::Best {
+            if trained
+                .card
+                .recipe
+                .as_ref()
+                .is_some_and(|r| r.selection == temporal::train::Selection::Best)
+            {
                 ", on the clips that chose the kept epoch"
             } else {
                 ""
