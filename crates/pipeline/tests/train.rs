@@ -225,7 +225,7 @@ fn bad_training_data_is_named_and_a_damaged_clip_is_skipped() {
     assert_eq!(card["recipe"]["selection"], "last");
     // Without a test split, train says the number it printed chose the kept epoch.
     assert!(
-        stdout(&ok).contains("no test split: the accuracy above is validation accuracy"),
+        stdout(&ok).contains("no test split: the scores above are validation scores"),
         "{}",
         stdout(&ok)
     );

@@ -51,7 +51,7 @@ pub fn run(args: &TrainArgs) -> Outcome {
             print!("{}", tables(test, &trained.card));
         }
         None => println!(
-            "no test split: the accuracy above is validation accuracy{}; once it guides a choice of settings it flatters the model. Hold out a test split (ROOT/test/, a manifest's test rows or --test-fraction) and report that",
+            "no test split: the scores above are validation scores{}; once they guide a choice of settings they flatter the model. Hold out a test split (ROOT/test/, a manifest's test rows or --test-fraction) and report that",
             if trained
                 .card
                 .recipe
