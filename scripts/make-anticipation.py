@@ -92,6 +92,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from footage import clip_shots, count_frames, ffmpeg_version, interrupt, tail, write_atomic
+
 REPO = Path(__file__).resolve().parent.parent
 SPLITS = ("train", "test")
 FPS = 10
@@ -150,7 +152,7 @@ def main() -> int:
     started = time.monotonic()
     # A polite kill (SIGTERM) stops like Ctrl-C: no new programmes, the running ones finish or
     # are removed, the temporary footage goes.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         return run(args, started)
     except Fatal as e:
@@ -160,10 +162,6 @@ def main() -> int:
         print("interrupted: programmes made so far are kept; run again to finish",
               file=sys.stderr)
         return 130
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def parse_args() -> argparse.Namespace:
@@ -291,11 +289,6 @@ def run(args: argparse.Namespace, started: float) -> int:
 # ---------------------------------------------------------------- sources
 
 
-def ffmpeg_version() -> str:
-    r = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True)
-    return r.stdout.splitlines()[0] if r.stdout else "unknown"
-
-
 def probe(path: Path) -> dict:
     r = subprocess.run(
         [
@@ -388,16 +381,6 @@ def shots(cuts: list[float], duration: float) -> list[list[float]]:
     for i in range(len(bounds) - 1):
         a = bounds[i] + (GUARD if i > 0 else 0.0)
         b = bounds[i + 1] - GUARD
-        if b - a > 0.3:
-            out.append([round(a, 3), round(b, 3)])
-    return out
-
-
-def clip_shots(shots_: list[list[float]], lo: float, hi: float) -> list[list[float]]:
-    """The parts of `shots_` inside [lo, hi] that are still worth drawing from."""
-    out = []
-    for a, b in shots_:
-        a, b = max(a, lo), min(b, hi)
         if b - a > 0.3:
             out.append([round(a, 3), round(b, 3)])
     return out
@@ -810,32 +793,6 @@ def make_programme(c: dict, paths: dict, out: Path, args) -> str | None:
         return None
     finally:
         part.unlink(missing_ok=True)
-
-
-def count_frames(path: Path) -> int:
-    r = subprocess.run(
-        [
-            "ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
-            "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", str(path),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    try:
-        return int(r.stdout.strip().split(",")[0])
-    except ValueError:
-        return -1
-
-
-def tail(text: str, lines: int) -> str:
-    t = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
-    return " | ".join(t) if t else "(no message)"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    part = path.with_name(f".{path.name}.{os.getpid()}.part")
-    part.write_text(text)
-    os.replace(part, path)
 
 
 def summary(plan, sources, categories, kept, made, failed, out, started) -> None:

@@ -85,6 +85,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from footage import clip_shots, count_frames, ffmpeg_version, interrupt, tail, write_atomic
+
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = ("none", "cut", "dissolve", "fade", "wipe")
 SPLITS = ("train", "test")
@@ -137,7 +139,7 @@ def main() -> int:
     started = time.monotonic()
     # A polite kill (SIGTERM) stops like Ctrl-C: no new clips, the running ones finish or are
     # removed, the temporary footage goes.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         return run(args, started)
     except Fatal as e:
@@ -146,10 +148,6 @@ def main() -> int:
     except KeyboardInterrupt:
         print("interrupted: clips made so far are kept; run again to finish", file=sys.stderr)
         return 130
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def parse_args() -> argparse.Namespace:
@@ -267,11 +265,6 @@ def run(args: argparse.Namespace, started: float) -> int:
 # ---------------------------------------------------------------- sources
 
 
-def ffmpeg_version() -> str:
-    r = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True)
-    return r.stdout.splitlines()[0] if r.stdout else "unknown"
-
-
 def probe(path: Path) -> dict:
     r = subprocess.run(
         [
@@ -357,16 +350,6 @@ def describe_sources(pool, media: Path, train_names, test_names, args) -> dict:
             src["train_shots"] = clip_shots(src["shots"], 0.0, cut - HOLDOUT_GAP / 2)
             src["test_shots"] = clip_shots(src["shots"], cut + HOLDOUT_GAP / 2, src["duration"])
     return sources
-
-
-def clip_shots(shots_: list[list[float]], lo: float, hi: float) -> list[list[float]]:
-    """The parts of `shots_` inside [lo, hi] that are still worth drawing from."""
-    out = []
-    for a, b in shots_:
-        a, b = max(a, lo), min(b, hi)
-        if b - a > 0.3:
-            out.append([round(a, 3), round(b, 3)])
-    return out
 
 
 def split_view(sources: dict, split: str) -> dict:
@@ -725,32 +708,6 @@ def make_clip(c: dict, paths: dict, out: Path, args) -> str | None:
         return None
     finally:
         part.unlink(missing_ok=True)
-
-
-def count_frames(path: Path) -> int:
-    r = subprocess.run(
-        [
-            "ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
-            "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", str(path),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    try:
-        return int(r.stdout.strip().split(",")[0])
-    except ValueError:
-        return -1
-
-
-def tail(text: str, lines: int) -> str:
-    t = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
-    return " | ".join(t) if t else "(no message)"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    part = path.with_name(f".{path.name}.{os.getpid()}.part")
-    part.write_text(text)
-    os.replace(part, path)
 
 
 def summary(plan, sources, kept, made, failed, out, started) -> None:
