@@ -497,17 +497,20 @@ fn choose_sampling(args: &TrainSettings, dataset: &Dataset) -> (SamplingSettings
     if given.fps.is_some() || given.stride.is_some() || given.keyframes {
         return (given.clone(), None);
     }
+    let at = |fps: f64, why: String| {
+        let sampling = SamplingSettings {
+            fps: Some(fps),
+            ..given.clone()
+        };
+        (sampling, Some(why))
+    };
     if args.task != Task::Classify {
-        let why = format!(
-            "{TIMELINE_FPS} fps, the default for {} (windows of --clip-len steps over longer videos)",
-            args.task.name()
-        );
-        return (
-            SamplingSettings {
-                fps: Some(TIMELINE_FPS),
-                ..given.clone()
-            },
-            Some(why),
+        return at(
+            TIMELINE_FPS,
+            format!(
+                "{TIMELINE_FPS} fps, the default for {} (windows of --clip-len steps over longer videos)",
+                args.task.name()
+            ),
         );
     }
     // The training clips' lengths: held-out clips choose nothing.
@@ -523,28 +526,20 @@ fn choose_sampling(args: &TrainSettings, dataset: &Dataset) -> (SamplingSettings
         .collect();
     durations.sort_by(f64::total_cmp);
     let Some(&median) = durations.get(durations.len() / 2) else {
-        let why = format!("{TIMELINE_FPS} fps: no clip says how long it is");
-        return (
-            SamplingSettings {
-                fps: Some(TIMELINE_FPS),
-                ..given.clone()
-            },
-            Some(why),
+        return at(
+            TIMELINE_FPS,
+            format!("{TIMELINE_FPS} fps: no clip says how long it is"),
         );
     };
     // Quarter frames per second: a rate people can read back and type.
     let fps = ((args.clip_len as f64 / median * 4.0).ceil() / 4.0).clamp(0.25, MAX_CHOSEN_FPS);
-    let why = format!(
-        "{fps} fps: --clip-len {} steps over the median training clip of {median:.2} s (of {} clips), at most {MAX_CHOSEN_FPS} per second; --fps or --stride to choose",
-        args.clip_len,
-        durations.len()
-    );
-    (
-        SamplingSettings {
-            fps: Some(fps),
-            ..given.clone()
-        },
-        Some(why),
+    at(
+        fps,
+        format!(
+            "{fps} fps: --clip-len {} steps over the median training clip of {median:.2} s (of {} clips), at most {MAX_CHOSEN_FPS} per second; --fps or --stride to choose",
+            args.clip_len,
+            durations.len()
+        ),
     )
 }
 
