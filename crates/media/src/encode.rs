@@ -31,6 +31,9 @@ pub enum VideoCodec {
     H264,
     /// MPEG-4 part 2, FFmpeg's own encoder (fixed quantiser 4): always available.
     Mpeg4,
+    /// FFV1, FFmpeg's own lossless intra-only codec: always available, large files, no motion
+    /// vectors (for archives, and for trying what a codec without them gives). Not in MP4.
+    Ffv1,
 }
 
 impl VideoCodec {
@@ -49,6 +52,7 @@ impl VideoCodec {
         match self {
             Self::H264 => encoder::find_by_name("libx264"),
             Self::Mpeg4 => encoder::find(codec::Id::MPEG4),
+            Self::Ffv1 => encoder::find(codec::Id::FFV1),
         }
     }
 }
@@ -186,6 +190,7 @@ impl VideoWriter {
                 flags |= codec::Flags::QSCALE;
                 video.set_global_quality(4 * ffmpeg::ffi::FF_QP2LAMBDA);
             }
+            VideoCodec::Ffv1 => {}
         }
         video.set_flags(flags);
         let encoder = video.open_with(options).map_err(failed(format!(
@@ -494,6 +499,7 @@ mod tests {
             sampling: Sampling::default(),
             size,
             display: None,
+            motion: crate::MotionSource::Off,
         };
         let mut video = Video::open(path, options).expect("opening the written video");
         let mut frames = Vec::new();

@@ -6,6 +6,9 @@
 //!   model input (shorter side to the size, centre crop, display rotation applied), handed over
 //!   through a bounded queue so memory stays flat however long the video is. Damaged packets
 //!   and frames are skipped and counted ([`DecodeReport`]), not fatal.
+//! - Motion ([`motion`]): per sample, the camera's pan, zoom and roll and the objects' motion,
+//!   from the codec's own motion vectors as they are decoded, or estimated from the pixels
+//!   where the codec has none.
 //! - Probing ([`probe`]): the video stream's codec, size, rotation and duration, without
 //!   decoding a frame.
 //! - Encoding ([`VideoWriter`]): RGB frames to an H.264 (or MPEG-4 part 2) file, written under
@@ -24,6 +27,7 @@
 mod decode;
 mod encode;
 mod error;
+pub mod motion;
 mod options;
 #[cfg(test)]
 mod testing;
@@ -34,3 +38,4 @@ pub use decode::{
 };
 pub use encode::{MAX_FPS, MAX_SIDE, VideoCodec, VideoWriter};
 pub use error::{Error, Result};
+pub use motion::{Motion, MotionSource};

@@ -1,6 +1,6 @@
 //! Every option FFmpeg is given when a video is opened for decoding, built here and only here:
 //! the demuxer's (`avformat_open_input`) and the decoder's (`avcodec_open2`). A new setting
-//! (motion-vector export, `flags2=+export_mvs`; a live source's `rtsp_transport` or
+//! (a live source's `rtsp_transport` or
 //! `fflags=nobuffer`) is one line in one of these functions.
 //!
 //! Options the demuxer leaves unused are logged (at debug level) when the input is opened. The
@@ -15,8 +15,8 @@ pub(crate) fn demuxer() -> Dictionary<'static> {
 }
 
 /// Options for the decoder of the video stream; `keyframes_only`: the sampling takes key frames
-/// alone.
-pub(crate) fn decoder(keyframes_only: bool) -> Dictionary<'static> {
+/// alone; `motion_vectors`: export the motion vectors as frame side data.
+pub(crate) fn decoder(keyframes_only: bool, motion_vectors: bool) -> Dictionary<'static> {
     let mut dict = Dictionary::new();
     // Frame threads, one per core (FFmpeg's "auto"): slice threads alone leave most cores idle
     // on streams with few slices per frame.
@@ -25,6 +25,11 @@ pub(crate) fn decoder(keyframes_only: bool) -> Dictionary<'static> {
     if keyframes_only {
         // The decoder drops every other frame before decoding it.
         dict.set("skip_frame", "nokey");
+    }
+    if motion_vectors {
+        // H.264 and the MPEG video family attach each frame's vectors (FFmpeg 5.1 honours it
+        // with frame threads too).
+        dict.set("export_side_data", "+mvs");
     }
     dict
 }
@@ -51,10 +56,11 @@ mod tests {
     fn decoder_threads_on_frames_and_skips_non_key_frames_when_asked() {
         let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
         assert_eq!(
-            entries(&decoder(false)),
+            entries(&decoder(false, false)),
             [pair("threads", "auto"), pair("thread_type", "frame")]
         );
-        assert!(entries(&decoder(true)).contains(&pair("skip_frame", "nokey")));
+        assert!(entries(&decoder(true, false)).contains(&pair("skip_frame", "nokey")));
+        assert!(entries(&decoder(false, true)).contains(&pair("export_side_data", "+mvs")));
         assert!(entries(&demuxer()).is_empty());
     }
 }

@@ -302,7 +302,8 @@ fn cell_name(card: &ModelCard) -> &'static str {
 /// Scores the model in `args.model` on `args.data`.
 pub fn evaluate(args: &EvalSettings) -> Result<Evaluation> {
     let card = ModelCard::open(&args.model)?;
-    let options = card.sampling.options()?;
+    let motion = card.inputs.motion(media::MotionSource::Auto)?;
+    let options = card.sampling.options(motion)?;
     let labelled = card.task() != Task::Forecast;
     let same_data = std::fs::canonicalize(&args.data.data).ok() == Some(card.data.clone());
     // The training run's --group-by names its own files; other data is grouped by file.
@@ -371,6 +372,7 @@ pub fn evaluate(args: &EvalSettings) -> Result<Evaluation> {
         units,
         &cache,
         &options,
+        &card.inputs,
         &backbone,
         model_args.batch as usize,
     );

@@ -7,9 +7,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::backbone::Backbone;
-use crate::features::{describe_decode, video_features};
+use crate::features::{describe_decode, describe_motion, video_features};
 use crate::output::FeatureWriter;
-use media::DecodeOptions;
+use media::{DecodeOptions, MotionSource};
 
 /// What one extraction did.
 #[derive(Debug, Clone)]
@@ -25,9 +25,10 @@ pub fn extract_video(
     options: &DecodeOptions,
     backbone: &Backbone,
 ) -> Result<Extracted> {
-    let mut writer = FeatureWriter::create(out, vision::FEATURE_DIM)?;
+    let motion = options.motion != MotionSource::Off && !options.sampling.keyframes;
+    let mut writer = FeatureWriter::create(out, vision::FEATURE_DIM, motion)?;
     let run = video_features(input, options, backbone, backbone.batch(), |b| {
-        writer.push(&b.host_features()?, &b.timestamps)
+        writer.push(&b.host_features()?, &b.timestamps, b.motion.as_deref())
     })?;
     let frames = writer.len();
     let metadata = BTreeMap::from([
@@ -46,6 +47,7 @@ pub fn extract_video(
         ),
         ("rotation".to_string(), run.info.rotation.to_string()),
         ("codec".to_string(), run.info.codec.clone()),
+        ("motion".to_string(), describe_motion(options)),
         ("decoder_warnings".to_string(), describe_decode(&run.decode)),
         ("frames".to_string(), frames.to_string()),
         (

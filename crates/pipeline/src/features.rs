@@ -10,7 +10,7 @@ use image::RgbImage;
 
 use crate::backbone::Backbone;
 use crate::progress::{self, BarSpec, Unit};
-use media::{DecodeOptions, DecodeReport, Decoding, VideoInfo};
+use media::{DecodeOptions, DecodeReport, Decoding, Motion, VideoInfo};
 
 /// A batch of sampled frames and their features.
 #[derive(Debug)]
@@ -21,6 +21,8 @@ pub struct FeatureBatch {
     /// The whole frames the features came from, as shown (display rotation applied, longer
     /// side at most the size asked of [`video_batches`]), one per timestamp, when asked for.
     pub frames: Option<Vec<RgbImage>>,
+    /// The motion of each timestamp's interval, when the decode measured it.
+    pub motion: Option<Vec<Motion>>,
 }
 
 impl FeatureBatch {
@@ -79,6 +81,7 @@ pub fn video_batches(
         let mut rgb = Vec::with_capacity(batch * size * size * 3);
         let mut timestamps = Vec::new();
         let mut frames = display.map(|_| Vec::with_capacity(batch));
+        let mut motion = Vec::with_capacity(batch);
         // Fill a batch (the last one may be short): full batches keep every core busy.
         while timestamps.len() < batch {
             let Ok(frame) = decoding.frames.recv() else {
@@ -86,6 +89,7 @@ pub fn video_batches(
             };
             rgb.extend_from_slice(&frame.rgb);
             timestamps.push(frame.timestamp);
+            motion.push(frame.motion);
             if let Some(frames) = frames.as_mut() {
                 let shown = frame
                     .display
@@ -116,6 +120,7 @@ pub fn video_batches(
             timestamps,
             features: backbone.features(rgb, n),
             frames,
+            motion: motion.into_iter().collect(),
         })?;
     }
     drop(bar);
@@ -158,5 +163,16 @@ pub fn describe_decode(report: &DecodeReport) -> String {
             report.damaged,
             report.warnings.join("; ")
         )
+    }
+}
+
+/// Where motion comes from under `options`, for metadata: `codec or estimated`, `estimated`,
+/// or `off` (and why).
+pub fn describe_motion(options: &DecodeOptions) -> String {
+    match options.motion {
+        _ if options.sampling.keyframes => "off (key frames only)".into(),
+        media::MotionSource::Off => "off".into(),
+        media::MotionSource::Auto => "codec or estimated".into(),
+        media::MotionSource::Estimated => "estimated".into(),
     }
 }

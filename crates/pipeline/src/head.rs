@@ -70,11 +70,12 @@ impl StreamingHead {
                 (card, model, source, hash_bytes(DEFAULT_WEIGHTS))
             }
         };
-        if card.model.input_dim != vision::FEATURE_DIM {
+        if card.model.input_dim != card.inputs.dim() {
             bail!(
-                "{source}: config.json's model.input_dim is {}, but the backbone gives {} features",
+                "{source}: config.json's model.input_dim is {}, but its inputs ({}) give {} values a step",
                 card.model.input_dim,
-                vision::FEATURE_DIM
+                card.inputs.name(),
+                card.inputs.dim()
             );
         }
         Ok(Self {

@@ -8,7 +8,7 @@
 //! - [`inputs`], [`hash`], [`progress`], [`task`], [`sampling`]: small pieces that know
 //!   nothing of models (video itself is the `media` crate's, below this one).
 //! - [`output`] (files written atomically, features safetensors), [`device`] (where the
-//!   networks run).
+//!   networks run), [`streams`] (which per-frame streams, features and motion, a head reads).
 //! - [`backbone`]: the CNN on its device, bytes to features; [`plot`]: PNG charts.
 //! - [`features`]: the decode-to-features loop; [`imagenet`]: classes from features.
 //! - [`data`]: training clips, splits and the feature cache.
@@ -38,6 +38,7 @@ pub mod plot;
 pub mod progress;
 pub mod run;
 pub mod sampling;
+pub mod streams;
 pub mod synth;
 pub mod task;
 pub mod train;

@@ -25,6 +25,7 @@ use temporal::{Head, TemporalConfig};
 use crate::data::SplitPlan;
 use crate::output::write_json;
 use crate::sampling::SamplingSettings;
+use crate::streams::{Stream, Streams};
 pub use crate::task::Task;
 use media::DecodeOptions;
 
@@ -34,7 +35,9 @@ use media::DecodeOptions;
 /// - 3: `model.activation` (the projection's nonlinearity) and `model.projection_dropout`
 ///   (older models: none, and dropout after the projection); `recipe` (how the head was
 ///   trained); `sampling.chosen` (why the sampling is what it is, when `train` chose it).
-pub const FORMAT_VERSION: u32 = 3;
+/// - 4: `inputs` (the streams the head reads: `["features"]` for older models, or motion
+///   too) and `motion_layout` (the version of `media::motion`'s layout it was trained on).
+pub const FORMAT_VERSION: u32 = 4;
 
 pub const CARD: &str = "config.json";
 pub const LABELS: &str = "labels.json";
@@ -53,6 +56,12 @@ pub struct ModelCard {
     pub classes: Vec<String>,
     pub backbone: BackboneCard,
     pub sampling: SamplingCard,
+    /// The streams the head reads, laid side by side in this order.
+    #[serde(default)]
+    pub inputs: Streams,
+    /// With motion among the inputs: the motion layout's version (`media::motion`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub motion_layout: Option<u32>,
     /// Steps per training sequence.
     pub clip_len: usize,
     /// Seconds between steps, measured on the training features.
@@ -120,7 +129,8 @@ impl SamplingCard {
         }
     }
 
-    pub fn options(&self) -> Result<DecodeOptions> {
+    /// The decode options of this sampling, measuring motion from `motion`.
+    pub fn options(&self, motion: media::MotionSource) -> Result<DecodeOptions> {
         SamplingSettings {
             fps: self.fps,
             stride: self.stride,
@@ -128,6 +138,7 @@ impl SamplingCard {
             start: None,
             end: None,
             size: self.size,
+            motion,
         }
         .options()
     }
@@ -232,12 +243,30 @@ impl ModelCard {
     /// The card against itself: sizes that agree, labels for every output.
     fn check(&self) -> Result<()> {
         let m = &self.model;
-        if m.input_dim != self.backbone.feature_dim {
+        if self.inputs == Streams::default() && m.input_dim != self.backbone.feature_dim {
             bail!(
                 "model.input_dim is {}, but backbone.feature_dim is {}",
                 m.input_dim,
                 self.backbone.feature_dim
             );
+        }
+        let width = usize::from(self.inputs.has(Stream::Features)) * self.backbone.feature_dim
+            + usize::from(self.inputs.needs_motion()) * media::motion::LEN;
+        if m.input_dim != width {
+            bail!(
+                "model.input_dim is {}, but the inputs ({}) give {width} values a step",
+                m.input_dim,
+                self.inputs.name()
+            );
+        }
+        if self.inputs.needs_motion() {
+            let layout = self.motion_layout.unwrap_or(0);
+            if layout != media::motion::LAYOUT_VERSION {
+                bail!(
+                    "the head reads motion of layout version {layout}; this pipeline measures version {}: train it again",
+                    media::motion::LAYOUT_VERSION
+                );
+            }
         }
         for (name, v) in [
             ("model.input_dim", m.input_dim),
@@ -543,6 +572,8 @@ mod tests {
                 size: 224,
                 chosen: None,
             },
+            inputs: Streams::default(),
+            motion_layout: None,
             clip_len: 10,
             step_seconds: 0.25,
             horizon_seconds: None,
@@ -677,12 +708,13 @@ mod tests {
     #[test]
     fn a_folder_from_a_future_version_is_refused() {
         let (_tmp, dir) = folder("future");
-        edit_card(&dir, |v| v["version"] = 4.into());
+        edit_card(&dir, |v| v["version"] = (FORMAT_VERSION + 1).into());
         let err = open_error(&dir);
-        assert!(
-            err.contains("version 4, written by a newer pipeline"),
-            "{err}"
+        let want = format!(
+            "version {}, written by a newer pipeline",
+            FORMAT_VERSION + 1
         );
+        assert!(err.contains(&want), "{err}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use anyhow::{Result, bail};
 
-use media::{DecodeOptions, Every, Sampling};
+use media::{DecodeOptions, Every, MotionSource, Sampling};
 
 /// The sampling a user asked for, not yet validated. Every command that reads video takes one.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +20,8 @@ pub struct SamplingSettings {
     pub end: Option<f64>,
     /// Side of the square model input.
     pub size: u32,
+    /// Where each sample's motion comes from, or off.
+    pub motion: MotionSource,
 }
 
 impl Default for SamplingSettings {
@@ -31,6 +33,7 @@ impl Default for SamplingSettings {
             start: None,
             end: None,
             size: 224,
+            motion: MotionSource::Off,
         }
     }
 }
@@ -73,6 +76,7 @@ impl SamplingSettings {
             },
             size: self.size,
             display: None,
+            motion: self.motion,
         })
     }
 }

@@ -429,6 +429,7 @@ mod tests {
                 sampling: Sampling::default(),
                 size: SIZE,
                 display: None,
+                motion: media::MotionSource::Off,
             };
             let mut video = Video::open(path, options).expect("opening the written video");
             assert_eq!((video.info().width, video.info().height), (SIZE, SIZE));

@@ -20,6 +20,7 @@ use crate::output::write_json;
 use crate::plot;
 use crate::progress::{self, BarSpec, Unit};
 use crate::sampling::SamplingSettings;
+use crate::streams::Streams;
 
 /// What to train, on what, and how. See `pipeline train --help` for each field.
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ pub struct TrainSettings {
     /// Carry on from the last checkpoint in `out`.
     pub resume: bool,
     pub sampling: SamplingSettings,
+    /// The streams the head reads.
+    pub inputs: Streams,
 }
 
 /// What a finished training reports.
@@ -180,7 +183,8 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
         &plan,
         Purpose::Training,
     )?;
-    let (sampling, chosen) = choose_sampling(args, &dataset);
+    let (mut sampling, chosen) = choose_sampling(args, &dataset);
+    sampling.motion = args.inputs.motion(sampling.motion)?;
     if let Some(why) = &chosen {
         tracing::info!("sampling: {why}");
     }
@@ -208,7 +212,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
                     recipe: recipe.clone(),
                     // The head's own size follows from the data; the rest must match.
                     model: TemporalConfig::new(args.cell, saved.model.head.clone())
-                        .with_input_dim(vision::FEATURE_DIM)
+                        .with_input_dim(args.inputs.dim())
                         .with_hidden(args.hidden as usize)
                         .with_layers(args.layers as usize)
                         .with_activation(args.activation)
@@ -227,6 +231,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
         units,
         &cache,
         &options,
+        &args.inputs,
         &backbone,
         model_args.batch as usize,
     );
@@ -268,7 +273,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
         },
     };
     let config = TemporalConfig::new(args.cell, head)
-        .with_input_dim(vision::FEATURE_DIM)
+        .with_input_dim(args.inputs.dim())
         .with_hidden(args.hidden as usize)
         .with_layers(args.layers as usize)
         .with_activation(args.activation)
@@ -285,6 +290,11 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
             feature_dim: vision::FEATURE_DIM,
         },
         sampling: sampling_card,
+        inputs: args.inputs.clone(),
+        motion_layout: args
+            .inputs
+            .needs_motion()
+            .then_some(media::motion::LAYOUT_VERSION),
         clip_len: args.clip_len as usize,
         step_seconds,
         horizon_seconds: (args.task != Task::Classify).then_some(args.horizon),
@@ -373,7 +383,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
             let b = temporal::baseline::train_baseline(
                 &sequences::baseline_view(&train_set, &config.head),
                 &sequences::baseline_view(&val_set, &config.head),
-                vision::FEATURE_DIM,
+                args.inputs.dim(),
                 classes,
                 args.seed,
                 &device,

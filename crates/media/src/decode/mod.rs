@@ -22,6 +22,7 @@ use ffmpeg_next as ffmpeg;
 pub use sample::{Decision, Every, Sampler, Sampling};
 
 use crate::error::{Error, Result};
+use crate::motion::{Motion, MotionSource, Tracker};
 use crate::options;
 
 /// Initialises FFmpeg once per process, with its own logging silenced: damaged data is counted
@@ -101,9 +102,13 @@ struct Stream {
 }
 
 impl Stream {
-    /// Opens `path` (with [`options::demuxer`]) and the decoder of its best video stream.
-    /// Errors name what is wrong with the file.
-    fn open(path: &Path, decoder_options: Dictionary<'static>) -> Result<Self> {
+    /// Opens `path` (with [`options::demuxer`]) and the decoder of its best video stream, with
+    /// the options `decoder_options` gives for its codec and display rotation. Errors name
+    /// what is wrong with the file.
+    fn open(
+        path: &Path,
+        decoder_options: impl FnOnce(codec::Id, u32) -> Dictionary<'static>,
+    ) -> Result<Self> {
         init_for(path)?;
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read file", e))?;
         if meta.is_dir() {
@@ -142,7 +147,7 @@ impl Stream {
         })?;
         let decoder = context
             .decoder()
-            .open_as_with(found, decoder_options)
+            .open_as_with(found, decoder_options(id, rotation))
             .and_then(|opened| opened.video())
             .map_err(|e| Error::ffmpeg(path, format!("opening the {} decoder", found.name()), e))?;
         Ok(Self {
@@ -175,7 +180,7 @@ impl Stream {
 /// frame: the file is opened, its stream parameters read and the stream's decoder set up (so
 /// a codec this FFmpeg cannot decode is an error here, as it would be for [`Video::open`]).
 pub fn probe(path: &Path) -> Result<VideoInfo> {
-    Stream::open(path, options::probe_decoder()).map(|stream| stream.info())
+    Stream::open(path, |_, _| options::probe_decoder()).map(|stream| stream.info())
 }
 
 /// What the container says about the video stream.
@@ -200,6 +205,10 @@ pub struct Frame {
     /// The whole frame as shown, when the decode was asked for it
     /// ([`DecodeOptions::display`]).
     pub display: Option<DisplayFrame>,
+    /// The motion of the interval since the previous sample, when the decode was asked for it
+    /// ([`DecodeOptions::motion`]; never with key frames only, where nothing between them is
+    /// decoded).
+    pub motion: Option<Motion>,
 }
 
 /// A whole decoded frame for people to look at: display rotation applied (as for the model's
@@ -253,6 +262,9 @@ pub struct DecodeOptions {
     /// as the model's input. Mind the queue: each frame waiting holds its copy (2.7 MB at
     /// 1280x720).
     pub display: Option<u32>,
+    /// Where each frame's [`motion`](Frame::motion) comes from, or [`MotionSource::Off`].
+    /// Ignored with key frames only.
+    pub motion: MotionSource,
 }
 
 /// An opened video stream.
@@ -268,6 +280,7 @@ pub struct Video {
     /// Longer side of the [`DisplayFrame`]s, when asked for.
     display: Option<u32>,
     converter: Converter,
+    motion: Option<Tracker>,
     decoded: frame::Video,
     report: DecodeReport,
     /// Whether the decoder is told to drop frames nothing refers to (the packets being sent
@@ -300,7 +313,18 @@ impl Video {
         if display.is_some_and(|d| d < 2) {
             return Err(Error::invalid(path, "display size must be at least 2"));
         }
-        let stream = Stream::open(path, options::decoder(options.sampling.keyframes))?;
+        let keyframes = options.sampling.keyframes;
+        let motion = if keyframes {
+            MotionSource::Off
+        } else {
+            options.motion
+        };
+        let mut tracker = None;
+        let stream = Stream::open(path, |codec, rotation| {
+            tracker = Tracker::new(codec, motion, rotation, options.sampling.start);
+            let vectors = tracker.as_ref().is_some_and(Tracker::wants_vectors);
+            options::decoder(keyframes, vectors)
+        })?;
         let info = stream.info();
         let Stream {
             mut input,
@@ -326,6 +350,7 @@ impl Video {
             decoder,
             sampler: Sampler::new(options.sampling.clone()),
             converter: Converter::new(path, options.size, rotation, display),
+            motion: tracker,
             options,
             display,
             decoded: frame::Video::empty(),
@@ -371,7 +396,12 @@ impl Video {
                 Ok(()) => {
                     if let Some(timestamp) = self.take_decoded() {
                         let frame = std::mem::replace(&mut self.decoded, frame::Video::empty());
-                        return Some(Decoded { timestamp, frame });
+                        let motion = self.motion.as_mut().map(|m| m.take(timestamp));
+                        return Some(Decoded {
+                            timestamp,
+                            frame,
+                            motion,
+                        });
                     }
                 }
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
@@ -453,6 +483,13 @@ impl Video {
         if self.options.sampling.keyframes {
             return None; // the decoder already drops every non-key frame
         }
+        if self.motion.as_ref().is_some_and(Tracker::needs_every_frame) {
+            if self.dropping {
+                self.decoder.skip_frame(ffmpeg::Discard::Default);
+                self.dropping = false;
+            }
+            return None;
+        }
         self.packet_times &= packet.pts().is_some();
         let t = packet
             .pts()
@@ -486,6 +523,9 @@ impl Video {
         // times are missing or out of order.
         self.packet_times &= self.decoded.pts() == Some(pts);
         let timestamp = pts as f64 * self.time_base;
+        if let Some(motion) = &mut self.motion {
+            motion.observe(&self.decoded, timestamp);
+        }
         match self.sampler.decide(timestamp) {
             Decision::Skip => None,
             Decision::Stop => {
@@ -504,6 +544,7 @@ impl Video {
 struct Decoded {
     timestamp: f64,
     frame: frame::Video,
+    motion: Option<Motion>,
 }
 
 /// Turns decoded frames into the model's input (and a [`DisplayFrame`] when asked), reusing
@@ -534,7 +575,11 @@ impl Converter {
     /// a display size, a second pass from the same decoded frame to the whole frame at
     /// [`display_size`], rotated likewise.
     fn convert(&mut self, decoded: Decoded) -> Result<Frame> {
-        let Decoded { timestamp, frame } = decoded;
+        let Decoded {
+            timestamp,
+            frame,
+            motion,
+        } = decoded;
         let (w, h) = (frame.width(), frame.height());
         let path = self.path.as_path();
         if w == 0 || h == 0 {
@@ -564,6 +609,7 @@ impl Converter {
             timestamp,
             rgb,
             display,
+            motion,
         })
     }
 }
@@ -863,6 +909,7 @@ mod tests {
             },
             size: 96,
             display: None,
+            motion: MotionSource::Off,
         };
         (path, options)
     }
@@ -1076,6 +1123,7 @@ mod tests {
             sampling: Sampling::default(),
             size,
             display: None,
+            motion: MotionSource::Off,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Online event detection over the records of one video.
 
+use super::motion::MotionEvents;
 use super::record::{Event, HeadRecord};
 use crate::imagenet::Scored;
 
@@ -12,6 +13,7 @@ pub struct Events {
     m2: f64,
     view: Debounced,
     head: Debounced,
+    motion: MotionEvents,
     pub list: Vec<Event>,
 }
 
@@ -58,8 +60,17 @@ impl Events {
         top: &[Scored],
         head: &HeadRecord,
         surprise: Option<f64>,
+        motion: Option<&media::Motion>,
     ) -> Vec<String> {
         let mut out = Vec::new();
+        for text in motion.map(|m| self.motion.observe(m)).unwrap_or_default() {
+            out.push(text.clone());
+            self.list.push(Event {
+                timestamp: t,
+                text,
+                surprise: None,
+            });
+        }
         if let Some(s) = surprise {
             let std = (self.m2 / self.count.max(1) as f64).sqrt();
             if self.count >= Self::WARM_UP && s > self.mean + Self::PEAK_SIGMAS * std.max(1e-9) {
@@ -137,7 +148,7 @@ mod tests {
             .iter()
             .enumerate()
             .filter(|(i, v)| {
-                e.observe(*i as f64, &[], &head, Some(**v))
+                e.observe(*i as f64, &[], &head, Some(**v), None)
                     .contains(&"surprise".to_string())
             })
             .map(|(i, _)| i)

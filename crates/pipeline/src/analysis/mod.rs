@@ -4,8 +4,10 @@
 //! state on the same backbone, so several videos share one network.
 
 mod events;
+mod motion;
 mod record;
 
+pub use motion::MotionRecord;
 pub use record::{Event, HeadRecord, Named, Record, VideoSummary};
 
 use std::path::{Path, PathBuf};
@@ -75,6 +77,9 @@ impl Analysis {
                 sampling.size
             );
         }
+        if card.inputs.needs_motion() {
+            sampling.motion = card.inputs.motion(sampling.motion)?;
+        }
         let options = sampling.options()?;
         let selected = crate::device::select(args.backbone.device)?;
         tracing::info!("device: {}; head: {}", selected.description, head.source);
@@ -139,21 +144,24 @@ impl Analysis {
             let values = b.host_features()?;
             let tops = top_k(backbone.classify(b.features), k)?;
             let mut shown = b.frames.map(Vec::into_iter);
-            let steps = head.step(&values, n)?;
-            let expected = expected(backbone, &steps, k)?;
+            let inputs = head_inputs(&card, &values, b.motion.as_deref())?;
+            let steps = head.step(&inputs, n)?;
+            let expected = expected(backbone, &card, &steps, k)?;
             let mut expected = expected.into_iter();
             for (i, (top, step)) in tops.into_iter().zip(steps).enumerate() {
                 let t = b.timestamps[i];
                 first.get_or_insert(t);
                 last = t;
                 let said = head_record(&card, &step, expected.next().flatten(), k);
+                let motion = b.motion.as_ref().map(|m| &m[i]);
                 let record = Record {
                     timestamp: t,
                     frame: frames,
-                    events: events.observe(t, &top, &said, step.surprise),
+                    events: events.observe(t, &top, &said, step.surprise, motion),
                     top,
                     head: said,
                     surprise: step.surprise,
+                    motion: motion.map(MotionRecord::new),
                 };
                 frames += 1;
                 emit(record, shown.as_mut().and_then(Iterator::next))?;
@@ -172,16 +180,42 @@ impl Analysis {
     }
 }
 
-/// ImageNet top-k of each forecast embedding (forecast heads).
+/// The head's input rows for a batch: the features as they are, or laid beside the motion as
+/// the card's inputs say.
+fn head_inputs(
+    card: &ModelCard,
+    features: &[f32],
+    motion: Option<&[media::Motion]>,
+) -> Result<Vec<f32>> {
+    if card.inputs == crate::streams::Streams::default() {
+        return Ok(features.to_vec());
+    }
+    let dim = vision::FEATURE_DIM;
+    let n = features.len() / dim;
+    let mut out = Vec::with_capacity(n * card.inputs.dim());
+    for i in 0..n {
+        let row = motion.map(|m| m[i].to_vec());
+        card.inputs
+            .step(&features[i * dim..(i + 1) * dim], row.as_deref(), &mut out)?;
+    }
+    Ok(out)
+}
+
+/// ImageNet top-k of each forecast embedding (forecast heads whose inputs start with the
+/// features; the values after them, motion, are not classified).
 fn expected(
     backbone: &Backbone,
+    card: &ModelCard,
     steps: &[StepOutput],
     k: usize,
 ) -> Result<Vec<Option<Vec<Scored>>>> {
+    if !card.inputs.has(crate::streams::Stream::Features) {
+        return Ok(vec![None; steps.len()]);
+    }
     let rows: Vec<f32> = steps
         .iter()
         .filter_map(|s| s.forecast.as_deref())
-        .flatten()
+        .flat_map(|row| &row[..vision::FEATURE_DIM])
         .copied()
         .collect();
     if rows.is_empty() {

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::motion::MotionRecord;
 use crate::imagenet::Scored;
 
 /// A head class and its probability.
@@ -47,9 +48,14 @@ pub struct Record {
     /// Forecast heads: how far the frame's embedding is from what was forecast for it (mean
     /// squared difference per normalised feature); null until the first forecast comes due.
     pub surprise: Option<f64>,
+    /// The motion since the previous record, unless motion is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub motion: Option<MotionRecord>,
     /// `surprise` (a peak: over 3 standard deviations above the video's surprise so far),
     /// `view: A -> B` (the frame's top ImageNet class changed and held for two frames),
-    /// `head: A -> B` (the head's top class changed likewise).
+    /// `head: A -> B` (the head's top class changed likewise), `camera: pan left starts`,
+    /// `camera: pan stops`, `camera: zoom in starts`, `camera: zoom stops` (held for two
+    /// frames), `motion: objects spike` (while the camera is still).
     pub events: Vec<String>,
 }
 

@@ -431,6 +431,11 @@ pub struct TrainArgs {
     /// Seeds the split, initialisation, dropout and batch order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// What the head reads at each step, as a comma list: `features` (the CNN's 1280), `motion`
+    /// (the 58-value motion descriptor: camera pan, zoom, roll; object motion on a 4x4 grid;
+    /// coverage; see the README), or `features,motion` side by side.
+    #[arg(long, default_value = "features", value_name = "LIST")]
+    pub inputs: String,
     /// Carry on an interrupted run from the last checkpoint in MODEL_DIR.
     #[arg(long)]
     pub resume: bool,
@@ -551,6 +556,22 @@ pub struct SamplingArgs {
     /// Side of the square model input: shorter side scaled to it, then centre crop.
     #[arg(long, default_value_t = 224, value_name = "PIXELS")]
     pub size: u32,
+    /// Where each frame's motion (camera pan, zoom, roll; object motion) comes from: the
+    /// codec's own motion vectors where it has them (H.264, MPEG-1/2/4), else estimated from the
+    /// pixels (auto); always estimated; or off. Never with --keyframes.
+    #[arg(long, value_enum, default_value_t = MotionChoice::Auto)]
+    pub motion: MotionChoice,
+    /// --motion off.
+    #[arg(long, conflicts_with = "motion")]
+    pub no_motion: bool,
+}
+
+/// Where motion comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MotionChoice {
+    Auto,
+    Estimated,
+    Off,
 }
 
 impl SamplingArgs {
@@ -562,6 +583,11 @@ impl SamplingArgs {
             start: self.start,
             end: self.end,
             size: self.size,
+            motion: match (self.no_motion, self.motion) {
+                (true, _) | (_, MotionChoice::Off) => media::MotionSource::Off,
+                (_, MotionChoice::Auto) => media::MotionSource::Auto,
+                (_, MotionChoice::Estimated) => media::MotionSource::Estimated,
+            },
         }
     }
 }

@@ -74,12 +74,21 @@ impl FeatureCache {
             options.sampling.start = Some(start);
             options.sampling.end = end.is_finite().then_some(end);
         }
-        let settings = format!(
+        let motion = options.motion != media::MotionSource::Off && !options.sampling.keyframes;
+        let mut settings = format!(
             "{} | {} | size={}",
             backbone.fingerprint,
             options.sampling.describe(),
             options.size
         );
+        if motion {
+            // Entries without motion keep their old names (and stay valid).
+            settings.push_str(&format!(
+                " | motion={} v{}",
+                crate::features::describe_motion(&options),
+                media::motion::LAYOUT_VERSION
+            ));
+        }
         let entry = self.dir.join(format!(
             "{:016x}-{:016x}.safetensors",
             file_hash(path)?,
@@ -87,19 +96,20 @@ impl FeatureCache {
         ));
         if entry.exists() {
             match read_features(&entry) {
-                Ok(features) => {
+                Ok(features) if features.motion.is_some() || !motion => {
                     return Ok(Entry {
                         features,
                         source: Source::Cached,
                         path: entry,
                     });
                 }
+                Ok(_) => tracing::warn!("{}: no motion; extracting again", entry.display()),
                 Err(e) => tracing::warn!("{e:#}; extracting again"),
             }
         }
-        let mut writer = FeatureWriter::create(&entry, vision::FEATURE_DIM)?;
+        let mut writer = FeatureWriter::create(&entry, vision::FEATURE_DIM, motion)?;
         video_features(path, &options, backbone, batch, |b| {
-            writer.push(&b.host_features()?, &b.timestamps)
+            writer.push(&b.host_features()?, &b.timestamps, b.motion.as_deref())
         })?;
         let metadata = BTreeMap::from([
             ("source".to_string(), path.display().to_string()),

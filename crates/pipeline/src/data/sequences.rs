@@ -17,6 +17,7 @@ use super::{Dataset, Split};
 use crate::backbone::Backbone;
 use crate::output::Features;
 use crate::progress::{self, BarSpec, Unit as BarUnit};
+use crate::streams::Streams;
 use crate::task::Task;
 use media::DecodeOptions;
 
@@ -134,6 +135,7 @@ pub fn load(
     units: Vec<Unit>,
     cache: &FeatureCache,
     options: &DecodeOptions,
+    streams: &Streams,
     backbone: &Backbone,
     batch: usize,
 ) -> (Vec<Loaded>, Vec<Skipped>) {
@@ -144,7 +146,14 @@ pub fn load(
     });
     let (mut loaded, mut skipped, mut cached) = (Vec::new(), Vec::new(), 0usize);
     for (done, unit) in (1u64..).zip(units) {
-        let result = cache.features(&unit.path, unit.segment, options, backbone, batch);
+        let result = cache
+            .features(&unit.path, unit.segment, options, backbone, batch)
+            .and_then(|entry| {
+                Ok(crate::data::cache::Entry {
+                    features: streams.select(entry.features)?,
+                    ..entry
+                })
+            });
         match result {
             Ok(entry) if !entry.features.is_empty() => {
                 cached += usize::from(entry.source == Source::Cached);

@@ -202,6 +202,7 @@ mod tests {
                 }],
             },
             surprise: Some(0.125),
+            motion: None,
             events: events.iter().map(|e| e.to_string()).collect(),
         }
     }

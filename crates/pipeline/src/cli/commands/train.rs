@@ -34,6 +34,7 @@ pub fn run(args: &TrainArgs) -> Outcome {
         seed: args.seed,
         resume: args.resume,
         sampling: args.sampling.settings(),
+        inputs: pipeline::streams::Streams::parse(&args.inputs).usage()?,
     };
     let trained = train(&settings).usage()?;
     println!(

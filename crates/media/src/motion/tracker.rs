@@ -1,0 +1,394 @@
+//! Follows one stream's motion frame by frame (every decoded frame, sampled or not) and hands
+//! each sample the motion of its interval ([`Tracker::take`]).
+
+use ffmpeg::codec::Id;
+use ffmpeg::format::Pixel;
+use ffmpeg::software::scaling;
+use ffmpeg::util::frame;
+use ffmpeg::util::frame::side_data::Type as SideData;
+use ffmpeg::util::picture;
+use ffmpeg_next as ffmpeg;
+
+use super::estimate::{self, Gray};
+use super::fit::{self, Fitted, Sample};
+use super::vectors;
+use super::{GRID, Motion, MotionSource, Source};
+
+/// Frames further apart than this are not compared (a gap in the stream, damage): their
+/// motion is unknown, not spread over the gap.
+const MAX_GAP: f64 = 1.0;
+/// How long the latest measurement stands for samples that have none of their own (B frames).
+const HOLD: f64 = 1.0;
+/// A codec that has exported no vectors for this long is given up on for estimation.
+const GIVE_UP: f64 = 2.0;
+/// Timestamps are rationals turned into f64.
+const EPS: f64 = 1e-6;
+/// Values of a [`Fitted`] that are averaged over an interval.
+const VALUES: usize = 6 + GRID * GRID * 3;
+
+/// Decoders that export motion vectors (`export_side_data=+mvs`): H.264's and the MPEG video
+/// family's.
+fn exports_vectors(codec: Id) -> bool {
+    matches!(
+        codec,
+        Id::H264
+            | Id::MPEG1VIDEO
+            | Id::MPEG2VIDEO
+            | Id::MPEG4
+            | Id::H263
+            | Id::H263P
+            | Id::FLV1
+            | Id::MSMPEG4V2
+            | Id::MSMPEG4V3
+            | Id::WMV1
+            | Id::WMV2
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Codec,
+    Estimated,
+}
+
+/// The measurements of one interval between samples.
+#[derive(Debug, Default)]
+struct Interval {
+    /// Seconds measured from the codec's vectors and by estimation.
+    time: [f64; 2],
+    /// Time-weighted sums of the measurements' values.
+    sums: Vec<f64>,
+    /// Lowest coverage of its inter frames.
+    coverage: Option<f64>,
+    key: bool,
+}
+
+/// One stream's motion, frame by frame.
+pub(crate) struct Tracker {
+    mode: Mode,
+    rotation: u32,
+    /// The previous sample's time (or the sampling's start): the current interval opens after it.
+    since: Option<f64>,
+    interval: Interval,
+    /// The latest measurement: when it ended, what it found, where from.
+    last: Option<(f64, Fitted, Source)>,
+    last_coverage: f64,
+    /// Codec: the previous I or P frame's time, the reference of the next P frame's vectors.
+    anchor: Option<f64>,
+    /// Codec: the latest vectors, or the first frame, for giving up on them.
+    heard: Option<f64>,
+    /// Estimated: the swscale context to the grayscale copy, and the previous copy.
+    gray: Option<(scaling::Context, (Pixel, u32, u32))>,
+    gray_out: frame::Video,
+    previous: Option<(f64, Gray)>,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("mode", &self.mode)
+            .field("since", &self.since)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tracker {
+    /// A tracker for a stream of `codec` shown turned `rotation` degrees clockwise, whose
+    /// samples start at `start`; `None` when motion is off.
+    pub fn new(codec: Id, asked: MotionSource, rotation: u32, start: Option<f64>) -> Option<Self> {
+        let mode = match asked {
+            MotionSource::Off => return None,
+            MotionSource::Auto if exports_vectors(codec) => Mode::Codec,
+            MotionSource::Auto | MotionSource::Estimated => Mode::Estimated,
+        };
+        Some(Self {
+            mode,
+            rotation,
+            since: start,
+            interval: Interval::default(),
+            last: None,
+            last_coverage: 0.0,
+            anchor: None,
+            heard: None,
+            gray: None,
+            gray_out: frame::Video::empty(),
+            previous: None,
+        })
+    }
+
+    /// Whether the decoder is to export its motion vectors.
+    pub fn wants_vectors(&self) -> bool {
+        self.mode == Mode::Codec
+    }
+
+    /// Whether every frame must be decoded (estimation compares consecutive frames).
+    pub fn needs_every_frame(&self) -> bool {
+        self.mode == Mode::Estimated
+    }
+
+    /// Takes in a decoded frame (not flagged damaged) shown at `t`.
+    pub fn observe(&mut self, frame: &frame::Video, t: f64) {
+        match self.mode {
+            Mode::Codec => self.observe_vectors(frame, t),
+            Mode::Estimated => self.observe_pixels(frame, t),
+        }
+    }
+
+    fn observe_vectors(&mut self, frame: &frame::Video, t: f64) {
+        use picture::Type::{BI, I, P, S, SI, SP};
+        let kind = frame.kind();
+        let intra = matches!(kind, I | SI | BI);
+        let predicted = matches!(kind, P | S | SP);
+        self.interval.key |= intra || frame.is_key();
+        if !intra {
+            let blocks = frame
+                .side_data(SideData::MotionVectors)
+                .map(|data| vectors::parse(data.data()))
+                .unwrap_or_default();
+            let size = (f64::from(frame.width()), f64::from(frame.height()));
+            // B frames may give a block two vectors (one each way): count its area once.
+            let mut places: Vec<_> = blocks.iter().map(|b| (b.dst, b.w, b.h)).collect();
+            places.sort_unstable();
+            places.dedup();
+            let covered: f64 = places
+                .iter()
+                .map(|(_, bw, bh)| f64::from(*bw) * f64::from(*bh))
+                .sum();
+            self.covered((covered / (size.0 * size.1)).min(1.0));
+            let since_anchor = self.anchor.map(|a| t - a);
+            if let Some(d) = since_anchor.filter(|d| predicted && *d > EPS && *d <= MAX_GAP) {
+                let samples: Vec<Sample> = blocks
+                    .iter()
+                    .filter(|b| b.source < 0)
+                    .map(|b| {
+                        let centre = (f64::from(b.dst.0), f64::from(b.dst.1));
+                        let ahead = (-f64::from(b.offset.0), -f64::from(b.offset.1));
+                        self.sample(centre, ahead, size, d, b.area(), b.area())
+                    })
+                    .collect();
+                // Quarter-pixel vectors, and the encoder's own noise: half a pixel.
+                let floor = 0.5 / self.display_width(size) / d;
+                if let Some(fitted) = fit::fit(&samples, self.aspect(size), floor) {
+                    self.measured(t, d, fitted, Source::Codec);
+                    self.heard = Some(t);
+                }
+            }
+        }
+        if intra || predicted {
+            self.anchor = Some(t);
+        }
+        let heard = *self.heard.get_or_insert(t);
+        if t - heard > GIVE_UP {
+            tracing::debug!("no motion vectors from the codec for {GIVE_UP} s: estimating motion");
+            self.mode = Mode::Estimated;
+        }
+    }
+
+    fn observe_pixels(&mut self, frame: &frame::Video, t: f64) {
+        self.interval.key |= frame.is_key();
+        let Some(now) = self.gray(frame) else {
+            return;
+        };
+        if let Some((before, prev)) = self.previous.take() {
+            let d = t - before;
+            if d > EPS && d <= MAX_GAP && (prev.width, prev.height) == (now.width, now.height) {
+                self.compare(&prev, &now, t, d);
+            }
+        }
+        self.previous = Some((t, now));
+    }
+
+    /// Measures the motion from `prev` to `now`, `d` seconds up to `t`.
+    fn compare(&mut self, prev: &Gray, now: &Gray, t: f64, d: f64) {
+        let matched = estimate::match_blocks(prev, now);
+        if matched.is_empty() {
+            return;
+        }
+        let size = (now.width as f64, now.height as f64);
+        let traced = matched.iter().filter(|m| m.traced).count();
+        self.covered(traced as f64 / matched.len() as f64);
+        let samples: Vec<Sample> = matched
+            .iter()
+            .filter(|m| m.traced)
+            .map(|m| {
+                let trust = if m.textured { 1.0 } else { 0.0 };
+                self.sample(m.centre, (-m.offset.0, -m.offset.1), size, d, trust, 1.0)
+            })
+            .collect();
+        // Sub-pixel matches on the small copy: a third of its pixel.
+        let floor = 0.3 / self.display_width(size) / d;
+        if let Some(fitted) = fit::fit(&samples, self.aspect(size), floor) {
+            self.measured(t, d, fitted, Source::Estimated);
+        }
+    }
+
+    /// The grayscale copy of `frame`, longer side [`estimate::SIDE`]; `None` (logged) where
+    /// swscale cannot make it.
+    fn gray(&mut self, frame: &frame::Video) -> Option<Gray> {
+        let (format, w, h) = (frame.format(), frame.width(), frame.height());
+        if w == 0 || h == 0 {
+            return None;
+        }
+        let k = f64::from(estimate::SIDE) / f64::from(w.max(h));
+        let side = |v: u32| ((f64::from(v) * k).round() as u32).max(16);
+        let (gw, gh) = (side(w), side(h));
+        let key = (format, w, h);
+        let context = match &mut self.gray {
+            Some((context, k)) if *k == key => context,
+            slot => {
+                match scaling::Context::get(
+                    format,
+                    w,
+                    h,
+                    Pixel::GRAY8,
+                    gw,
+                    gh,
+                    scaling::Flags::AREA,
+                ) {
+                    Ok(context) => &mut slot.insert((context, key)).0,
+                    Err(e) => {
+                        tracing::debug!("no grayscale scaler from {format:?} {w}x{h}: {e}");
+                        return None;
+                    }
+                }
+            }
+        };
+        if let Err(e) = context.run(frame, &mut self.gray_out) {
+            tracing::debug!("grayscale copy failed: {e}");
+            return None;
+        }
+        let stride = self.gray_out.stride(0);
+        let plane = self.gray_out.data(0);
+        let (gw, gh) = (gw as usize, gh as usize);
+        let mut data = Vec::with_capacity(gw * gh);
+        for row in 0..gh {
+            data.extend_from_slice(&plane[row * stride..][..gw]);
+        }
+        Some(Gray {
+            width: gw,
+            height: gh,
+            data,
+        })
+    }
+
+    /// A vector at `centre` of a `size` frame whose content moved `ahead` pixels in `d`
+    /// seconds, in the displayed frame's widths per second.
+    fn sample(
+        &self,
+        centre: (f64, f64),
+        ahead: (f64, f64),
+        size: (f64, f64),
+        d: f64,
+        weight: f64,
+        area: f64,
+    ) -> Sample {
+        let turn = |(x, y): (f64, f64)| match self.rotation {
+            90 => (-y, x),
+            180 => (-x, -y),
+            270 => (y, -x),
+            _ => (x, y),
+        };
+        let s = 1.0 / self.display_width(size);
+        let (x, y) = turn((centre.0 - size.0 / 2.0, centre.1 - size.1 / 2.0));
+        let (u, v) = turn(ahead);
+        Sample {
+            x: x * s,
+            y: y * s,
+            u: u * s / d,
+            v: v * s / d,
+            weight: weight * s * s,
+            area: area * s * s,
+        }
+    }
+
+    fn display_width(&self, (w, h): (f64, f64)) -> f64 {
+        if self.rotation % 180 == 90 { h } else { w }
+    }
+
+    /// Height over width, as displayed.
+    fn aspect(&self, (w, h): (f64, f64)) -> f64 {
+        let width = self.display_width((w, h));
+        w * h / width / width
+    }
+
+    fn covered(&mut self, share: f64) {
+        let c = self.interval.coverage.get_or_insert(share);
+        *c = c.min(share);
+    }
+
+    /// A measurement over the `d` seconds up to `end`.
+    fn measured(&mut self, end: f64, d: f64, fitted: Fitted, source: Source) {
+        self.last = Some((end, fitted, source));
+        if self.since.is_some_and(|since| end <= since + EPS) {
+            return; // before the samples start
+        }
+        let i = usize::from(source == Source::Estimated);
+        self.interval.time[i] += d;
+        let sums = &mut self.interval.sums;
+        sums.resize(VALUES, 0.0);
+        for (s, v) in sums.iter_mut().zip(values(&fitted)) {
+            *s += d * v;
+        }
+    }
+
+    /// The motion of the interval since the previous sample, for a sample at `t`.
+    pub fn take(&mut self, t: f64) -> Motion {
+        let interval = std::mem::take(&mut self.interval);
+        let span = self.since.map(|since| t - since);
+        self.since = Some(t);
+        let measured = interval.time[0] + interval.time[1];
+        let (mean, shares) = if measured > 0.0 {
+            let whole = span.map_or(measured, |s| s.max(measured));
+            let mean: Vec<f64> = interval.sums.iter().map(|s| s / measured).collect();
+            (mean, interval.time.map(|t| t / whole))
+        } else if let Some((_, fitted, source)) = self.last.filter(|(end, ..)| t - end <= HOLD) {
+            let shares = match source {
+                Source::Estimated => [0.0, 1.0],
+                _ => [1.0, 0.0],
+            };
+            (values(&fitted).to_vec(), shares)
+        } else {
+            (vec![0.0; VALUES], [0.0, 0.0])
+        };
+        let coverage = interval.coverage.unwrap_or(self.last_coverage);
+        self.last_coverage = coverage;
+        let f = |i: usize| mean[i] as f32;
+        let mut grid = [[0.0f32; 3]; GRID * GRID];
+        for (c, cell) in grid.iter_mut().enumerate() {
+            for (k, v) in cell.iter_mut().enumerate() {
+                *v = f(6 + 3 * c + k);
+            }
+        }
+        Motion {
+            pan: [f(0), f(1)],
+            zoom: f(2),
+            roll: f(3),
+            objects: f(4),
+            camera_share: f(5),
+            coverage: coverage as f32,
+            key: interval.key,
+            codec: shares[0] as f32,
+            estimated: shares[1] as f32,
+            grid,
+        }
+    }
+}
+
+/// The values of `fitted` that are averaged over an interval, in [`super::layout`]'s order
+/// (without coverage, key and source).
+fn values(fitted: &Fitted) -> [f64; VALUES] {
+    let mut out = [0.0; VALUES];
+    // The fit describes the picture's motion; pan and roll are the camera's, the other way.
+    out[..6].copy_from_slice(&[
+        -fitted.pan[0],
+        -fitted.pan[1],
+        fitted.zoom,
+        -fitted.roll,
+        fitted.objects,
+        fitted.camera_share,
+    ]);
+    for (o, v) in out[6..].iter_mut().zip(fitted.grid.iter().flatten()) {
+        *o = *v;
+    }
+    out
+}
