@@ -220,7 +220,9 @@ fn bad_training_data_is_named_and_a_damaged_clip_is_skipped() {
         card["sampling"]
     );
     assert!((card["step_seconds"].as_f64().expect("step") - 1.0 / 12.0).abs() < 1e-3);
-    assert_eq!(card["version"], 3);
+    assert_eq!(card["version"], 4);
+    assert_eq!(card["inputs"], serde_json::json!(["features"]));
+    assert!(card.get("motion_layout").is_none());
     assert_eq!(card["model"]["activation"], "relu");
     assert_eq!(card["recipe"]["selection"], "last");
     // Without a test split, train says the number it printed chose the kept epoch.
