@@ -27,7 +27,7 @@ from footage import ffmpeg_version, interrupt, write_atomic  # noqa: E402
 
 CLASSES = ["pan-left", "pan-right", "zoom-in", "zoom-out", "static"]
 # Sources whose clips train the heads, and sources kept for the test split alone.
-TRAIN = ["vtest.avi", "tree.avi"]
+TRAIN = ["vtest.avi", "tree.avi", "Megamind_bugy.avi"]
 TEST = ["bikes.mp4", "bigbuckbunny.mp4"]
 SECONDS = 2.0
 

@@ -43,15 +43,20 @@ pub(crate) struct Fitted {
 
 /// Fewest trusted vectors for a fit.
 const MIN_SAMPLES: usize = 6;
+/// Most vectors the fit itself uses.
+const FIT_SAMPLES: usize = 1024;
 
 /// Fits the camera's motion to `samples` in a frame `aspect` (height / width) times as high
 /// as it is wide. Residuals below `floor` (the vectors' own precision) always count as the
 /// camera's. `None` with fewer than [`MIN_SAMPLES`] trusted vectors.
 pub(crate) fn fit(samples: &[Sample], aspect: f64, floor: f64) -> Option<Fitted> {
-    let trusted: Vec<&Sample> = samples.iter().filter(|s| s.weight > 0.0).collect();
-    if trusted.len() < MIN_SAMPLES {
+    let all: Vec<&Sample> = samples.iter().filter(|s| s.weight > 0.0).collect();
+    if all.len() < MIN_SAMPLES {
         return None;
     }
+    // A 720p H.264 frame has thousands of vectors; an even spread of at most FIT_SAMPLES
+    // finds the camera's motion as well, in a fraction of the time (the medians sort).
+    let trusted: Vec<&Sample> = all.iter().step_by(all.len().div_ceil(FIT_SAMPLES)).copied().collect();
     // Start from the median translation (moving objects cannot drag it while they cover less
     // than half the frame), then refit the full model on the vectors that agree, three times.
     let mut model = [
@@ -81,12 +86,15 @@ pub(crate) fn fit(samples: &[Sample], aspect: f64, floor: f64) -> Option<Fitted>
             None => break,
         }
     }
-    let total: f64 = trusted.iter().map(|s| s.weight).sum();
-    let kept: f64 = trusted
+    let final_residuals: Vec<f64> = trusted.iter().map(|s| residual(&model, s).2).collect();
+    let scale = 1.4826
+        * weighted_median(final_residuals.iter().zip(&trusted).map(|(r, s)| (*r, s.weight)));
+    let threshold = (2.5 * scale).max(floor);
+    let total: f64 = all.iter().map(|s| s.weight).sum();
+    let kept: f64 = all
         .iter()
-        .zip(&inliers)
-        .filter(|(_, k)| **k)
-        .map(|(s, _)| s.weight)
+        .filter(|s| residual(&model, s).2 <= threshold)
+        .map(|s| s.weight)
         .sum();
 
     let mut grid = [[0.0; 3]; GRID * GRID];

@@ -146,15 +146,7 @@ impl Tracker {
                 .map(|data| vectors::parse(data.data()))
                 .unwrap_or_default();
             let size = (f64::from(frame.width()), f64::from(frame.height()));
-            // B frames may give a block two vectors (one each way): count its area once.
-            let mut places: Vec<_> = blocks.iter().map(|b| (b.dst, b.w, b.h)).collect();
-            places.sort_unstable();
-            places.dedup();
-            let covered: f64 = places
-                .iter()
-                .map(|(_, bw, bh)| f64::from(*bw) * f64::from(*bh))
-                .sum();
-            self.covered((covered / (size.0 * size.1)).min(1.0));
+            self.covered(coverage(&blocks, frame.width(), frame.height(), predicted));
             let since_anchor = self.anchor.map(|a| t - a);
             if let Some(d) = since_anchor.filter(|d| predicted && *d > EPS && *d <= MAX_GAP) {
                 let samples: Vec<Sample> = blocks
@@ -374,6 +366,34 @@ impl Tracker {
     }
 }
 
+/// Share of a `w x h` frame its `blocks` cover. In P frames every vector is a block of its own;
+/// B frames may give a block two (one each way), so their blocks are marked on a map of 4 x 4
+/// pixel cells (the smallest partition) and each cell counted once.
+fn coverage(blocks: &[vectors::BlockVector], w: u32, h: u32, predicted: bool) -> f64 {
+    let area = f64::from(w) * f64::from(h);
+    if predicted {
+        let covered: f64 = blocks.iter().map(vectors::BlockVector::area).sum();
+        return (covered / area).min(1.0);
+    }
+    let (cw, ch) = (w.div_ceil(4) as usize, h.div_ceil(4) as usize);
+    let mut map = vec![false; cw * ch];
+    for b in blocks {
+        let (bw, bh) = (i32::from(b.w), i32::from(b.h));
+        let (left, top) = (i32::from(b.dst.0) - bw / 2, i32::from(b.dst.1) - bh / 2);
+        let cells = |from: i32, len: i32, max: usize| {
+            let first = (from.max(0) / 4) as usize;
+            let last = (((from + len).max(0) + 3) / 4) as usize;
+            first.min(max)..last.min(max)
+        };
+        for y in cells(top, bh, ch) {
+            for x in cells(left, bw, cw) {
+                map[y * cw + x] = true;
+            }
+        }
+    }
+    map.iter().filter(|c| **c).count() as f64 / (cw * ch) as f64
+}
+
 /// The values of `fitted` that are averaged over an interval, in [`super::layout`]'s order
 /// (without coverage, key and source).
 fn values(fitted: &Fitted) -> [f64; VALUES] {
@@ -391,4 +411,33 @@ fn values(fitted: &Fitted) -> [f64; VALUES] {
         *o = *v;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vectors::BlockVector;
+
+    fn block(source: i32, (x, y): (i16, i16), side: u8) -> BlockVector {
+        BlockVector {
+            source,
+            w: side,
+            h: side,
+            dst: (x, y),
+            offset: (0.0, 0.0),
+        }
+    }
+
+    /// A bi-predicted block (one vector each way) counts once; a block over the frame's edge
+    /// counts only inside it.
+    #[test]
+    fn coverage_counts_each_pixel_once() {
+        let both = [block(-1, (8, 8), 16), block(1, (8, 8), 16)];
+        assert_eq!(coverage(&both, 32, 16, false), 0.5);
+        let edge = [block(-1, (0, 8), 16)];
+        assert_eq!(coverage(&edge, 32, 16, false), 0.25);
+        // P frames: every vector its own block.
+        assert_eq!(coverage(&both[..1], 32, 16, true), 0.5);
+        assert_eq!(coverage(&[], 32, 16, true), 0.0);
+    }
 }
