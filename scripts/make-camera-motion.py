@@ -6,7 +6,7 @@ clips cut from source videos that no training clip comes from.
     scripts/make-camera-motion.py --media ../shared/media --out /tmp/camera-motion
 
 Layout: OUT/train/<class>/*.mp4 and OUT/test/<class>/*.mp4 (pipeline train holds val out of
-train by --val-fraction, grouped by source with --group-by '^([a-z]+)-'). Each clip is a crop
+train by --val-fraction, grouped by source with --group-by '^([a-z_]+)-'). Each clip is a crop
 of 60% of the source's width (pans: the crop travels 24-40% of the source's width in 2 s,
 0.2-0.33 frame widths a second; zooms: 1x to 1.5x or back, 0.2 a second), scaled to 320x180,
 25 frames/s, H.264 (libx264 defaults). `static`: the same crop still, over footage that may

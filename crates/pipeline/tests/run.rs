@@ -80,6 +80,9 @@ fn run_writes_one_record_per_sampled_frame_with_plot_and_annotated_video() {
             r["surprise"]
         );
         assert!(r["events"].is_array());
+        let source = if i == 0 { "none" } else { "codec" };
+        assert_eq!(r["motion"]["source"], source, "frame {i}: {}", r["motion"]);
+        assert!(r["motion"]["pan"].as_array().is_some_and(|p| p.len() == 2));
     }
     let events: Vec<&Value> = records
         .iter()
@@ -92,7 +95,8 @@ fn run_writes_one_record_per_sampled_frame_with_plot_and_annotated_video() {
         "the view changes from forest to bird: {events:?}"
     );
     let img = image::open(&plot).expect("the plot is a PNG");
-    assert!(img.width() >= 800 && img.height() >= 600);
+    // Three panels: surprise, classes, motion.
+    assert!(img.width() >= 800 && img.height() >= 900, "{}x{}", img.width(), img.height());
     // The whole 1280x720 source frames, at most 1280 wide by default.
     assert_eq!(probe(&video), (1280, 720, 21), "width, height, frames");
     assert!(
@@ -122,8 +126,12 @@ fn run_writes_one_record_per_sampled_frame_with_plot_and_annotated_video() {
     let rows: Vec<&str> = text.lines().collect();
     assert_eq!(
         rows[0],
-        "timestamp,frame,top1,top1_probability,top,head,surprise,events"
+        "timestamp,frame,top1,top1_probability,top,head,surprise,events,\
+         pan_x,pan_y,zoom,roll,objects,coverage,motion_source"
     );
+    // H.264: the codec's vectors, from the second frame on (the first has nothing before it).
+    assert!(rows[1].ends_with(",none"), "{}", rows[1]);
+    assert!(rows[2].ends_with(",codec"), "{}", rows[2]);
     assert_eq!(rows.len(), 22);
     assert!(rows[1].starts_with("0.000000,0,"), "{}", rows[1]);
     assert_eq!(probe(&small), (640, 360, 21), "width, height, frames");

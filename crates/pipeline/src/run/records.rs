@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::analysis::{HeadRecord, Record};
+use crate::analysis::{HeadRecord, MotionRecord, Record};
 use crate::output::AtomicFile;
 
 /// Record formats of `run` and `batch`.
@@ -35,8 +35,9 @@ impl Format {
     }
 }
 
-/// The CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 8] = [
+/// The CSV columns, in order. The motion columns are empty when motion is off; with source
+/// `none` they are unknown, not zero motion.
+pub const CSV_COLUMNS: [&str; 15] = [
     "timestamp",
     "frame",
     "top1",
@@ -45,11 +46,18 @@ pub const CSV_COLUMNS: [&str; 8] = [
     "head",
     "surprise",
     "events",
+    "pan_x",
+    "pan_y",
+    "zoom",
+    "roll",
+    "objects",
+    "coverage",
+    "motion_source",
 ];
 
 /// One record as the fields of a CSV row ([`CSV_COLUMNS`]); lists are `label:probability`
 /// items (or events) joined by `;`.
-fn csv_fields(record: &Record) -> [String; 8] {
+fn csv_fields(record: &Record) -> [String; 15] {
     let list = |items: Vec<String>| items.join(";");
     let scored = |label: &str, probability: f32| format!("{label}:{probability:.4}");
     let top = list(
@@ -59,6 +67,12 @@ fn csv_fields(record: &Record) -> [String; 8] {
             .map(|s| scored(s.label, s.probability))
             .collect(),
     );
+    let motion = |value: fn(&MotionRecord) -> f32| {
+        record
+            .motion
+            .as_ref()
+            .map_or(String::new(), |m| format!("{:.6}", value(m)))
+    };
     let head = match &record.head {
         HeadRecord::Classify { top } | HeadRecord::Anticipate { top, .. } => list(
             top.iter()
@@ -84,6 +98,16 @@ fn csv_fields(record: &Record) -> [String; 8] {
         head,
         record.surprise.map_or(String::new(), |s| format!("{s:.6}")),
         list(record.events.clone()),
+        motion(|m| m.pan[0]),
+        motion(|m| m.pan[1]),
+        motion(|m| m.zoom),
+        motion(|m| m.roll),
+        motion(|m| m.objects),
+        motion(|m| m.coverage),
+        record
+            .motion
+            .as_ref()
+            .map_or(String::new(), |m| m.source.to_string()),
     ]
 }
 
@@ -261,9 +285,10 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(
             text,
-            "timestamp,frame,top1,top1_probability,top,head,surprise,events\n\
-             1.250000,3,plain,0.5000,plain:0.5000;plain:0.2500,walk:0.7500,0.125000,\n\
-             1.250000,3,\"a,b\",0.5000,\"a,b:0.5000;plain:0.2500\",\"say \"\"x\"\":0.7500\",0.125000,e1;e2\n"
+            "timestamp,frame,top1,top1_probability,top,head,surprise,events,\
+             pan_x,pan_y,zoom,roll,objects,coverage,motion_source\n\
+             1.250000,3,plain,0.5000,plain:0.5000;plain:0.2500,walk:0.7500,0.125000,,,,,,,,\n\
+             1.250000,3,\"a,b\",0.5000,\"a,b:0.5000;plain:0.2500\",\"say \"\"x\"\":0.7500\",0.125000,e1;e2,,,,,,,\n"
         );
     }
 

@@ -1,5 +1,5 @@
-//! The timeline PNG of `run --plot`: surprise on top, the top ImageNet classes below, events
-//! marked on both.
+//! The timeline PNG of `run --plot`: surprise on top, the top ImageNet classes below, then the
+//! motion (when the run measured it), events marked on each.
 
 use image::RgbImage;
 
@@ -14,6 +14,9 @@ type TimelinePoint = (f64, Option<f64>, Vec<(&'static str, f32)>);
 #[derive(Debug, Default)]
 pub struct Timeline {
     points: Vec<TimelinePoint>,
+    /// Per frame: the camera's pan x and y, its zoom and the objects' motion (NaN where
+    /// nothing was measured); empty when motion is off.
+    motion: Vec<(f64, [f64; 4])>,
     events: Vec<(f64, String)>,
 }
 
@@ -24,6 +27,12 @@ impl Timeline {
             r.surprise,
             r.top.iter().map(|s| (s.label, s.probability)).collect(),
         ));
+        if let Some(m) = &r.motion {
+            let known = m.source != media::motion::Source::None.name();
+            let v = |x: f32| if known { f64::from(x) } else { f64::NAN };
+            self.motion
+                .push((r.timestamp, [v(m.pan[0]), v(m.pan[1]), v(m.zoom), v(m.objects)]));
+        }
         for e in &r.events {
             self.events.push((r.timestamp, e.clone()));
         }
@@ -91,10 +100,31 @@ impl Timeline {
                         .collect(),
                 })
                 .collect(),
-            markers,
+            markers: markers.clone(),
             y_range: Some((0.0, 1.0)),
             x_range: span,
         };
-        plot::vstack(&[surprise.render(1000, 360), classes.render(1000, 360)])
+        let mut panels = vec![surprise.render(1000, 360), classes.render(1000, 360)];
+        if !self.motion.is_empty() {
+            let names = ["camera pan x", "camera pan y", "camera zoom", "objects"];
+            let motion = plot::LineChart {
+                title: "motion (frame widths per second; zoom per second)".into(),
+                x_label: "seconds".into(),
+                y_label: "per second".into(),
+                series: names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| plot::Series {
+                        name: (*name).to_string(),
+                        points: self.motion.iter().map(|(t, v)| (*t, v[i])).collect(),
+                    })
+                    .collect(),
+                markers,
+                y_range: None,
+                x_range: span,
+            };
+            panels.push(motion.render(1000, 300));
+        }
+        plot::vstack(&panels)
     }
 }
