@@ -73,15 +73,31 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct MakeClipsArgs {
-    /// Output folder: OUT/<class>/<class>_NNN.mp4.
+    /// Output folder: OUT/<class>/<class>_NNN.mp4 (shapes), OUT/<class>/<source>-NNN.mp4
+    /// (camera).
     #[arg(long, short, value_hint = ValueHint::DirPath)]
     pub out: PathBuf,
-    /// Clips per class.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100000))]
-    pub per_class: u32,
+    /// shapes: generated shapes that grow, shrink, pulse or dip (only their order tells them
+    /// apart); camera: a virtual camera panning left or right, zooming in or out, or holding
+    /// still over the videos given with --from (2 s clips, 320 pixels wide).
+    #[arg(long, value_enum, default_value_t = ClipKind::Shapes)]
+    pub kind: ClipKind,
+    /// --kind camera: the videos to cut clips from (repeat, or list several).
+    #[arg(long, value_name = "VIDEO", num_args = 1.., value_hint = ValueHint::FilePath)]
+    pub from: Vec<PathBuf>,
+    /// Clips per class (camera: per class and source video) [default: 128 shapes, 24 camera].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub per_class: Option<u32>,
     /// Seeds every clip's shape, colours and sizes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// What `make-clips` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClipKind {
+    Shapes,
+    Camera,
 }
 
 /// Record formats of `run` and `batch`.

@@ -11,6 +11,8 @@
 //! (with a luma difference of at least [`MIN_LUMA_CONTRAST`]), a small jitter of the centre
 //! and of the smallest and largest size. All frames of a clip share them.
 
+pub mod camera;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -213,10 +215,10 @@ fn contrasting_colours(rng: &mut SplitMix64) -> ([u8; 3], [u8; 3]) {
 /// SplitMix64 (Steele, Lea and Flood 2014): tiny, fast, and good enough to draw clip
 /// parameters.
 #[derive(Debug, Clone)]
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(u64);
 
 impl SplitMix64 {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed)
     }
 
@@ -234,7 +236,7 @@ impl SplitMix64 {
     }
 
     /// Uniform in `[lo, hi)`.
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+    pub(crate) fn range(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * self.next_f64()
     }
 }
