@@ -27,6 +27,29 @@ fn fps_two_on_a_five_second_clip_gives_ten_frames() {
     assert!(x.metadata["source"].ends_with("five.mp4"));
 }
 
+/// Motion beside the features by default, its layout named in the metadata; `--no-motion`
+/// and `--keyframes` write none. The generated clip's codec has vectors: every sample after
+/// the first says so.
+#[test]
+fn motion_is_written_beside_the_features_unless_asked_not_to() {
+    let x = extract("motion", &clip("five.mp4"), &["--fps", "2"]);
+    let (shape, values) = x.motion.expect("a motion tensor");
+    assert_eq!(shape, [10, 58]);
+    assert_eq!(x.metadata["motion_layout"], "1");
+    let fields: Vec<&str> = x.metadata["motion_fields"].split(',').collect();
+    assert_eq!(fields.len(), 58);
+    assert_eq!(&fields[..3], ["pan_x", "pan_y", "zoom"]);
+    let codec = fields.iter().position(|f| *f == "codec").expect("a codec field");
+    let sources: Vec<f32> = values.chunks(58).map(|row| row[codec]).collect();
+    assert!(sources[1..].iter().all(|s| *s > 0.0), "{sources:?}");
+    assert!(values.iter().all(|v| v.is_finite()));
+    for flags in [&["--no-motion"][..], &["--keyframes"], &["--motion", "off"]] {
+        let x = extract("no-motion", &clip("five.mp4"), flags);
+        assert!(x.motion.is_none(), "{flags:?}");
+        assert!(!x.metadata.contains_key("motion_layout"), "{flags:?}");
+    }
+}
+
 #[test]
 fn every_frame_by_default_with_increasing_timestamps() {
     let x = extract(

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{json, repo_root, run, s, stderr, stdout, temp_dir};
+use common::{json, lines, repo_root, run, s, stderr, stdout, temp_dir, the_error_line};
 use serde_json::Value;
 
 fn motion() -> PathBuf {
@@ -440,4 +440,40 @@ fn anticipation_trains_on_segments_of_a_longer_video() {
     assert!(val["baseline_accuracy"].as_f64().is_some(), "{val}");
     assert!(model.join("baseline.safetensors").is_file());
     assert!(stdout(&result).contains("order-blind baseline (the frame now alone, linear)"));
+}
+
+/// A head on features and motion: the card records its inputs and the motion layout, `run`
+/// and `eval` feed it both, and `run --no-motion` is refused in one line before any work.
+#[test]
+fn a_head_that_reads_motion_is_fed_motion_and_refuses_to_run_without() {
+    let dir = temp_dir("train-inputs");
+    let data = dir.join("data");
+    subset(&data, &["grow", "shrink"], 4);
+    let model = dir.join("model");
+    let flags = ["--epochs", "2", "--inputs", "motion,features"];
+    let result = train(&data, &model, &flags);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let card = json(&model.join("config.json"));
+    assert_eq!(card["inputs"], serde_json::json!(["features", "motion"]));
+    assert_eq!(card["motion_layout"], 1);
+    assert_eq!(card["model"]["input_dim"], 1280 + 58);
+
+    let clip = data.join("grow/grow_000.mp4");
+    let out = dir.join("records.jsonl");
+    let ran = run(&["run", s(&clip), "--model", s(&model), "--out", s(&out)]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let records = lines(&out);
+    assert!(!records.is_empty());
+    for r in &records {
+        assert_eq!(r["head"]["task"], "classify");
+        assert!(r["motion"]["source"].is_string(), "{r}");
+    }
+    let refused = run(&["run", s(&clip), "--model", s(&model), "--no-motion"]);
+    let line = the_error_line(&refused);
+    assert!(line.contains("reads features,motion"), "{line}");
+
+    let scored = run(&["eval", "--model", s(&model), "--data", s(&data), "--cache", cache()]);
+    assert!(scored.status.success(), "{}", stderr(&scored));
+    let bad = train(&data, &dir.join("bad"), &["--inputs", "features,flow"]);
+    assert!(the_error_line(&bad).contains("unknown stream \"flow\""));
 }

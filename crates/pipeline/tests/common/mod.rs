@@ -175,6 +175,8 @@ pub struct Extracted {
     pub features: Vec<f32>,
     pub timestamps: Vec<f64>,
     pub metadata: HashMap<String, String>,
+    /// The `motion` tensor's shape and values, when the file has one.
+    pub motion: Option<(Vec<usize>, Vec<f32>)>,
 }
 
 pub fn read_extracted(path: &Path) -> Extracted {
@@ -198,6 +200,15 @@ pub fn read_extracted(path: &Path) -> Extracted {
             .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
             .collect(),
         metadata: header.metadata().clone().unwrap_or_default(),
+        motion: st.tensor("motion").ok().map(|m| {
+            assert_eq!(m.dtype(), safetensors::Dtype::F32);
+            let values = m
+                .data()
+                .chunks(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                .collect();
+            (m.shape().to_vec(), values)
+        }),
     }
 }
 
