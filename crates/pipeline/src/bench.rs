@@ -103,6 +103,7 @@ pub fn run(args: &BenchSettings, out: &mut dyn Write) -> Result<()> {
                 top: 3,
                 sampling,
                 backbone: args.backbone.clone(),
+                anomaly: Default::default(),
             })
         })
         .transpose()?;

@@ -23,6 +23,8 @@ pub struct FeatureBatch {
     pub frames: Option<Vec<RgbImage>>,
     /// The motion of each timestamp's interval, when the decode measured it.
     pub motion: Option<Vec<Motion>>,
+    /// Mean and standard deviation of each model input's luma (BT.601, 0-255).
+    pub luma: Vec<(f32, f32)>,
 }
 
 impl FeatureBatch {
@@ -82,12 +84,14 @@ pub fn video_batches(
         let mut timestamps = Vec::new();
         let mut frames = display.map(|_| Vec::with_capacity(batch));
         let mut motion = Vec::with_capacity(batch);
+        let mut luma = Vec::with_capacity(batch);
         // Fill a batch (the last one may be short): full batches keep every core busy.
         while timestamps.len() < batch {
             let Ok(frame) = decoding.frames.recv() else {
                 break;
             };
             rgb.extend_from_slice(&frame.rgb);
+            luma.push(luma_stats(&frame.rgb));
             timestamps.push(frame.timestamp);
             motion.push(frame.motion);
             if let Some(frames) = frames.as_mut() {
@@ -121,6 +125,7 @@ pub fn video_batches(
             features: backbone.features(rgb, n),
             frames,
             motion: motion.into_iter().collect(),
+            luma,
         })?;
     }
     drop(bar);
@@ -138,6 +143,22 @@ pub fn video_batches(
         decode,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Mean and standard deviation of the luma (BT.601) of RGB bytes.
+pub fn luma_stats(rgb: &[u8]) -> (f32, f32) {
+    let (mut sum, mut sq, mut n) = (0.0f64, 0.0f64, 0.0f64);
+    for p in rgb.chunks_exact(3) {
+        let y = 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]);
+        sum += y;
+        sq += y * y;
+        n += 1.0;
+    }
+    if n == 0.0 {
+        return (0.0, 0.0);
+    }
+    let mean = sum / n;
+    (mean as f32, (sq / n - mean * mean).max(0.0).sqrt() as f32)
 }
 
 /// A progress bar over video time (tenths of a second), named after the file.

@@ -188,6 +188,7 @@ const BLACK_PX: Rgb<u8> = Rgb([0, 0, 0]);
 const TEXT: Rgb<u8> = Rgb([30, 30, 30]);
 const GRID: Rgb<u8> = Rgb([232, 232, 232]);
 const MARKER: Rgb<u8> = Rgb([110, 110, 110]);
+const BAND: Rgb<u8> = Rgb([252, 214, 214]);
 const LEGEND_EDGE: Rgb<u8> = Rgb([170, 170, 170]);
 
 /// matplotlib's "tab10" colours, used in turn by the series of a chart.
@@ -481,6 +482,8 @@ pub struct LineChart {
     pub y_range: Option<(f64, f64)>,
     /// Fixed x range (e.g. to line up stacked panels), or None to fit data and markers.
     pub x_range: Option<(f64, f64)>,
+    /// Shaded x intervals behind everything else (anomalies on a timeline).
+    pub bands: Vec<(f64, f64)>,
 }
 
 /// Length of a tick mark in pixels.
@@ -581,6 +584,19 @@ impl LineChart {
             let (col, row) = plot.map_coordinate(&(x, y));
             (i64::from(col), i64::from(row))
         };
+
+        // Bands first, under the grid.
+        for &(from, to) in &self.bands {
+            let (from, to) = (from.max(xa.lo), to.min(xa.hi));
+            if from.is_finite() && to.is_finite() && from <= to {
+                let (a, b) = (at((from, ya.lo)).0, at((to, ya.lo)).0);
+                fill(
+                    root,
+                    Rect::new(a, area.y0, (b - a).max(2), area.height()),
+                    BAND,
+                )?;
+            }
+        }
 
         // Grid, tick marks and tick labels; x labels that would overlap the one before are
         // left out.
@@ -1184,6 +1200,7 @@ mod tests {
             series: vec![series("s", vec![(0.0, 0.0), (60.0, y)])],
             markers: vec![(23.7, "event".into())],
             x_range: Some((0.0, 60.0)),
+            bands: Vec::new(),
             ..LineChart::default()
         };
         let columns = |img: &RgbImage| -> Vec<u32> {
@@ -1240,6 +1257,7 @@ mod tests {
                 markers: markers.iter().map(|(x, l)| (*x, l.to_string())).collect(),
                 y_range,
                 x_range: y_range,
+                bands: Vec::new(),
             };
             for (w, h) in sizes {
                 assert_eq!(chart.render(w, h).dimensions(), (w, h));
@@ -1431,6 +1449,7 @@ mod tests {
             series: vec![series("surprise", curve(&|x| 9.0 + 8.0 * (x * 0.7).sin()))],
             markers: events.iter().map(|(x, l)| (*x, l.to_string())).collect(),
             x_range: Some((0.0, 59.9)),
+            bands: Vec::new(),
             ..LineChart::default()
         };
         let names = ["soccer ball", "stadium", "scoreboard", "футбол", "κερκίδα"];

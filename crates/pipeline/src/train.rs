@@ -640,6 +640,7 @@ fn plot_curves(path: &Path, history: &[EpochStats], best_epoch: usize, task: Tas
             y_range: Some((0.0, 1.0)),
             markers: kept,
             x_range: None,
+            bands: Vec::new(),
         };
         panels.push(accuracy.render(640, 400));
     }

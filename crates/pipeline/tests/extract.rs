@@ -39,7 +39,10 @@ fn motion_is_written_beside_the_features_unless_asked_not_to() {
     let fields: Vec<&str> = x.metadata["motion_fields"].split(',').collect();
     assert_eq!(fields.len(), 58);
     assert_eq!(&fields[..3], ["pan_x", "pan_y", "zoom"]);
-    let codec = fields.iter().position(|f| *f == "codec").expect("a codec field");
+    let codec = fields
+        .iter()
+        .position(|f| *f == "codec")
+        .expect("a codec field");
     let sources: Vec<f32> = values.chunks(58).map(|row| row[codec]).collect();
     assert!(sources[1..].iter().all(|s| *s > 0.0), "{sources:?}");
     assert!(values.iter().all(|v| v.is_finite()));

@@ -96,7 +96,12 @@ fn run_writes_one_record_per_sampled_frame_with_plot_and_annotated_video() {
     );
     let img = image::open(&plot).expect("the plot is a PNG");
     // Three panels: surprise, classes, motion.
-    assert!(img.width() >= 800 && img.height() >= 900, "{}x{}", img.width(), img.height());
+    assert!(
+        img.width() >= 800 && img.height() >= 900,
+        "{}x{}",
+        img.width(),
+        img.height()
+    );
     // The whole 1280x720 source frames, at most 1280 wide by default.
     assert_eq!(probe(&video), (1280, 720, 21), "width, height, frames");
     assert!(

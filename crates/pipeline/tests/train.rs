@@ -472,7 +472,15 @@ fn a_head_that_reads_motion_is_fed_motion_and_refuses_to_run_without() {
     let line = the_error_line(&refused);
     assert!(line.contains("reads features,motion"), "{line}");
 
-    let scored = run(&["eval", "--model", s(&model), "--data", s(&data), "--cache", cache()]);
+    let scored = run(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--cache",
+        cache(),
+    ]);
     assert!(scored.status.success(), "{}", stderr(&scored));
     let bad = train(&data, &dir.join("bad"), &["--inputs", "features,flow"]);
     assert!(the_error_line(&bad).contains("unknown stream \"flow\""));

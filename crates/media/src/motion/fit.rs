@@ -56,7 +56,11 @@ pub(crate) fn fit(samples: &[Sample], aspect: f64, floor: f64) -> Option<Fitted>
     }
     // A 720p H.264 frame has thousands of vectors; an even spread of at most FIT_SAMPLES
     // finds the camera's motion as well, in a fraction of the time (the medians sort).
-    let trusted: Vec<&Sample> = all.iter().step_by(all.len().div_ceil(FIT_SAMPLES)).copied().collect();
+    let trusted: Vec<&Sample> = all
+        .iter()
+        .step_by(all.len().div_ceil(FIT_SAMPLES))
+        .copied()
+        .collect();
     // Start from the median translation (moving objects cannot drag it while they cover less
     // than half the frame), then refit the full model on the vectors that agree, three times.
     let mut model = [
@@ -88,7 +92,12 @@ pub(crate) fn fit(samples: &[Sample], aspect: f64, floor: f64) -> Option<Fitted>
     }
     let final_residuals: Vec<f64> = trusted.iter().map(|s| residual(&model, s).2).collect();
     let scale = 1.4826
-        * weighted_median(final_residuals.iter().zip(&trusted).map(|(r, s)| (*r, s.weight)));
+        * weighted_median(
+            final_residuals
+                .iter()
+                .zip(&trusted)
+                .map(|(r, s)| (*r, s.weight)),
+        );
     let threshold = (2.5 * scale).max(floor);
     let total: f64 = all.iter().map(|s| s.weight).sum();
     let kept: f64 = all

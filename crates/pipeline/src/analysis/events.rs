@@ -4,13 +4,10 @@ use super::motion::MotionEvents;
 use super::record::{Event, HeadRecord};
 use crate::imagenet::Scored;
 
-/// Online event detection: surprise peaks against the video's surprise so far, and changes of
-/// the top class that hold for two frames.
+/// Online event detection: changes of the top class that hold for two frames, and motion
+/// events (anomalies are `anomaly`'s).
 #[derive(Debug, Default)]
 pub struct Events {
-    count: u64,
-    mean: f64,
-    m2: f64,
     view: Debounced,
     head: Debounced,
     motion: MotionEvents,
@@ -50,16 +47,22 @@ impl Debounced {
 }
 
 impl Events {
-    /// Needs this many surprise values before it calls a peak.
-    const WARM_UP: u64 = 8;
-    const PEAK_SIGMAS: f64 = 3.0;
+    /// Keeps `texts` (anomalies found at `t`, whose surprise was `surprise`) for the summary.
+    pub fn note(&mut self, t: f64, texts: &[String], surprise: Option<f64>) {
+        for text in texts {
+            self.list.push(Event {
+                timestamp: t,
+                text: text.clone(),
+                surprise: surprise.filter(|_| text.starts_with("anomaly: surprise")),
+            });
+        }
+    }
 
     pub fn observe(
         &mut self,
         t: f64,
         top: &[Scored],
         head: &HeadRecord,
-        surprise: Option<f64>,
         motion: Option<&media::Motion>,
     ) -> Vec<String> {
         let mut out = Vec::new();
@@ -70,24 +73,6 @@ impl Events {
                 text,
                 surprise: None,
             });
-        }
-        if let Some(s) = surprise {
-            let std = (self.m2 / self.count.max(1) as f64).sqrt();
-            if self.count >= Self::WARM_UP && s > self.mean + Self::PEAK_SIGMAS * std.max(1e-9) {
-                out.push("surprise".to_string());
-                self.list.push(Event {
-                    timestamp: t,
-                    text: format!(
-                        "surprise {s:.3} ({:.1} sd above the mean so far)",
-                        (s - self.mean) / std.max(1e-9)
-                    ),
-                    surprise: Some(s),
-                });
-            }
-            self.count += 1;
-            let delta = s - self.mean;
-            self.mean += delta / self.count as f64;
-            self.m2 += delta * (s - self.mean);
         }
         if let Some(first) = top.first()
             && let Some((from, to)) = self.view.observe(first.label)
@@ -134,25 +119,5 @@ mod tests {
         assert_eq!(d.observe("b"), None);
         assert_eq!(d.observe("b"), Some(("a".into(), "b".into())));
         assert_eq!(d.observe("b"), None);
-    }
-
-    #[test]
-    fn surprise_peaks_stand_out_from_the_video_so_far() {
-        let mut e = Events::default();
-        let head = HeadRecord::Forecast {
-            horizon_seconds: 1.0,
-            expected: Vec::new(),
-        };
-        let values = [1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 1.0, 1.1, 0.9, 5.0, 1.0];
-        let peaks: Vec<usize> = values
-            .iter()
-            .enumerate()
-            .filter(|(i, v)| {
-                e.observe(*i as f64, &[], &head, Some(**v), None)
-                    .contains(&"surprise".to_string())
-            })
-            .map(|(i, _)| i)
-            .collect();
-        assert_eq!(peaks, [9]);
     }
 }

@@ -3,10 +3,12 @@
 //! [`Analysis`] holds the loaded models; [`Analysis::worker`] gives another video its own head
 //! state on the same backbone, so several videos share one network.
 
+pub mod anomaly;
 mod events;
 mod motion;
 mod record;
 
+pub use anomaly::{Anomaly, AnomalySettings};
 pub use motion::MotionRecord;
 pub use record::{Event, HeadRecord, Named, Record, VideoSummary};
 
@@ -37,6 +39,7 @@ pub struct AnalysisSettings {
     pub top: u32,
     pub sampling: SamplingSettings,
     pub backbone: BackboneSettings,
+    pub anomaly: AnomalySettings,
 }
 
 /// The backbone, the head and the settings, ready for any number of videos.
@@ -46,6 +49,7 @@ pub struct Analysis {
     pub backbone: Arc<Backbone>,
     pub head: StreamingHead,
     pub options: DecodeOptions,
+    anomaly: AnomalySettings,
     top: usize,
     batch: usize,
 }
@@ -99,6 +103,7 @@ impl Analysis {
             backbone,
             head,
             options,
+            anomaly: args.anomaly,
             top: args.top as usize,
             batch: args.backbone.batch as usize,
         })
@@ -111,6 +116,7 @@ impl Analysis {
             backbone: Arc::clone(&self.backbone),
             head: self.head.fresh(),
             options: self.options.clone(),
+            anomaly: self.anomaly,
             top: self.top,
             batch: self.batch,
         }
@@ -129,9 +135,11 @@ impl Analysis {
             backbone,
             head,
             options,
+            anomaly,
             top: k,
             batch,
         } = self;
+        let mut detector = anomaly::Detector::new(*anomaly);
         let k = *k;
         head.reset();
         let started = Instant::now();
@@ -154,10 +162,23 @@ impl Analysis {
                 last = t;
                 let said = head_record(&card, &step, expected.next().flatten(), k);
                 let motion = b.motion.as_ref().map(|m| &m[i]);
+                let mut said_events = events.observe(t, &top, &said, motion);
+                let dim = vision::FEATURE_DIM;
+                let found = detector.observe(&anomaly::Sample {
+                    t,
+                    features: &values[i * dim..(i + 1) * dim],
+                    luma: b.luma[i],
+                    coverage: motion
+                        .filter(|m| !m.key && m.source() != media::motion::Source::None)
+                        .map(|m| m.coverage),
+                    surprise: step.surprise,
+                });
+                events.note(t, &found, step.surprise);
+                said_events.extend(found);
                 let record = Record {
                     timestamp: t,
                     frame: frames,
-                    events: events.observe(t, &top, &said, step.surprise, motion),
+                    events: said_events,
                     top,
                     head: said,
                     surprise: step.surprise,
@@ -169,12 +190,14 @@ impl Analysis {
             Ok(())
         })?;
         let wall = started.elapsed().as_secs_f64();
+        detector.finish(last);
         Ok(VideoSummary {
             frames,
             video_seconds: first.map_or(0.0, |f| last - f),
             wall_seconds: wall,
             frames_per_second: frames as f64 / wall.max(1e-9),
             events: events.list,
+            anomalies: detector.found,
             damaged: damaged(&run.decode),
         })
     }

@@ -77,6 +77,8 @@ pub struct VideoSummary {
     pub wall_seconds: f64,
     pub frames_per_second: f64,
     pub events: Vec<Event>,
+    /// Every anomaly found, in the order they started (all closed).
+    pub anomalies: Vec<super::Anomaly>,
     pub damaged: u64,
 }
 

@@ -128,10 +128,25 @@ pub struct AnalysisArgs {
     /// ImageNet classes (and head classes) per record.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub top: u32,
+    /// Anomaly detection's sensitivity: higher finds more (and raises more false alarms),
+    /// lower fewer; the README has the measured curve.
+    #[arg(long, default_value_t = 1.0, value_name = "S", value_parser = positive)]
+    pub sensitivity: f64,
+    /// Seconds a stream that had been changing must stay still to be reported frozen.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = positive)]
+    pub freeze_after: f64,
     #[command(flatten)]
     pub sampling: SamplingArgs,
     #[command(flatten)]
     pub model_args: ModelArgs,
+}
+
+/// A finite number above zero.
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("expected a positive number, got {text:?}")),
+    }
 }
 
 impl AnalysisArgs {
@@ -141,6 +156,10 @@ impl AnalysisArgs {
             top: self.top,
             sampling: self.sampling.settings(),
             backbone: self.model_args.settings(),
+            anomaly: pipeline::analysis::AnomalySettings {
+                sensitivity: self.sensitivity,
+                freeze_after: self.freeze_after,
+            },
         }
     }
 }

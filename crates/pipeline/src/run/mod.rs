@@ -12,7 +12,7 @@ pub mod annotate;
 pub mod records;
 pub mod timeline;
 
-use crate::analysis::{Analysis, Record, VideoSummary};
+use crate::analysis::{Analysis, Anomaly, Record, VideoSummary};
 use crate::plot;
 use annotate::Annotated;
 use records::{Format, RecordWriter};
@@ -46,8 +46,9 @@ pub enum RunError {
 
 enum Message {
     Record(Box<Record>, Option<RgbImage>),
-    /// The video ended well: the outputs may be completed. Without it they are dropped.
-    Done,
+    /// The video ended well, with these anomalies: the outputs may be completed. Without it
+    /// they are dropped.
+    Done(Vec<Anomaly>),
 }
 
 /// Analyses `input` and writes `outputs`; either every output is complete or none is there.
@@ -73,7 +74,10 @@ pub fn run_video(
         for message in rx {
             let (record, frame) = match message {
                 Message::Record(record, frame) => (record, frame),
-                Message::Done => {
+                Message::Done(anomalies) => {
+                    if let Some(t) = timeline.as_mut() {
+                        t.shade(&anomalies);
+                    }
                     complete = true;
                     break;
                 }
@@ -104,8 +108,8 @@ pub fn run_video(
         tx.send(Message::Record(Box::new(record), frame))
             .map_err(|_| anyhow!("the writer stopped"))
     });
-    if result.is_ok() {
-        let _ = tx.send(Message::Done);
+    if let Ok(summary) = &result {
+        let _ = tx.send(Message::Done(summary.anomalies.clone()));
     }
     drop(tx);
     let written = output

@@ -3,7 +3,7 @@
 
 use image::RgbImage;
 
-use crate::analysis::Record;
+use crate::analysis::{Anomaly, Record};
 use crate::plot;
 
 /// A frame's time, surprise and top ImageNet classes.
@@ -18,9 +18,19 @@ pub struct Timeline {
     /// nothing was measured); empty when motion is off.
     motion: Vec<(f64, [f64; 4])>,
     events: Vec<(f64, String)>,
+    /// Anomaly intervals, shaded on every panel.
+    bands: Vec<(f64, f64)>,
 }
 
 impl Timeline {
+    /// Shades `anomalies` (each from its start to its end, or at least a sliver).
+    pub fn shade(&mut self, anomalies: &[Anomaly]) {
+        self.bands = anomalies
+            .iter()
+            .map(|a| (a.start, a.end.unwrap_or(a.start)))
+            .collect();
+    }
+
     pub fn push(&mut self, r: &Record) {
         self.points.push((
             r.timestamp,
@@ -30,8 +40,10 @@ impl Timeline {
         if let Some(m) = &r.motion {
             let known = m.source != media::motion::Source::None.name();
             let v = |x: f32| if known { f64::from(x) } else { f64::NAN };
-            self.motion
-                .push((r.timestamp, [v(m.pan[0]), v(m.pan[1]), v(m.zoom), v(m.objects)]));
+            self.motion.push((
+                r.timestamp,
+                [v(m.pan[0]), v(m.pan[1]), v(m.zoom), v(m.objects)],
+            ));
         }
         for e in &r.events {
             self.events.push((r.timestamp, e.clone()));
@@ -67,6 +79,7 @@ impl Timeline {
             markers: markers.clone(),
             y_range: None,
             x_range: span,
+            bands: self.bands.clone(),
         };
         let mut counts: Vec<(&str, usize)> = Vec::new();
         for (_, _, top) in &self.points {
@@ -103,6 +116,7 @@ impl Timeline {
             markers: markers.clone(),
             y_range: Some((0.0, 1.0)),
             x_range: span,
+            bands: self.bands.clone(),
         };
         let mut panels = vec![surprise.render(1000, 360), classes.render(1000, 360)];
         if !self.motion.is_empty() {
@@ -122,6 +136,7 @@ impl Timeline {
                 markers,
                 y_range: None,
                 x_range: span,
+                bands: self.bands.clone(),
             };
             panels.push(motion.render(1000, 300));
         }

@@ -37,7 +37,11 @@ fn window(class: usize, u: f64, place: (f64, f64), travel: f64) -> (f64, f64, f6
         "pan-left" => (px + travel * (1.0 - u), py, WINDOW, WINDOW),
         "pan-right" => (px + travel * u, py, WINDOW, WINDOW),
         zoom @ ("zoom-in" | "zoom-out") => {
-            let z = if zoom == "zoom-in" { 1.0 + 0.5 * u } else { 1.5 - 0.5 * u };
+            let z = if zoom == "zoom-in" {
+                1.0 + 0.5 * u
+            } else {
+                1.5 - 0.5 * u
+            };
             let side = WINDOW / z;
             (0.5 - side / 2.0, 0.5 - side / 2.0, side, side)
         }
@@ -85,7 +89,9 @@ pub fn write_camera_clips(
                 };
                 let path = dir.join(format!("{stem}-{index:03}.mp4"));
                 write_clip(source, &path, start, |u| window(class, u, place, travel))
-                    .with_context(|| format!("{}: {name} clip at {start:.2} s", source.display()))?;
+                    .with_context(|| {
+                        format!("{}: {name} clip at {start:.2} s", source.display())
+                    })?;
                 paths.push(path);
             }
         }
@@ -123,13 +129,21 @@ fn write_clip(
     }
     let mut gaps: Vec<f64> = frames.windows(2).map(|w| w[1].0 - w[0].0).collect();
     gaps.sort_by(f64::total_cmp);
-    let fps = (1.0 / gaps[gaps.len() / 2].max(1e-3)).round().clamp(1.0, 60.0) as u32;
+    let fps = (1.0 / gaps[gaps.len() / 2].max(1e-3))
+        .round()
+        .clamp(1.0, 60.0) as u32;
     let (sw, sh) = (frames[0].1.width, frames[0].1.height);
-    let height = ((f64::from(WIDTH) * f64::from(sh) / f64::from(sw) / 2.0).round() as u32 * 2).max(2);
+    let height =
+        ((f64::from(WIDTH) * f64::from(sh) / f64::from(sw) / 2.0).round() as u32 * 2).max(2);
     let mut writer = VideoWriter::create(path, WIDTH, height, fps)?;
     for (t, shown) in &frames {
         let (left, top, w, h) = at((t / SECONDS).clamp(0.0, 1.0));
-        let rect = (left * f64::from(sw), top * f64::from(sh), w * f64::from(sw), h * f64::from(sh));
+        let rect = (
+            left * f64::from(sw),
+            top * f64::from(sh),
+            w * f64::from(sw),
+            h * f64::from(sh),
+        );
         writer.push(&resample(&shown.rgb, (sw, sh), rect, (WIDTH, height)))?;
     }
     writer.finish()?;
@@ -144,11 +158,13 @@ fn resample(rgb: &[u8], size: (u32, u32), rect: (f64, f64, f64, f64), out: (u32,
     let mut dst = Vec::with_capacity((ow * oh * 3) as usize);
     let px = |x: usize, y: usize, c: usize| f64::from(rgb[(y * sw + x) * 3 + c]);
     for j in 0..oh {
-        let y = (rect.1 + (f64::from(j) + 0.5) * rect.3 / f64::from(oh) - 0.5).clamp(0.0, (sh - 1) as f64);
+        let y = (rect.1 + (f64::from(j) + 0.5) * rect.3 / f64::from(oh) - 0.5)
+            .clamp(0.0, (sh - 1) as f64);
         let (y0, fy) = (y.floor() as usize, y - y.floor());
         let y1 = (y0 + 1).min(sh - 1);
         for i in 0..ow {
-            let x = (rect.0 + (f64::from(i) + 0.5) * rect.2 / f64::from(ow) - 0.5).clamp(0.0, (sw - 1) as f64);
+            let x = (rect.0 + (f64::from(i) + 0.5) * rect.2 / f64::from(ow) - 0.5)
+                .clamp(0.0, (sw - 1) as f64);
             let (x0, fx) = (x.floor() as usize, x - x.floor());
             let x1 = (x0 + 1).min(sw - 1);
             for c in 0..3 {
@@ -190,13 +206,18 @@ mod tests {
         let mut rng = SplitMix64::new(7);
         // Blocks of random grey, 8 pixels, blurred by a 3-tap box both ways: texture that
         // block matching and an encoder's motion search both lock onto.
-        let cells: Vec<f64> = (0..(w / 8 + 1) * (h / 8 + 1)).map(|_| rng.range(20.0, 235.0)).collect();
+        let cells: Vec<f64> = (0..(w / 8 + 1) * (h / 8 + 1))
+            .map(|_| rng.range(20.0, 235.0))
+            .collect();
         let at = |x: usize, y: usize| cells[(y / 8) * (w / 8 + 1) + x / 8];
         let mut rgb = Vec::with_capacity(w * h * 3);
         for y in 0..h {
             for x in 0..w {
-                let v = (at(x.saturating_sub(2), y) + at(x, y) + at((x + 2).min(w - 1), y)
-                    + at(x, y.saturating_sub(2)) + at(x, (y + 2).min(h - 1)))
+                let v = (at(x.saturating_sub(2), y)
+                    + at(x, y)
+                    + at((x + 2).min(w - 1), y)
+                    + at(x, y.saturating_sub(2))
+                    + at(x, (y + 2).min(h - 1)))
                     / 5.0;
                 rgb.extend([v as u8, (v * 0.8) as u8, (255.0 - v) as u8]);
             }
@@ -211,7 +232,10 @@ mod tests {
         let paths = write_camera_clips(&out, std::slice::from_ref(&source), 1, 3).expect("clips");
         assert_eq!(paths.len(), CLASSES.len());
         for path in &paths {
-            let class = path.parent().and_then(|p| p.file_name()).expect("class folder");
+            let class = path
+                .parent()
+                .and_then(|p| p.file_name())
+                .expect("class folder");
             let options = DecodeOptions {
                 sampling: Sampling::default(),
                 size: 32,

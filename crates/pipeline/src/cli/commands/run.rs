@@ -55,6 +55,18 @@ fn print_summary(input: &str, s: &VideoSummary, head: &StreamingHead) {
         card.horizon_seconds
             .map_or(String::new(), |h| format!(", {h} s ahead"))
     );
+    if !s.anomalies.is_empty() {
+        eprintln!("anomalies:");
+        for a in &s.anomalies {
+            let end = a.end.unwrap_or(a.start);
+            eprintln!(
+                "  {:>8.2} - {end:.2} s  {} (score {:.2})",
+                a.start,
+                a.kind.name(),
+                a.score
+            );
+        }
+    }
     let top = s.top_events(5);
     if top.is_empty() {
         eprintln!("no events");

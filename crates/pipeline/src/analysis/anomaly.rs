@@ -1,0 +1,400 @@
+//! Anomaly detection on a stream, relative to the stream's own normal: named detectors that
+//! are cheap and exact, as surveillance tools ship them, beside the learned surprise score.
+//!
+//! - **frozen**: a stream that had been changing stops changing. The change between
+//!   consecutive samples is `1 - cosine` of their CNN features; a sample whose change is below
+//!   a small fraction of the stream's typical change ([`FROZEN_SHARE`] of it, times the
+//!   sensitivity) is still, and a run of still samples longer than `freeze_after` is a frozen
+//!   feed. The typical change is learnt on the stream itself (a running mean of the log
+//!   change over samples that were not still), and the detector is armed only once it has
+//!   seen [`WARM_UP`] samples of real change: a scene that was still from its first frame (a
+//!   test pattern, a parked camera with nothing moving) is its own normal, not a freeze. A
+//!   quiet scene still changes: sensor noise and compression move the features by a share of
+//!   their usual change; a frozen feed repeats the same decoded picture, whose features do not
+//!   move at all.
+//! - **black** / **uniform**: the picture is one flat colour (the luma's standard deviation
+//!   below [`FLAT_SD`] grey levels), dark (black, mean luma below [`BLACK_MEAN`]) or not.
+//! - **cut**: a sudden change of the whole view (a cut, a splice, a bumped or covered camera):
+//!   the change between two samples more than [`CUT_SIGMAS`] standard deviations (divided by the
+//!   sensitivity) above the stream's running mean of log change, and at least [`CUT_FLOOR`]; or,
+//!   with motion, the frame's coverage collapsing (below [`CUT_COVERAGE`]) on an inter frame.
+//! - **surprise**: the forecaster's surprise more than [`SURPRISE_SIGMAS`] standard deviations
+//!   (divided by the sensitivity) above its running mean of log surprise.
+//!
+//! Each anomaly is an interval: it starts, and ends once the stream is normal again (a cut
+//! spans the two samples it lies between; a surprise peak is its sample).
+
+use serde::Serialize;
+
+/// What the detectors are told of one sample.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    pub t: f64,
+    /// The CNN's features of the frame.
+    pub features: &'a [f32],
+    /// Mean and standard deviation of the model input's luma (BT.601, 0-255).
+    pub luma: (f32, f32),
+    /// Coverage of the frame's motion, when measured on an inter frame.
+    pub coverage: Option<f32>,
+    pub surprise: Option<f64>,
+}
+
+/// The settings `run --sensitivity` and `--freeze-after` give.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnomalySettings {
+    /// 1 by default; higher finds more (and more false alarms), lower fewer. Thresholds in
+    /// standard deviations are divided by it, shares multiplied.
+    pub sensitivity: f64,
+    /// Seconds a stream must stay still to count as frozen.
+    pub freeze_after: f64,
+}
+
+impl Default for AnomalySettings {
+    fn default() -> Self {
+        Self {
+            sensitivity: 1.0,
+            freeze_after: 1.0,
+        }
+    }
+}
+
+/// Kinds of anomaly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Frozen,
+    Black,
+    Uniform,
+    Cut,
+    Surprise,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Frozen => "frozen",
+            Self::Black => "black",
+            Self::Uniform => "uniform",
+            Self::Cut => "cut",
+            Self::Surprise => "surprise",
+        }
+    }
+}
+
+/// One anomaly: from `start`, until `end` once known, with a score (frozen: seconds still;
+/// black, uniform: the luma's standard deviation; cut, surprise: standard deviations above the
+/// stream's mean).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Anomaly {
+    pub kind: Kind,
+    pub start: f64,
+    pub end: Option<f64>,
+    pub score: f64,
+}
+
+/// Samples of real change before the frozen and cut detectors are armed.
+pub const WARM_UP: u64 = 8;
+/// Change below this share of the typical change is stillness.
+pub const FROZEN_SHARE: f64 = 0.02;
+/// Change (1 - cosine) below which nothing moved at all (the same decoded picture, up to float
+/// rounding); only samples above it teach the detector the stream's normal.
+pub const MIN_CHANGE: f64 = 1e-5;
+/// Luma standard deviation (grey levels) below which a frame is flat.
+pub const FLAT_SD: f32 = 5.0;
+/// Mean luma below which a flat frame is black.
+pub const BLACK_MEAN: f32 = 24.0;
+pub const CUT_SIGMAS: f64 = 4.0;
+/// Smallest change (1 - cosine) that can be a cut.
+pub const CUT_FLOOR: f64 = 0.05;
+pub const CUT_COVERAGE: f32 = 0.3;
+pub const SURPRISE_SIGMAS: f64 = 4.0;
+/// Weight of each new sample in the running statistics (about the last 50 samples).
+const RATE: f64 = 0.02;
+
+/// A running mean and variance, weighted towards recent samples.
+#[derive(Debug, Default, Clone, Copy)]
+struct Running {
+    n: u64,
+    mean: f64,
+    var: f64,
+}
+
+impl Running {
+    fn push(&mut self, v: f64) {
+        self.n += 1;
+        let rate = (1.0 / self.n as f64).max(RATE);
+        let delta = v - self.mean;
+        self.mean += rate * delta;
+        self.var = (1.0 - rate) * (self.var + rate * delta * delta);
+    }
+
+    /// How many standard deviations `v` is above the mean (sd at least `floor`).
+    fn z(&self, v: f64, floor: f64) -> f64 {
+        (v - self.mean) / self.var.sqrt().max(floor)
+    }
+}
+
+/// The detectors' state over one stream.
+#[derive(Debug)]
+pub struct Detector {
+    settings: AnomalySettings,
+    previous: Option<(f64, Vec<f32>)>,
+    /// Log change over samples that were not still.
+    change: Running,
+    /// Since when the stream has been still, and whether that was called.
+    still: Option<(f64, Option<usize>)>,
+    flat: Option<usize>,
+    surprise: Running,
+    /// Every anomaly so far, open ones with no end.
+    pub found: Vec<Anomaly>,
+}
+
+impl Detector {
+    pub fn new(settings: AnomalySettings) -> Self {
+        Self {
+            settings,
+            previous: None,
+            change: Running::default(),
+            still: None,
+            flat: None,
+            surprise: Running::default(),
+            found: Vec::new(),
+        }
+    }
+
+    fn open(&mut self, kind: Kind, start: f64, score: f64) -> usize {
+        self.found.push(Anomaly {
+            kind,
+            start,
+            end: None,
+            score,
+        });
+        self.found.len() - 1
+    }
+
+    fn close(&mut self, i: usize, end: f64) -> String {
+        let a = &mut self.found[i];
+        a.end = Some(end);
+        format!(
+            "anomaly: {} ends ({:.2}-{end:.2} s)",
+            a.kind.name(),
+            a.start
+        )
+    }
+
+    /// The events `s` starts or ends, as record texts.
+    pub fn observe(&mut self, s: &Sample) -> Vec<String> {
+        let mut out = Vec::new();
+        let sensitivity = self.settings.sensitivity.max(1e-3);
+
+        // Black and uniform frames.
+        let (mean, sd) = s.luma;
+        let flat_kind =
+            (sd < FLAT_SD * sensitivity.sqrt() as f32).then_some(if mean < BLACK_MEAN {
+                Kind::Black
+            } else {
+                Kind::Uniform
+            });
+        match (self.flat, flat_kind) {
+            (None, Some(kind)) => {
+                let i = self.open(kind, s.t, f64::from(sd));
+                self.flat = Some(i);
+                out.push(format!("anomaly: {}", kind.name()));
+            }
+            (Some(i), kind) if kind != Some(self.found[i].kind) => {
+                out.push(self.close(i, s.t));
+                self.flat = None;
+                if let Some(kind) = kind {
+                    self.flat = Some(self.open(kind, s.t, f64::from(sd)));
+                    out.push(format!("anomaly: {}", kind.name()));
+                }
+            }
+            _ => {}
+        }
+
+        // Change since the previous sample: frozen and cut.
+        if let Some((before, prev)) = self.previous.take() {
+            let change = 1.0 - cosine(&prev, s.features);
+            let log = (change.max(0.0) + 1e-7).ln();
+            let armed = self.change.n >= WARM_UP;
+            // Below MIN_CHANGE nothing moved at all: still, armed or not.
+            let typical = self.change.mean.exp();
+            let is_still =
+                change < MIN_CHANGE || (armed && change < FROZEN_SHARE * sensitivity * typical);
+            if is_still {
+                let (since, called) = *self.still.get_or_insert((before, None));
+                if armed && called.is_none() && s.t - since >= self.settings.freeze_after - 1e-6 {
+                    let i = self.open(Kind::Frozen, since, s.t - since);
+                    self.still = Some((since, Some(i)));
+                    out.push(format!("anomaly: frozen (since {since:.2} s)"));
+                }
+                if let Some((since, Some(i))) = self.still {
+                    self.found[i].score = s.t - since;
+                }
+            } else {
+                if let Some((_, Some(i))) = self.still.take() {
+                    out.push(self.close(i, s.t));
+                }
+                self.still = None;
+                let z = self.change.z(log, 0.25);
+                let collapsed = s.coverage.is_some_and(|c| c < CUT_COVERAGE);
+                let cut =
+                    armed && change >= CUT_FLOOR && (z > CUT_SIGMAS / sensitivity || collapsed);
+                if cut {
+                    let i = self.open(Kind::Cut, before, z);
+                    self.found[i].end = Some(s.t);
+                    out.push(format!("anomaly: cut ({z:.1} sd)"));
+                } else {
+                    // Cuts and stills stay out of the stream's normal.
+                    self.change.push(log);
+                }
+            }
+        }
+        self.previous = Some((s.t, s.features.to_vec()));
+
+        // The learned score, against its own running normal.
+        if let Some(v) = s.surprise {
+            let log = (v.max(0.0) + 1e-9).ln();
+            let z = self.surprise.z(log, 0.1);
+            if self.surprise.n >= WARM_UP && z > SURPRISE_SIGMAS / sensitivity {
+                let i = self.open(Kind::Surprise, s.t, z);
+                self.found[i].end = Some(s.t);
+                out.push(format!("anomaly: surprise ({z:.1} sd)"));
+            } else {
+                self.surprise.push(log);
+            }
+        }
+        out
+    }
+
+    /// Closes what is still open at the end of the stream, `t`.
+    pub fn finish(&mut self, t: f64) {
+        for a in self.found.iter_mut().filter(|a| a.end.is_none()) {
+            a.end = Some(t);
+        }
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        return if na == nb { 1.0 } else { 0.0 };
+    }
+    dot / (na.sqrt() * nb.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream at 4 samples a second: features that drift by a little every sample, in a
+    /// fixed direction per sample (seeded), `kind(i)` saying what happens at sample `i`.
+    fn stream(
+        n: usize,
+        settings: AnomalySettings,
+        kind: impl Fn(usize) -> &'static str,
+    ) -> Detector {
+        let mut detector = Detector::new(settings);
+        let mut features: Vec<f32> = (0..64).map(|j| 1.0 + (j % 7) as f32 * 0.1).collect();
+        let mut x = 0x2545_F491_u32;
+        for i in 0..n {
+            let what = kind(i);
+            match what {
+                "frozen" | "still" => {}
+                "cut" => features.iter_mut().for_each(|v| *v = 2.0 - *v * 0.5),
+                _ => {
+                    for v in features.iter_mut() {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        *v = (*v + ((x % 200) as f32 - 100.0) * 0.002).max(0.0);
+                    }
+                }
+            }
+            let luma = if what == "black" {
+                (3.0, 1.0)
+            } else {
+                (110.0, 40.0)
+            };
+            detector.observe(&Sample {
+                t: i as f64 * 0.25,
+                features: &features,
+                luma,
+                coverage: None,
+                surprise: None,
+            });
+        }
+        detector.finish(n as f64 * 0.25);
+        detector
+    }
+
+    fn kinds(d: &Detector) -> Vec<(Kind, f64, f64)> {
+        d.found
+            .iter()
+            .map(|a| (a.kind, a.start, a.end.unwrap_or(f64::NAN)))
+            .collect()
+    }
+
+    /// Samples 20 to 27 repeat one frame (2 s): frozen from the first of them (5 s) until
+    /// change resumes (7 s); nothing else.
+    #[test]
+    fn a_stream_that_stops_changing_is_frozen_until_it_changes_again() {
+        let d = stream(40, AnomalySettings::default(), |i| {
+            if (20..28).contains(&i) {
+                "frozen"
+            } else {
+                "normal"
+            }
+        });
+        assert_eq!(kinds(&d), [(Kind::Frozen, 4.75, 7.0)]);
+        assert!((d.found[0].score - 2.0).abs() < 1e-9, "{:?}", d.found);
+        // Shorter than --freeze-after: nothing.
+        let short = AnomalySettings {
+            freeze_after: 2.5,
+            ..AnomalySettings::default()
+        };
+        let d = stream(40, short, |i| {
+            if (20..28).contains(&i) {
+                "frozen"
+            } else {
+                "normal"
+            }
+        });
+        assert!(d.found.is_empty(), "{:?}", d.found);
+    }
+
+    /// Still from the first frame (a test pattern): its own normal, never frozen.
+    #[test]
+    fn a_stream_still_from_the_start_is_not_frozen() {
+        let d = stream(40, AnomalySettings::default(), |_| "still");
+        assert!(d.found.is_empty(), "{:?}", d.found);
+    }
+
+    #[test]
+    fn black_frames_and_cuts_are_found_where_they_are() {
+        let d = stream(40, AnomalySettings::default(), |i| match i {
+            15 => "cut",
+            25..=30 => "black",
+            _ => "normal",
+        });
+        assert_eq!(
+            kinds(&d),
+            [(Kind::Cut, 3.5, 3.75), (Kind::Black, 6.25, 7.75)],
+            "{:?}",
+            d.found
+        );
+        // Less sensitive: the black stays (it is exact), the cut needs more.
+        let calm = AnomalySettings {
+            sensitivity: 0.05,
+            ..AnomalySettings::default()
+        };
+        let d = stream(40, calm, |i| if i == 15 { "cut" } else { "normal" });
+        assert!(d.found.is_empty(), "{:?}", d.found);
+    }
+}
