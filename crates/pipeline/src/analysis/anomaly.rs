@@ -108,6 +108,8 @@ pub const CUT_SIGMAS: f64 = 4.0;
 pub const CUT_FLOOR: f64 = 0.05;
 pub const CUT_COVERAGE: f32 = 0.3;
 pub const SURPRISE_SIGMAS: f64 = 4.0;
+/// Surprise values before its peaks are called (5 s at the built-in forecaster's 4 a second).
+pub const SURPRISE_WARM_UP: u64 = 20;
 /// Weight of each new sample in the running statistics (about the last 50 samples).
 const RATE: f64 = 0.02;
 
@@ -223,7 +225,13 @@ impl Detector {
                 change < MIN_CHANGE || (armed && change < FROZEN_SHARE * sensitivity * typical);
             if is_still {
                 let (since, called) = *self.still.get_or_insert((before, None));
-                if armed && called.is_none() && s.t - since >= self.settings.freeze_after - 1e-6 {
+                // A black or flat picture is still too: it is reported as what it is.
+                let flat = self.flat.is_some();
+                if armed
+                    && !flat
+                    && called.is_none()
+                    && s.t - since >= self.settings.freeze_after - 1e-6
+                {
                     let i = self.open(Kind::Frozen, since, s.t - since);
                     self.still = Some((since, Some(i)));
                     out.push(format!("anomaly: frozen (since {since:.2} s)"));
@@ -256,7 +264,7 @@ impl Detector {
         if let Some(v) = s.surprise {
             let log = (v.max(0.0) + 1e-9).ln();
             let z = self.surprise.z(log, 0.1);
-            if self.surprise.n >= WARM_UP && z > SURPRISE_SIGMAS / sensitivity {
+            if self.surprise.n >= SURPRISE_WARM_UP && z > SURPRISE_SIGMAS / sensitivity {
                 let i = self.open(Kind::Surprise, s.t, z);
                 self.found[i].end = Some(s.t);
                 out.push(format!("anomaly: surprise ({z:.1} sd)"));

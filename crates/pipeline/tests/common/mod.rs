@@ -32,7 +32,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn ffmpeg(args: &[&str]) {
+pub fn ffmpeg(args: &[&str]) {
     let status = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y"])
         .args(args)
