@@ -42,8 +42,6 @@ def events(records: list[dict]) -> list[tuple[str, float, float]]:
                 out.append((kind, float(m.group(1)), float(m.group(2))))
             elif kind in ("cut",):
                 out.append((kind, prev_t, t))
-            elif kind == "surprise":
-                out.append((kind, t, t))
             else:
                 m = SINCE.search(e)
                 open_[kind] = float(m.group(1)) if m else t
@@ -62,6 +60,8 @@ def main() -> None:
     ap.add_argument("--set", type=Path, required=True)
     ap.add_argument("--pipeline", default="pipeline")
     ap.add_argument("--sensitivity", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    ap.add_argument("--normal", type=Path, nargs="*", default=[],
+                    help="unmodified videos: every anomaly event on them is a false alarm")
     ap.add_argument("--json", type=Path, help="write the rows here too")
     args = ap.parse_args()
     truth = defaultdict(list)
@@ -95,7 +95,21 @@ def main() -> None:
             alarms[group] += len(false)
             normal[group] += length - sum(b - a for _, a, b in anomalies)
             detail[video] = {"events": got, "false": false}
-        for group in ("tuning", "held out"):
+        for video in args.normal:
+            r = subprocess.run(
+                [args.pipeline, "run", str(video), "--sensitivity", str(s)],
+                capture_output=True, text=True,
+            )
+            if r.returncode != 0:
+                sys.exit(f"{video}: pipeline run failed")
+            records = [json.loads(line) for line in r.stdout.splitlines()]
+            got = events(records)
+            alarms["unmodified"] += len(got)
+            normal["unmodified"] += records[-1]["timestamp"] if records else 0.0
+            detail[video.name] = {"events": got, "false": got}
+        for group in ("tuning", "held out", "unmodified"):
+            if normal[group] == 0:
+                continue
             row = {"sensitivity": s, "videos": group}
             for kind in ["frozen", "black", "splice", "reversed", "speedup"]:
                 d, n = found[(group, kind)]

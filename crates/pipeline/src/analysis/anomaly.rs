@@ -19,10 +19,11 @@
 //!   sensitivity) above the stream's running mean of log change, and at least [`CUT_FLOOR`]; or,
 //!   with motion, the frame's coverage collapsing (below [`CUT_COVERAGE`]) on an inter frame.
 //! - **surprise**: the forecaster's surprise more than [`SURPRISE_SIGMAS`] standard deviations
-//!   (divided by the sensitivity) above its running mean of log surprise.
+//!   (divided by the sensitivity) above its running mean of log surprise; an episode lasts
+//!   while it stays there, and the running mean follows, so a lasting new level ends it.
 //!
 //! Each anomaly is an interval: it starts, and ends once the stream is normal again (a cut
-//! spans the two samples it lies between; a surprise peak is its sample).
+//! spans the two samples it lies between).
 
 use serde::Serialize;
 
@@ -107,7 +108,7 @@ pub const CUT_SIGMAS: f64 = 4.0;
 /// Smallest change (1 - cosine) that can be a cut.
 pub const CUT_FLOOR: f64 = 0.05;
 pub const CUT_COVERAGE: f32 = 0.3;
-pub const SURPRISE_SIGMAS: f64 = 4.0;
+pub const SURPRISE_SIGMAS: f64 = 6.0;
 /// Surprise values before its peaks are called (5 s at the built-in forecaster's 4 a second).
 pub const SURPRISE_WARM_UP: u64 = 20;
 /// Weight of each new sample in the running statistics (about the last 50 samples).
@@ -130,6 +131,15 @@ impl Running {
         self.var = (1.0 - rate) * (self.var + rate * delta * delta);
     }
 
+    /// `v`, at most 2 standard deviations above the mean once there is a mean to speak of.
+    fn clipped(&self, v: f64) -> f64 {
+        if self.n < WARM_UP {
+            v
+        } else {
+            v.min(self.mean + 2.0 * self.var.sqrt())
+        }
+    }
+
     /// How many standard deviations `v` is above the mean (sd at least `floor`).
     fn z(&self, v: f64, floor: f64) -> f64 {
         (v - self.mean) / self.var.sqrt().max(floor)
@@ -146,6 +156,8 @@ pub struct Detector {
     /// Since when the stream has been still, and whether that was called.
     still: Option<(f64, Option<usize>)>,
     flat: Option<usize>,
+    /// The open surprise episode.
+    peak: Option<usize>,
     surprise: Running,
     /// Every anomaly so far, open ones with no end.
     pub found: Vec<Anomaly>,
@@ -159,6 +171,7 @@ impl Detector {
             change: Running::default(),
             still: None,
             flat: None,
+            peak: None,
             surprise: Running::default(),
             found: Vec::new(),
         }
@@ -252,25 +265,34 @@ impl Detector {
                     let i = self.open(Kind::Cut, before, z);
                     self.found[i].end = Some(s.t);
                     out.push(format!("anomaly: cut ({z:.1} sd)"));
-                } else {
-                    // Cuts and stills stay out of the stream's normal.
-                    self.change.push(log);
                 }
+                // Stills stay out of the stream's normal; cuts go in clipped to 2 standard
+                // deviations above it, so that a new, busier normal (a faster scene) is learnt
+                // in time while one cut barely widens it.
+                self.change.push(self.change.clipped(log));
             }
         }
         self.previous = Some((s.t, s.features.to_vec()));
 
-        // The learned score, against its own running normal.
+        // The learned score, against its own running normal, which follows a new level of
+        // surprise that lasts: an episode is one anomaly, however long.
         if let Some(v) = s.surprise {
             let log = (v.max(0.0) + 1e-9).ln();
             let z = self.surprise.z(log, 0.1);
-            if self.surprise.n >= SURPRISE_WARM_UP && z > SURPRISE_SIGMAS / sensitivity {
-                let i = self.open(Kind::Surprise, s.t, z);
-                self.found[i].end = Some(s.t);
-                out.push(format!("anomaly: surprise ({z:.1} sd)"));
-            } else {
-                self.surprise.push(log);
+            let high = self.surprise.n >= SURPRISE_WARM_UP && z > SURPRISE_SIGMAS / sensitivity;
+            match (self.peak, high) {
+                (None, true) => {
+                    self.peak = Some(self.open(Kind::Surprise, s.t, z));
+                    out.push(format!("anomaly: surprise ({z:.1} sd)"));
+                }
+                (Some(i), true) => self.found[i].score = self.found[i].score.max(z),
+                (Some(i), false) => {
+                    out.push(self.close(i, s.t));
+                    self.peak = None;
+                }
+                (None, false) => {}
             }
+            self.surprise.push(self.surprise.clipped(log));
         }
         out
     }

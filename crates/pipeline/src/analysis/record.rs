@@ -51,11 +51,11 @@ pub struct Record {
     /// The motion since the previous record, unless motion is off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub motion: Option<MotionRecord>,
-    /// `surprise` (a peak: over 3 standard deviations above the video's surprise so far),
-    /// `view: A -> B` (the frame's top ImageNet class changed and held for two frames),
-    /// `head: A -> B` (the head's top class changed likewise), `camera: pan left starts`,
-    /// `camera: pan stops`, `camera: zoom in starts`, `camera: zoom stops` (held for two
-    /// frames), `motion: objects spike` (while the camera is still).
+    /// `anomaly: KIND ...` where an anomaly starts and `anomaly: KIND ends (START-END s)` where
+    /// it ends (see `anomaly`), `view: A -> B` (the frame's top ImageNet class changed and held
+    /// for two frames), `head: A -> B` (the head's top class changed likewise), `camera: pan
+    /// left starts`, `camera: pan stops`, `camera: zoom in starts`, `camera: zoom stops` (held
+    /// for two frames), `motion: objects spike` (while the camera is still).
     pub events: Vec<String>,
 }
 
