@@ -22,7 +22,7 @@ from pathlib import Path
 
 TOLERANCE = 0.3
 SINCE = re.compile(r"since ([0-9.]+) s")
-SPAN = re.compile(r"\(([0-9.]+)-([0-9.]+) s\)")
+SPAN = re.compile(r"([0-9.]+)-([0-9.]+) s\)")
 
 
 def events(records: list[dict]) -> list[tuple[str, float, float]]:
@@ -40,8 +40,9 @@ def events(records: list[dict]) -> list[tuple[str, float, float]]:
                 m = SPAN.search(e)
                 open_.pop(kind, None)
                 out.append((kind, float(m.group(1)), float(m.group(2))))
-            elif kind in ("cut",):
-                out.append((kind, prev_t, t))
+            elif kind == "cut":
+                m = SPAN.search(e)
+                out.append((kind, float(m.group(1)), float(m.group(2))))
             else:
                 m = SINCE.search(e)
                 open_[kind] = float(m.group(1)) if m else t

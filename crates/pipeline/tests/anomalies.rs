@@ -38,8 +38,8 @@ fn run_records(dir: &std::path::Path, clip: &std::path::Path) -> Vec<serde_json:
 }
 
 /// 16 s of the animated test pattern at 25 frames/s: 40 frames frozen from 4 s, 40 black from
-/// 8.8 s, 40 spliced in from another source from 12.4 s. Each fires inside its interval (one
-/// sample's slack either side), and nothing fires elsewhere.
+/// 8.8 s, 40 spliced in from another source from 12.4 s. Each fires inside its interval, and
+/// nothing fires elsewhere.
 #[test]
 fn a_freeze_a_black_stretch_and_a_splice_fire_where_they_are() {
     let dir = temp_dir("anomalies");
@@ -95,7 +95,9 @@ fn a_freeze_a_black_stretch_and_a_splice_fire_where_they_are() {
         s(&clip),
     ]);
     let found = anomaly_events(&run_records(&dir, &clip));
-    let inside = |(a, b): (f64, f64), t: f64| t >= a - 0.3 && t <= b + 0.3;
+    // Records come 4 a second; a cut is reported at the sample after it (once that one is
+    // calm): a sample's slack before, two after.
+    let inside = |(a, b): (f64, f64), t: f64| t >= a - 0.3 && t <= b + 0.55;
     let intervals = [
         ("frozen", (4.0, 5.6)),
         ("black", (8.8, 10.4)),

@@ -18,6 +18,8 @@
 //!   the change between two samples more than [`CUT_SIGMAS`] standard deviations (divided by the
 //!   sensitivity) above the stream's running mean of log change, and at least [`CUT_FLOOR`]; or,
 //!   with motion, the frame's coverage collapsing (below [`CUT_COVERAGE`]) on an inter frame.
+//!   A jump is a cut when the sample after it is calm again (reported there, one sample late);
+//!   a run of jumps (a swinging camera, fast action) is the stream's own business.
 //! - **surprise**: the forecaster's surprise more than [`SURPRISE_SIGMAS`] standard deviations
 //!   (divided by the sensitivity) above its running mean of log surprise; an episode lasts
 //!   while it stays there, and the running mean follows, so a lasting new level ends it.
@@ -158,6 +160,10 @@ pub struct Detector {
     flat: Option<usize>,
     /// The open surprise episode.
     peak: Option<usize>,
+    /// A jump waiting for the next sample to be calm: (start, end, standard deviations).
+    pending_cut: Option<(f64, f64, f64)>,
+    /// Inside a stretch of jumps.
+    busy: bool,
     surprise: Running,
     /// Every anomaly so far, open ones with no end.
     pub found: Vec<Anomaly>,
@@ -172,6 +178,8 @@ impl Detector {
             still: None,
             flat: None,
             peak: None,
+            pending_cut: None,
+            busy: false,
             surprise: Running::default(),
             found: Vec::new(),
         }
@@ -236,6 +244,25 @@ impl Detector {
             let typical = self.change.mean.exp();
             let is_still =
                 change < MIN_CHANGE || (armed && change < FROZEN_SHARE * sensitivity * typical);
+            let z = self.change.z(log, 0.25);
+            let collapsed = s.coverage.is_some_and(|c| c < CUT_COVERAGE);
+            let jump = armed
+                && !is_still
+                && change >= CUT_FLOOR
+                && (z > CUT_SIGMAS / sensitivity || collapsed);
+            // A cut is one jump between calmer samples: called once the next sample is calm,
+            // so a stretch of jumps (a swinging camera, fast action) is not a string of cuts.
+            match (self.pending_cut.take(), jump) {
+                (Some((start, end, z)), false) => {
+                    let i = self.open(Kind::Cut, start, z);
+                    self.found[i].end = Some(end);
+                    out.push(format!("anomaly: cut ({z:.1} sd, {start:.2}-{end:.2} s)"));
+                }
+                (Some(_), true) => self.busy = true,
+                (None, true) if !self.busy => self.pending_cut = Some((before, s.t, z)),
+                (None, true) => {}
+                (None, false) => self.busy = false,
+            }
             if is_still {
                 let (since, called) = *self.still.get_or_insert((before, None));
                 // A black or flat picture is still too: it is reported as what it is.
@@ -257,15 +284,6 @@ impl Detector {
                     out.push(self.close(i, s.t));
                 }
                 self.still = None;
-                let z = self.change.z(log, 0.25);
-                let collapsed = s.coverage.is_some_and(|c| c < CUT_COVERAGE);
-                let cut =
-                    armed && change >= CUT_FLOOR && (z > CUT_SIGMAS / sensitivity || collapsed);
-                if cut {
-                    let i = self.open(Kind::Cut, before, z);
-                    self.found[i].end = Some(s.t);
-                    out.push(format!("anomaly: cut ({z:.1} sd)"));
-                }
                 // Stills stay out of the stream's normal; cuts go in clipped to 2 standard
                 // deviations above it, so that a new, busier normal (a faster scene) is learnt
                 // in time while one cut barely widens it.
@@ -297,8 +315,13 @@ impl Detector {
         out
     }
 
-    /// Closes what is still open at the end of the stream, `t`.
+    /// Closes what is still open at the end of the stream, `t` (a jump at the last sample is a
+    /// cut).
     pub fn finish(&mut self, t: f64) {
+        if let Some((start, end, z)) = self.pending_cut.take() {
+            let i = self.open(Kind::Cut, start, z);
+            self.found[i].end = Some(end);
+        }
         for a in self.found.iter_mut().filter(|a| a.end.is_none()) {
             a.end = Some(t);
         }
