@@ -28,7 +28,6 @@ SPAN = re.compile(r"([0-9.]+)-([0-9.]+) s\)")
 def events(records: list[dict]) -> list[tuple[str, float, float]]:
     """(kind, start, end) of every anomaly in the records."""
     out, open_ = [], {}
-    prev_t = 0.0
     for r in records:
         t = r["timestamp"]
         for e in r["events"]:
@@ -46,7 +45,6 @@ def events(records: list[dict]) -> list[tuple[str, float, float]]:
             else:
                 m = SINCE.search(e)
                 open_[kind] = float(m.group(1)) if m else t
-        prev_t = t
     end = records[-1]["timestamp"] if records else 0.0
     out += [(k, s, end) for k, s in open_.items()]
     return out

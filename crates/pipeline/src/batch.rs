@@ -194,13 +194,17 @@ pub fn run(
         "{} weights={:016x}",
         first.head.source, first.head.fingerprint
     );
+    let anomaly = args.analysis.anomaly;
     let settings = format!(
-        "{} | size={} | top={} | format={:?} | backbone={}",
+        "{} | size={} | top={} | format={:?} | backbone={} | motion={} | sensitivity={} | freeze-after={}",
         first.options.sampling.describe(),
         first.options.size,
         args.analysis.top,
         args.format,
-        first.backbone.fingerprint
+        first.backbone.fingerprint,
+        crate::features::describe_motion(&first.options),
+        anomaly.sensitivity,
+        anomaly.freeze_after
     );
 
     let bar = progress::bar(BarSpec {

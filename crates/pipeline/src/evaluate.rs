@@ -302,7 +302,11 @@ fn cell_name(card: &ModelCard) -> &'static str {
 /// Scores the model in `args.model` on `args.data`.
 pub fn evaluate(args: &EvalSettings) -> Result<Evaluation> {
     let card = ModelCard::open(&args.model)?;
-    let motion = card.inputs.motion(media::MotionSource::Auto)?;
+    let motion = match card.motion(media::MotionSource::Auto, card.sampling.keyframes)? {
+        // A features-only head reads no motion: none decoded (cache entries as before).
+        source if card.inputs.needs_motion() => source,
+        _ => media::MotionSource::Off,
+    };
     let options = card.sampling.options(motion)?;
     let labelled = card.task() != Task::Forecast;
     let same_data = std::fs::canonicalize(&args.data.data).ok() == Some(card.data.clone());

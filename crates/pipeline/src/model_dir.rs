@@ -62,6 +62,10 @@ pub struct ModelCard {
     /// With motion among the inputs: the motion layout's version (`media::motion`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub motion_layout: Option<u32>,
+    /// With motion among the inputs: where it came from in training, `auto` (the codec's
+    /// vectors, else estimated) or `estimated`; `run` and `eval` measure it the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub motion_source: Option<String>,
     /// Steps per training sequence.
     pub clip_len: usize,
     /// Seconds between steps, measured on the training features.
@@ -145,6 +149,25 @@ impl SamplingCard {
 }
 
 impl ModelCard {
+    /// Where `run` and `eval` take motion from for this head, the command line having asked
+    /// for `asked`: the training run's source when the head reads motion (`--motion off` and
+    /// `--keyframes` refused), else what was asked.
+    pub fn motion(
+        &self,
+        asked: media::MotionSource,
+        keyframes: bool,
+    ) -> Result<media::MotionSource> {
+        if !self.inputs.needs_motion() {
+            return Ok(asked);
+        }
+        let source = self.inputs.motion(asked, keyframes)?;
+        Ok(match self.motion_source.as_deref() {
+            Some("estimated") => media::MotionSource::Estimated,
+            Some(_) => media::MotionSource::Auto,
+            None => source,
+        })
+    }
+
     /// What the head learns, from its head.
     pub fn task(&self) -> Task {
         match self.model.head {
@@ -574,6 +597,7 @@ mod tests {
             },
             inputs: Streams::default(),
             motion_layout: None,
+            motion_source: None,
             clip_len: 10,
             step_seconds: 0.25,
             horizon_seconds: None,

@@ -79,12 +79,16 @@ impl Streams {
 
     /// Where motion comes from for a head reading these streams, as `asked`: off unless it
     /// reads motion (so features-only heads share cache entries with older runs); an error
-    /// when it reads motion and motion was turned off.
-    pub fn motion(&self, asked: MotionSource) -> Result<MotionSource> {
+    /// when it reads motion and motion was turned off, or only key frames are decoded.
+    pub fn motion(&self, asked: MotionSource, keyframes: bool) -> Result<MotionSource> {
         match (self.needs_motion(), asked) {
             (false, _) => Ok(MotionSource::Off),
             (true, MotionSource::Off) => bail!(
                 "the head reads {}: drop --no-motion / --motion off",
+                self.name()
+            ),
+            (true, _) if keyframes => bail!(
+                "the head reads {}, and --keyframes decodes no motion: drop --keyframes",
                 self.name()
             ),
             (true, source) => Ok(source),

@@ -184,7 +184,7 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
         Purpose::Training,
     )?;
     let (mut sampling, chosen) = choose_sampling(args, &dataset);
-    sampling.motion = args.inputs.motion(sampling.motion)?;
+    sampling.motion = args.inputs.motion(sampling.motion, sampling.keyframes)?;
     if let Some(why) = &chosen {
         tracing::info!("sampling: {why}");
     }
@@ -295,6 +295,11 @@ pub fn train(args: &TrainSettings) -> Result<Trained> {
             .inputs
             .needs_motion()
             .then_some(media::motion::LAYOUT_VERSION),
+        motion_source: match sampling.motion {
+            media::MotionSource::Off => None,
+            media::MotionSource::Auto => Some("auto".into()),
+            media::MotionSource::Estimated => Some("estimated".into()),
+        },
         clip_len: args.clip_len as usize,
         step_seconds,
         horizon_seconds: (args.task != Task::Classify).then_some(args.horizon),

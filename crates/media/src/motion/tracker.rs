@@ -171,7 +171,9 @@ impl Tracker {
         }
         let heard = *self.heard.get_or_insert(t);
         if t - heard > GIVE_UP {
-            tracing::debug!("no motion vectors from the codec for {GIVE_UP} s: estimating motion");
+            tracing::info!(
+                "no motion vectors from the codec for {GIVE_UP} s: estimating motion from the pixels (every frame decoded from here on)"
+            );
             self.mode = Mode::Estimated;
         }
     }

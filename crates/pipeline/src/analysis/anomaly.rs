@@ -13,11 +13,14 @@
 //!   their usual change; a frozen feed repeats the same decoded picture, whose features do not
 //!   move at all.
 //! - **black** / **uniform**: the picture is one flat colour (the luma's standard deviation
-//!   below [`FLAT_SD`] grey levels), dark (black, mean luma below [`BLACK_MEAN`]) or not.
+//!   below [`FLAT_SD`] grey levels, whatever the sensitivity), dark (black, mean luma below
+//!   [`BLACK_MEAN`]) or not.
 //! - **cut**: a sudden change of the whole view (a cut, a splice, a bumped or covered camera):
 //!   the change between two samples more than [`CUT_SIGMAS`] standard deviations (divided by the
-//!   sensitivity) above the stream's running mean of log change, and at least [`CUT_FLOOR`]; or,
-//!   with motion, the frame's coverage collapsing (below [`CUT_COVERAGE`]) on an inter frame.
+//!   sensitivity) above the stream's running mean of log change, or, with motion, the frame's
+//!   coverage collapsing (below [`CUT_COVERAGE`]) on an inter frame; either way a change of at
+//!   least [`CUT_FLOOR`], and not into or out of a black or flat picture (that is reported as
+//!   such).
 //!   A jump is a cut when the sample after it is calm again (reported there, one sample late);
 //!   a run of jumps (a swinging camera, fast action) is the stream's own business.
 //! - **surprise**: the forecaster's surprise more than [`SURPRISE_SIGMAS`] standard deviations
@@ -111,7 +114,8 @@ pub const CUT_SIGMAS: f64 = 4.0;
 pub const CUT_FLOOR: f64 = 0.05;
 pub const CUT_COVERAGE: f32 = 0.3;
 pub const SURPRISE_SIGMAS: f64 = 6.0;
-/// Surprise values before its peaks are called (5 s at the built-in forecaster's 4 a second).
+/// Surprise values before an episode can start (5 s of forecasts at the built-in
+/// forecaster's 4 a second, after its first second).
 pub const SURPRISE_WARM_UP: u64 = 20;
 /// Weight of each new sample in the running statistics (about the last 50 samples).
 const RATE: f64 = 0.02;
@@ -212,12 +216,12 @@ impl Detector {
 
         // Black and uniform frames.
         let (mean, sd) = s.luma;
-        let flat_kind =
-            (sd < FLAT_SD * sensitivity.sqrt() as f32).then_some(if mean < BLACK_MEAN {
-                Kind::Black
-            } else {
-                Kind::Uniform
-            });
+        let flat_kind = (sd < FLAT_SD).then_some(if mean < BLACK_MEAN {
+            Kind::Black
+        } else {
+            Kind::Uniform
+        });
+        let was_flat = self.flat.is_some();
         match (self.flat, flat_kind) {
             (None, Some(kind)) => {
                 let i = self.open(kind, s.t, f64::from(sd));
@@ -246,8 +250,11 @@ impl Detector {
                 change < MIN_CHANGE || (armed && change < FROZEN_SHARE * sensitivity * typical);
             let z = self.change.z(log, 0.25);
             let collapsed = s.coverage.is_some_and(|c| c < CUT_COVERAGE);
+            // Into or out of a flat picture is that anomaly, not a cut besides.
+            let flat_edge = was_flat || self.flat.is_some();
             let jump = armed
                 && !is_still
+                && !flat_edge
                 && change >= CUT_FLOOR
                 && (z > CUT_SIGMAS / sensitivity || collapsed);
             // A cut is one jump between calmer samples: called once the next sample is calm,
@@ -315,13 +322,15 @@ impl Detector {
         out
     }
 
-    /// Closes what is still open at the end of the stream, `t` (a jump at the last sample is a
-    /// cut).
+    /// Closes what is still open at the end of the stream, `t`, and puts the anomalies in the
+    /// order they started. A jump at the last sample is a cut found here (in the summary only:
+    /// no record follows to carry it).
     pub fn finish(&mut self, t: f64) {
         if let Some((start, end, z)) = self.pending_cut.take() {
             let i = self.open(Kind::Cut, start, z);
             self.found[i].end = Some(end);
         }
+        self.found.sort_by(|a, b| a.start.total_cmp(&b.start));
         for a in self.found.iter_mut().filter(|a| a.end.is_none()) {
             a.end = Some(t);
         }
@@ -442,7 +451,7 @@ mod tests {
             "{:?}",
             d.found
         );
-        // Less sensitive: the black stays (it is exact), the cut needs more.
+        // Less sensitive: the black stays (its threshold is fixed), the cut needs more.
         let calm = AnomalySettings {
             sensitivity: 0.05,
             ..AnomalySettings::default()

@@ -53,7 +53,7 @@ impl Events {
             self.list.push(Event {
                 timestamp: t,
                 text: text.clone(),
-                surprise: surprise.filter(|_| text.starts_with("anomaly: surprise")),
+                surprise: surprise.filter(|_| text.starts_with("anomaly: surprise (")),
             });
         }
     }

@@ -81,9 +81,7 @@ impl Analysis {
                 sampling.size
             );
         }
-        if card.inputs.needs_motion() {
-            sampling.motion = card.inputs.motion(sampling.motion)?;
-        }
+        sampling.motion = card.motion(sampling.motion, sampling.keyframes)?;
         let options = sampling.options()?;
         let selected = crate::device::select(args.backbone.device)?;
         tracing::info!("device: {}; head: {}", selected.description, head.source);
@@ -140,6 +138,8 @@ impl Analysis {
             batch,
         } = self;
         let mut detector = anomaly::Detector::new(*anomaly);
+        // Samples that carried motion, and how many of them had any measured.
+        let (mut with_motion, mut measured) = (0u64, 0u64);
         let k = *k;
         head.reset();
         let started = Instant::now();
@@ -162,6 +162,10 @@ impl Analysis {
                 last = t;
                 let said = head_record(&card, &step, expected.next().flatten(), k);
                 let motion = b.motion.as_ref().map(|m| &m[i]);
+                if let Some(m) = motion {
+                    with_motion += 1;
+                    measured += u64::from(m.source() != media::motion::Source::None);
+                }
                 let mut said_events = events.observe(t, &top, &said, motion);
                 let dim = vision::FEATURE_DIM;
                 let found = detector.observe(&anomaly::Sample {
@@ -191,6 +195,12 @@ impl Analysis {
         })?;
         let wall = started.elapsed().as_secs_f64();
         detector.finish(last);
+        if with_motion > 1 && measured == 0 {
+            tracing::warn!(
+                "{}: no motion measured in {with_motion} frames (frames over 1 s apart, or none decodable): its motion values are unknown",
+                path.display()
+            );
+        }
         Ok(VideoSummary {
             frames,
             video_seconds: first.map_or(0.0, |f| last - f),

@@ -64,7 +64,7 @@ pub struct Record {
 pub struct Event {
     pub timestamp: f64,
     pub text: String,
-    /// The surprise at a surprise peak.
+    /// The surprise where a surprise episode starts (`anomaly: surprise`).
     pub surprise: Option<f64>,
 }
 
@@ -83,7 +83,7 @@ pub struct VideoSummary {
 }
 
 impl VideoSummary {
-    /// The surprise peaks, largest first, then the other events, at most `n`.
+    /// The surprise episodes, largest surprise first, then the other events, at most `n`.
     pub fn top_events(&self, n: usize) -> Vec<&Event> {
         let mut peaks: Vec<&Event> = self
             .events

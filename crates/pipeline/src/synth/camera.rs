@@ -26,6 +26,8 @@ pub const CLASSES: [&str; 5] = ["pan-left", "pan-right", "zoom-in", "zoom-out", 
 pub const SECONDS: f64 = 2.0;
 /// Clip width in pixels.
 pub const WIDTH: u32 = 320;
+/// Most frames a second a clip has.
+const MAX_FPS: f64 = 60.0;
 /// The window's share of the frame's width and height (at zoom 1).
 const WINDOW: f64 = 0.6;
 
@@ -58,14 +60,16 @@ pub fn write_camera_clips(
     per_class: usize,
     seed: u64,
 ) -> Result<Vec<PathBuf>> {
-    if sources.is_empty() {
-        bail!("--kind camera needs at least one --from VIDEO");
-    }
     let mut rng = SplitMix64::new(seed);
     let mut paths = Vec::new();
     for source in sources {
         let info = media::probe(source)?;
-        let duration = info.duration.unwrap_or(0.0);
+        let Some(duration) = info.duration else {
+            bail!(
+                "{}: the container gives no duration to pick clip starts from",
+                source.display()
+            );
+        };
         if duration < SECONDS + 0.1 {
             bail!(
                 "{}: {duration:.2} s long, shorter than a {SECONDS} s clip",
@@ -106,9 +110,11 @@ fn write_clip(
     start: f64,
     at: impl Fn(f64) -> (f64, f64, f64, f64),
 ) -> Result<()> {
+    // At most MAX_FPS frames a second: a faster source is thinned by timestamp, so the clip
+    // lasts SECONDS and moves at the speeds its class says.
     let options = DecodeOptions {
         sampling: Sampling {
-            every: Every::Frame,
+            every: Every::Fps(MAX_FPS),
             keyframes: false,
             start: Some(start),
             end: Some(start + SECONDS),
@@ -131,7 +137,7 @@ fn write_clip(
     gaps.sort_by(f64::total_cmp);
     let fps = (1.0 / gaps[gaps.len() / 2].max(1e-3))
         .round()
-        .clamp(1.0, 60.0) as u32;
+        .clamp(1.0, MAX_FPS) as u32;
     let (sw, sh) = (frames[0].1.width, frames[0].1.height);
     let height =
         ((f64::from(WIDTH) * f64::from(sh) / f64::from(sw) / 2.0).round() as u32 * 2).max(2);

@@ -14,6 +14,12 @@ pub fn run(args: &MakeClipsArgs) -> Outcome {
             pipeline::synth::write_clip_set(&args.out, per_class, args.seed).runtime()?
         }
         ClipKind::Camera => {
+            if args.from.is_empty() {
+                return Err(anyhow::anyhow!(
+                    "--kind camera needs at least one --from VIDEO"
+                ))
+                .usage();
+            }
             let per_class = args.per_class.unwrap_or(24) as usize;
             pipeline::synth::camera::write_camera_clips(&args.out, &args.from, per_class, args.seed)
                 .runtime()?
