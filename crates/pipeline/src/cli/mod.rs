@@ -66,8 +66,9 @@ pub enum Command {
     /// Accuracy, macro-F1 and confusion matrix of a trained model, beside the order-blind
     /// baseline (or, for a forecaster, its error beside the persistence baseline).
     Eval(EvalArgs),
-    /// Write the synthetic labelled clip set whose classes differ only in the order of frames
-    /// (a shape that grows, shrinks, pulses or dips); samples/motion is this with the defaults.
+    /// Write a labelled clip set: the synthetic shapes whose classes differ only in the order of
+    /// frames (a shape that grows, shrinks, pulses or dips; samples/motion is this with the
+    /// defaults), or with --kind camera, camera-motion clips cut from your own videos.
     MakeClips(MakeClipsArgs),
 }
 
