@@ -14,7 +14,7 @@
 //!   move at all.
 //! - **black** / **uniform**: the picture is one flat colour (the luma's standard deviation
 //!   below [`FLAT_SD`] grey levels, whatever the sensitivity), dark (black, mean luma below
-//!   [`BLACK_MEAN`]) or not.
+//!   [`BLACK_MEAN`]) or not, for two samples in a row (a single black frame, a fade, is not).
 //! - **cut**: a sudden change of the whole view (a cut, a splice, a bumped or covered camera):
 //!   the change between two samples more than [`CUT_SIGMAS`] standard deviations (divided by the
 //!   sensitivity) above the stream's running mean of log change, or, with motion, the frame's
@@ -162,6 +162,8 @@ pub struct Detector {
     /// Since when the stream has been still, and whether that was called.
     still: Option<(f64, Option<usize>)>,
     flat: Option<usize>,
+    /// A flat picture's first sample, not yet called: its kind and time.
+    flat_since: Option<(Kind, f64)>,
     /// The open surprise episode.
     peak: Option<usize>,
     /// A jump waiting for the next sample to be calm: (start, end, standard deviations).
@@ -181,6 +183,7 @@ impl Detector {
             change: Running::default(),
             still: None,
             flat: None,
+            flat_since: None,
             peak: None,
             pending_cut: None,
             busy: false,
@@ -221,23 +224,26 @@ impl Detector {
         } else {
             Kind::Uniform
         });
-        let was_flat = self.flat.is_some();
+        // Called on the second flat sample in a row: one black frame (a fade) is no anomaly.
+        let was_flat = self.flat.is_some() || self.flat_since.is_some();
         match (self.flat, flat_kind) {
-            (None, Some(kind)) => {
-                let i = self.open(kind, s.t, f64::from(sd));
-                self.flat = Some(i);
-                out.push(format!("anomaly: {}", kind.name()));
-            }
             (Some(i), kind) if kind != Some(self.found[i].kind) => {
                 out.push(self.close(i, s.t));
                 self.flat = None;
-                if let Some(kind) = kind {
-                    self.flat = Some(self.open(kind, s.t, f64::from(sd)));
-                    out.push(format!("anomaly: {}", kind.name()));
-                }
+                self.flat_since = kind.map(|k| (k, s.t));
             }
-            _ => {}
+            (Some(_), _) => {}
+            (None, Some(kind)) => match self.flat_since {
+                Some((k, since)) if k == kind => {
+                    self.flat = Some(self.open(kind, since, f64::from(sd)));
+                    self.flat_since = None;
+                    out.push(format!("anomaly: {} (since {since:.2} s)", kind.name()));
+                }
+                _ => self.flat_since = Some((kind, s.t)),
+            },
+            (None, None) => self.flat_since = None,
         }
+        let flat_now = self.flat.is_some() || self.flat_since.is_some();
 
         // Change since the previous sample: frozen and cut.
         if let Some((before, prev)) = self.previous.take() {
@@ -251,7 +257,7 @@ impl Detector {
             let z = self.change.z(log, 0.25);
             let collapsed = s.coverage.is_some_and(|c| c < CUT_COVERAGE);
             // Into or out of a flat picture is that anomaly, not a cut besides.
-            let flat_edge = was_flat || self.flat.is_some();
+            let flat_edge = was_flat || flat_now;
             let jump = armed
                 && !is_still
                 && !flat_edge
@@ -273,7 +279,7 @@ impl Detector {
             if is_still {
                 let (since, called) = *self.still.get_or_insert((before, None));
                 // A black or flat picture is still too: it is reported as what it is.
-                let flat = self.flat.is_some();
+                let flat = flat_now;
                 if armed
                     && !flat
                     && called.is_none()
