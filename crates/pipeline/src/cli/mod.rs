@@ -594,7 +594,8 @@ pub struct SamplingArgs {
     pub size: u32,
     /// Where each frame's motion (camera pan, zoom, roll; object motion) comes from: the
     /// codec's own motion vectors where it has them (H.264, MPEG-1/2/4), else estimated from the
-    /// pixels (auto); always estimated; or off. Never with --keyframes.
+    /// pixels (auto); always estimated; or off. Never with --keyframes; `classify` measures none,
+    /// `train` and `eval` only for heads that read motion.
     #[arg(long, value_enum, default_value_t = MotionChoice::Auto)]
     pub motion: MotionChoice,
     /// --motion off.

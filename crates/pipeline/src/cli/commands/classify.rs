@@ -12,10 +12,12 @@ use crate::cli::ClassifyArgs;
 use crate::cli::exit::{Classify as _, Failures, Outcome};
 
 pub fn run(args: &ClassifyArgs) -> Outcome {
-    let (options, files, backbone) = prepare(&args.inputs, &args.sampling, &args.model, |p| {
+    let (mut options, files, backbone) = prepare(&args.inputs, &args.sampling, &args.model, |p| {
         inputs::is_video(p) || inputs::is_image(p)
     })
     .usage()?;
+    // ImageNet classes need no motion: none is measured.
+    options.motion = media::MotionSource::Off;
     let k = args.top as usize;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
