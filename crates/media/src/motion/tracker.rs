@@ -21,6 +21,8 @@ const MAX_GAP: f64 = 1.0;
 const HOLD: f64 = 1.0;
 /// A codec that has exported no vectors for this long is given up on for estimation.
 const GIVE_UP: f64 = 2.0;
+/// Most codec vectors one frame's measurement reads.
+const MAX_VECTORS: usize = 2048;
 /// Timestamps are rationals turned into f64.
 const EPS: f64 = 1e-6;
 /// Values of a [`Fitted`] that are averaged over an interval.
@@ -149,9 +151,15 @@ impl Tracker {
             self.covered(coverage(&blocks, frame.width(), frame.height(), predicted));
             let since_anchor = self.anchor.map(|a| t - a);
             if let Some(d) = since_anchor.filter(|d| predicted && *d > EPS && *d <= MAX_GAP) {
+                // An even spread of at most MAX_VECTORS of them (a 720p frame has thousands):
+                // the camera's fit and the objects' averages come out the same, for less work
+                // on the decoding thread.
+                let past = blocks.iter().filter(|b| b.source < 0).count();
+                let step = past.div_ceil(MAX_VECTORS).max(1);
                 let samples: Vec<Sample> = blocks
                     .iter()
                     .filter(|b| b.source < 0)
+                    .step_by(step)
                     .map(|b| {
                         let centre = (f64::from(b.dst.0), f64::from(b.dst.1));
                         let ahead = (-f64::from(b.offset.0), -f64::from(b.offset.1));
