@@ -376,6 +376,8 @@ mod tests {
             match what {
                 "frozen" | "still" => {}
                 "cut" => features.iter_mut().for_each(|v| *v = 2.0 - *v * 0.5),
+                // Every sample a different view: reversed order, then back.
+                "swing" => features.reverse(),
                 _ => {
                     for v in features.iter_mut() {
                         x ^= x << 13;
@@ -442,6 +444,24 @@ mod tests {
     fn a_stream_still_from_the_start_is_not_frozen() {
         let d = stream(40, AnomalySettings::default(), |_| "still");
         assert!(d.found.is_empty(), "{:?}", d.found);
+    }
+
+    /// Jumps sample after sample (a swinging camera) are the stream's business, not a string of
+    /// cuts; one jump between calm samples is a cut.
+    #[test]
+    fn a_run_of_jumps_is_not_a_string_of_cuts() {
+        let d = stream(40, AnomalySettings::default(), |i| {
+            if (15..22).contains(&i) {
+                "swing"
+            } else {
+                "normal"
+            }
+        });
+        assert!(d.found.iter().all(|a| a.kind != Kind::Cut), "{:?}", d.found);
+        let d = stream(40, AnomalySettings::default(), |i| {
+            if i == 15 { "swing" } else { "normal" }
+        });
+        assert_eq!(kinds(&d), [(Kind::Cut, 3.5, 3.75)], "{:?}", d.found);
     }
 
     #[test]
