@@ -1,5 +1,7 @@
 //! Test clips, written by the crate's own encoder: the tests need no sample files.
 
+#![cfg(test)]
+
 use std::path::{Path, PathBuf};
 
 use crate::{VideoCodec, VideoWriter};

@@ -2,6 +2,8 @@
 //! a textured plane, encoded with a codec that exports vectors (H.264 where libx264 is built
 //! in, MPEG-4 part 2 otherwise) and with one that exports none (FFV1, estimated).
 
+#![cfg(test)]
+
 use std::path::{Path, PathBuf};
 
 use crate::decode::{DecodeOptions, Decoding, Every, Sampling};
