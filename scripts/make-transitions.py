@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import math
 import os
 import random
@@ -85,7 +84,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from footage import clip_shots, count_frames, ffmpeg_version, interrupt, tail, write_atomic
+from footage import (  # noqa: E402
+    Fatal, clip_shots, count_frames, ffmpeg_version, interrupt, probe, reconcile, scene_cuts,
+    shots, tail, write_atomic,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = ("none", "cut", "dissolve", "fade", "wipe")
@@ -101,7 +103,6 @@ VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", 
 SPEED = (0.75, 1.5)
 CROP = (0.6, 1.0)
 TAIL = 0.15  # output seconds read past the last frame a shot needs
-GUARD = 0.08  # seconds kept clear of a source's own scene cuts and of its end
 HOLDOUT_GAP = 1.0  # --holdout time: seconds between a source's training and test parts
 SAME_APART = 3.0  # seconds between A's and B's starts in a same-video pair, where possible
 SYNTH_SECONDS = 30
@@ -130,8 +131,6 @@ SYNTHETIC = {
 }
 
 
-class Fatal(Exception):
-    """One line for the user, exit status 2."""
 
 
 def main() -> int:
@@ -265,54 +264,13 @@ def run(args: argparse.Namespace, started: float) -> int:
 # ---------------------------------------------------------------- sources
 
 
-def probe(path: Path) -> dict:
-    r = subprocess.run(
-        [
-            "ffprobe", "-v", "error", "-select_streams", "v:0",
-            "-show_entries", "stream=width,height,duration:format=duration",
-            "-of", "json", str(path),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode != 0:
-        raise Fatal(f"{path}: ffprobe failed: {tail(r.stderr, 1)} (leave it out with --exclude)")
-    info = json.loads(r.stdout or "{}")
-    streams = info.get("streams") or []
-    if not streams:
-        raise Fatal(f"{path}: no video stream (leave it out with --exclude)")
-    s = streams[0]
-    duration = s.get("duration") or info.get("format", {}).get("duration")
-    if duration in (None, "N/A"):
-        raise Fatal(f"{path}: ffprobe gives no duration")
-    return {"width": int(s["width"]), "height": int(s["height"]), "duration": float(duration)}
-
-
-def scene_cuts(path: Path, threshold: float) -> list[float]:
-    """Times at which a new shot starts inside the source (ffmpeg's scene score)."""
-    r = subprocess.run(
-        [
-            "ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-an",
-            "-vf", f"select='gt(scene,{threshold})',metadata=print:file=-",
-            "-f", "null", "-",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode != 0:
-        raise Fatal(f"{path}: scene detection failed: {tail(r.stderr, 1)}")
-    cuts = []
-    for line in r.stdout.splitlines():
-        if "pts_time:" in line:
-            cuts.append(round(float(line.split("pts_time:")[1].split()[0]), 3))
-    return cuts
 
 
 def describe_sources(pool, media: Path, train_names, test_names, args) -> dict:
     """name -> {split, kind, duration, width, height, shots, ...}; the order is fixed."""
     both = args.holdout == "time"
     real = [(n, "test") for n in test_names] + [(n, "both" if both else "train") for n in train_names]
-    probes = {n: pool.submit(probe, media / n) for n, _ in real}
+    probes = {n: pool.submit(probe, media / n, "leave it out with --exclude") for n, _ in real}
     cuts = {n: pool.submit(scene_cuts, media / n, args.scene_threshold) for n, _ in real}
     sources = {}
     for n, split in real:
@@ -362,17 +320,6 @@ def split_view(sources: dict, split: str) -> dict:
             view[n] = {**src, "shots": src[f"{split}_shots"]}
     return view
 
-
-def shots(cuts: list[float], duration: float) -> list[list[float]]:
-    """Usable [start, end] intervals between a source's cuts, GUARD clear of each cut."""
-    bounds = [0.0] + [c for c in cuts if 0.0 < c < duration] + [duration]
-    out = []
-    for i in range(len(bounds) - 1):
-        a = bounds[i] + (GUARD if i > 0 else 0.0)
-        b = bounds[i + 1] - GUARD
-        if b - a > 0.3:
-            out.append([round(a, 3), round(b, 3)])
-    return out
 
 
 # ---------------------------------------------------------------- recipes
@@ -549,34 +496,7 @@ def build(args, pool, media: Path, out: Path, sources: dict, plan: list[dict], s
         "clips": plan,
     }
 
-    # Keep only clips that this plan would make the same way (an earlier run's generator.json
-    # says how each was made); remove the rest before the new plan is written, so what is on
-    # disk always agrees with generator.json, even after a killed run.
-    gen = out / "generator.json"
-    old = {}
-    try:
-        prev = json.loads(gen.read_text())
-        if (
-            prev.get("settings") == settings
-            and prev.get("sources") == sources
-            and prev.get("ffmpeg") == spec["ffmpeg"]
-        ):
-            old = {c["path"]: c for c in prev.get("clips", [])}
-        stale_paths = {c["path"] for c in prev.get("clips", [])}
-    except (OSError, ValueError, KeyError, TypeError):
-        stale_paths = set()
-    todo, kept = [], 0
-    planned = {c["path"] for c in plan}
-    for c in plan:
-        f = out / c["path"]
-        if f.is_file() and old.get(c["path"]) == c:
-            kept += 1
-        else:
-            f.unlink(missing_ok=True)
-            todo.append(c)
-    for p in stale_paths - planned:
-        (out / p).unlink(missing_ok=True)
-    write_atomic(gen, json.dumps(spec, indent=1, sort_keys=False) + "\n")
+    todo, kept = reconcile(out, spec, "clips")
 
     failed = []
     with tempfile.TemporaryDirectory(prefix="make-transitions-") as tmp:
