@@ -23,7 +23,8 @@ pub struct FeatureBatch {
     pub frames: Option<Vec<RgbImage>>,
     /// The motion of each timestamp's interval, when the decode measured it.
     pub motion: Option<Vec<Motion>>,
-    /// Mean and standard deviation of each model input's luma (BT.601, 0-255).
+    /// Mean and standard deviation of each model input's luma (BT.601, 0-255), when asked for
+    /// (empty otherwise).
     pub luma: Vec<(f32, f32)>,
 }
 
@@ -56,17 +57,19 @@ pub fn video_features(
     batch: usize,
     sink: impl FnMut(FeatureBatch) -> Result<()>,
 ) -> Result<VideoRun> {
-    video_batches(path, options, backbone, batch, None, sink)
+    video_batches(path, options, backbone, batch, None, false, sink)
 }
 
 /// [`video_features`], handing the sink the whole frames too when `display` gives their longer
-/// side (never scaled up): the decoder's converter threads make them beside the model's input.
+/// side (never scaled up): the decoder's converter threads make them beside the model's input;
+/// and each frame's luma statistics when `luma`.
 pub fn video_batches(
     path: &Path,
     options: &DecodeOptions,
     backbone: &Backbone,
     batch: usize,
     display: Option<u32>,
+    luma: bool,
     mut sink: impl FnMut(FeatureBatch) -> Result<()>,
 ) -> Result<VideoRun> {
     let started = Instant::now();
@@ -84,14 +87,16 @@ pub fn video_batches(
         let mut timestamps = Vec::new();
         let mut frames = display.map(|_| Vec::with_capacity(batch));
         let mut motion = Vec::with_capacity(batch);
-        let mut luma = Vec::with_capacity(batch);
+        let mut lumas = Vec::with_capacity(if luma { batch } else { 0 });
         // Fill a batch (the last one may be short): full batches keep every core busy.
         while timestamps.len() < batch {
             let Ok(frame) = decoding.frames.recv() else {
                 break;
             };
             rgb.extend_from_slice(&frame.rgb);
-            luma.push(luma_stats(&frame.rgb));
+            if luma {
+                lumas.push(luma_stats(&frame.rgb));
+            }
             timestamps.push(frame.timestamp);
             motion.push(frame.motion);
             if let Some(frames) = frames.as_mut() {
@@ -125,7 +130,7 @@ pub fn video_batches(
             features: backbone.features(rgb, n),
             frames,
             motion: motion.into_iter().collect(),
-            luma,
+            luma: lumas,
         })?;
     }
     drop(bar);

@@ -147,7 +147,7 @@ impl Analysis {
         let (mut frames, mut first, mut last) = (0u64, None, 0.0);
         let card = head.card.clone();
         let backbone: &Backbone = backbone;
-        let run = video_batches(path, options, backbone, *batch, display, |b| {
+        let run = video_batches(path, options, backbone, *batch, display, true, |b| {
             let n = b.timestamps.len();
             let values = b.host_features()?;
             let tops = top_k(backbone.classify(b.features), k)?;
