@@ -500,6 +500,7 @@ mod tests {
             size,
             display: None,
             motion: crate::MotionSource::Off,
+            read: crate::ReadOptions::default(),
         };
         let mut video = Video::open(path, options).expect("opening the written video");
         let mut frames = Vec::new();

@@ -296,7 +296,9 @@ fn process(
     let _ = std::fs::remove_file(&summary_path);
     let mut writer = RecordWriter::create(Some(&records), args.format)?;
     let summary: VideoSummary =
-        analysis.video(&file.path, None, |record, _| writer.write(&record))?;
+        analysis.video(&media::Source::file(&file.path), None, |record, _| {
+            writer.write(&record)
+        })?;
     writer.finish()?;
     write_json(
         &summary_path,

@@ -104,6 +104,7 @@ pub fn run(args: &BenchSettings, out: &mut dyn Write) -> Result<()> {
                 sampling,
                 backbone: args.backbone.clone(),
                 anomaly: Default::default(),
+                read: Default::default(),
             })
         })
         .transpose()?;
@@ -135,7 +136,10 @@ pub fn run(args: &BenchSettings, out: &mut dyn Write) -> Result<()> {
                     None => bail!("no head loaded"),
                 },
                 (Stage::Run, _) => match analysis.as_mut() {
-                    Some(a) => a.video(&args.input, None, |_, _| Ok(()))?.frames as usize,
+                    Some(a) => {
+                        a.video(&media::Source::file(&args.input), None, |_, _| Ok(()))?
+                            .frames as usize
+                    }
                     None => bail!("no analysis loaded"),
                 },
                 _ => bail!("stage {stage:?} needs the model"),

@@ -2,7 +2,8 @@
 //! its sampled frames batched through the backbone as they arrive.
 
 use std::path::Path;
-use std::time::Instant;
+use std::sync::mpsc::TryRecvError;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context as _, Result};
 use burn::prelude::*;
@@ -10,7 +11,7 @@ use image::RgbImage;
 
 use crate::backbone::Backbone;
 use crate::progress::{self, BarSpec, Unit};
-use media::{DecodeOptions, DecodeReport, Decoding, Motion, VideoInfo};
+use media::{DecodeOptions, DecodeReport, Decoding, Liveness, Motion, Source, VideoInfo};
 
 /// A batch of sampled frames and their features.
 #[derive(Debug)]
@@ -26,6 +27,11 @@ pub struct FeatureBatch {
     /// Mean and standard deviation of each model input's luma (BT.601, 0-255), when asked for
     /// (empty otherwise).
     pub luma: Vec<(f32, f32)>,
+    /// When each frame's data arrived.
+    pub arrivals: Vec<SystemTime>,
+    /// The seconds of stream lost before this batch's first frame (a live source reconnected):
+    /// a batch never spans a gap.
+    pub gap: Option<f64>,
 }
 
 impl FeatureBatch {
@@ -57,14 +63,26 @@ pub fn video_features(
     batch: usize,
     sink: impl FnMut(FeatureBatch) -> Result<()>,
 ) -> Result<VideoRun> {
-    video_batches(path, options, backbone, batch, None, false, sink)
+    video_batches(
+        &Source::file(path),
+        options,
+        backbone,
+        batch,
+        None,
+        false,
+        sink,
+    )
 }
 
-/// [`video_features`], handing the sink the whole frames too when `display` gives their longer
-/// side (never scaled up): the decoder's converter threads make them beside the model's input;
-/// and each frame's luma statistics when `luma`.
+/// [`video_features`] for any source, handing the sink the whole frames too when `display`
+/// gives their longer side (never scaled up): the decoder's converter threads make them beside
+/// the model's input; and each frame's luma statistics when `luma`.
+///
+/// A live source's batches never wait to fill: each takes what has arrived (at least one
+/// frame), so records keep up with the source; the decoder drops frames before conversion
+/// when more than two batches wait.
 pub fn video_batches(
-    path: &Path,
+    source: &Source,
     options: &DecodeOptions,
     backbone: &Backbone,
     batch: usize,
@@ -78,21 +96,44 @@ pub fn video_batches(
         display,
         ..options.clone()
     };
-    let decoding = Decoding::start(path, options, 2 * batch)?;
+    let decoding = Decoding::open(source, options, 2 * batch)?;
     let info = decoding.info.clone();
-    let bar = video_bar(path, &info);
+    let live = info.liveness == Liveness::Live;
+    let name = source.name();
+    let bar = video_bar(source, &info);
     let mut sampled = 0u64;
+    // A frame after a gap, held back to start the next batch.
+    let mut held = None;
     loop {
         let mut rgb = Vec::with_capacity(batch * size * size * 3);
         let mut timestamps = Vec::new();
         let mut frames = display.map(|_| Vec::with_capacity(batch));
         let mut motion = Vec::with_capacity(batch);
         let mut lumas = Vec::with_capacity(if luma { batch } else { 0 });
-        // Fill a batch (the last one may be short): full batches keep every core busy.
+        let mut arrivals = Vec::with_capacity(batch);
+        let mut gap = None;
+        // Fill a batch (the last one may be short): full batches keep every core busy. A live
+        // source's batch takes what is there once it has a frame.
         while timestamps.len() < batch {
-            let Ok(frame) = decoding.frames.recv() else {
+            let next = match held.take() {
+                Some(frame) => Ok(frame),
+                None if live && !timestamps.is_empty() => match decoding.frames.try_recv() {
+                    Err(TryRecvError::Empty) => break,
+                    other => other.map_err(|_| ()),
+                },
+                None => decoding.frames.recv().map_err(|_| ()),
+            };
+            let Ok(frame) = next else {
                 break;
             };
+            if frame.gap.is_some() {
+                if !timestamps.is_empty() {
+                    held = Some(frame);
+                    break;
+                }
+                gap = frame.gap;
+            }
+            arrivals.push(frame.arrival);
             rgb.extend_from_slice(&frame.rgb);
             if luma {
                 lumas.push(luma_stats(&frame.rgb));
@@ -105,8 +146,7 @@ pub fn video_batches(
                     .and_then(|d| RgbImage::from_raw(d.width, d.height, d.rgb))
                     .with_context(|| {
                         format!(
-                            "{}: the decoder gave no whole frame at {:.3} s",
-                            path.display(),
+                            "{name}: the decoder gave no whole frame at {:.3} s",
                             frame.timestamp
                         )
                     })?;
@@ -131,14 +171,15 @@ pub fn video_batches(
             frames,
             motion: motion.into_iter().collect(),
             luma: lumas,
+            arrivals,
+            gap,
         })?;
     }
     drop(bar);
     let decode = decoding.finish()?;
     if decode.damaged > 0 {
         tracing::warn!(
-            "{}: skipped {} damaged packets or frames ({})",
-            path.display(),
+            "{name}: skipped {} damaged packets or frames ({})",
             decode.damaged,
             decode.warnings.join("; ")
         );
@@ -166,15 +207,23 @@ pub fn luma_stats(rgb: &[u8]) -> (f32, f32) {
     (mean as f32, (sq / n - mean * mean).max(0.0).sqrt() as f32)
 }
 
-/// A progress bar over video time (tenths of a second), named after the file.
-fn video_bar(path: &Path, info: &VideoInfo) -> progress::Bar {
-    let name = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+/// A progress bar over video time (tenths of a second), named after the file (or the source,
+/// redacted); without a total on a live source.
+fn video_bar(source: &Source, info: &VideoInfo) -> progress::Bar {
+    let name = match source.path() {
+        Some(path) => path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        None => source.name(),
+    };
+    let live = info.liveness == Liveness::Live;
     progress::bar(BarSpec {
         prefix: name,
-        total: info.duration.map(|d| (d * 10.0).ceil() as u64),
+        total: info
+            .duration
+            .filter(|_| !live)
+            .map(|d| (d * 10.0).ceil() as u64),
         unit: Unit::VideoTime,
     })
 }

@@ -77,6 +77,7 @@ impl SamplingSettings {
             size: self.size,
             display: None,
             motion: self.motion,
+            read: media::ReadOptions::default(),
         })
     }
 }

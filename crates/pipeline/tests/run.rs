@@ -132,11 +132,12 @@ fn run_writes_one_record_per_sampled_frame_with_plot_and_annotated_video() {
     assert_eq!(
         rows[0],
         "timestamp,frame,top1,top1_probability,top,head,surprise,events,\
-         pan_x,pan_y,zoom,roll,objects,coverage,motion_source"
+         pan_x,pan_y,zoom,roll,objects,coverage,motion_source,wall,latency"
     );
     // H.264: the codec's vectors, from the second frame on (the first has nothing before it).
-    assert!(rows[1].ends_with(",none"), "{}", rows[1]);
-    assert!(rows[2].ends_with(",codec"), "{}", rows[2]);
+    // A file has no arrival times.
+    assert!(rows[1].ends_with(",none,,"), "{}", rows[1]);
+    assert!(rows[2].ends_with(",codec,,"), "{}", rows[2]);
     assert_eq!(rows.len(), 22);
     assert!(rows[1].starts_with("0.000000,0,"), "{}", rows[1]);
     assert_eq!(probe(&small), (640, 360, 21), "width, height, frames");

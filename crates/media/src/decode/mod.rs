@@ -4,12 +4,19 @@
 //! swscale passes run on threads of their own too (see [`Decoding`]). When asked, the same
 //! thread scales each taken frame once more, whole, for people to look at ([`DisplayFrame`]).
 
+mod live;
 mod sample;
+mod sources;
+mod watch;
 
-use std::ffi::{CStr, CString};
+use std::collections::VecDeque;
+use std::ffi::{CStr, CString, OsStr};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvError, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
 
 use ffmpeg::codec;
 use ffmpeg::format::Pixel;
@@ -24,6 +31,9 @@ pub use sample::{Decision, Every, Sampler, Sampling};
 use crate::error::{Error, Result};
 use crate::motion::{Motion, MotionSource, Tracker};
 use crate::options;
+use crate::source::{Liveness, Source};
+use live::{Clock, Lag, Pace};
+use watch::Watch;
 
 /// Initialises FFmpeg once per process, with its own logging silenced: damaged data is counted
 /// and reported by us, once, instead of a screenful of decoder complaints. Every function of
@@ -33,6 +43,9 @@ pub fn init() -> std::result::Result<(), ffmpeg::Error> {
         std::sync::OnceLock::new();
     *INIT.get_or_init(|| {
         ffmpeg::init()?;
+        // Network protocols once per process, and capture devices (and lavfi) as inputs.
+        ffmpeg::format::network::init();
+        ffmpeg::device::register_all();
         ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
         Ok(())
     })
@@ -46,38 +59,66 @@ pub(crate) fn init_for(path: &Path) -> Result<()> {
 /// `path` as the C string FFmpeg takes. On Unix, its bytes as they are: a file name need not
 /// be UTF-8 (ffmpeg-next's own `format::input` and `output_as` panic on one that is not).
 pub(crate) fn c_path(path: &Path) -> Result<CString> {
+    c_string(path.as_os_str(), path)
+}
+
+/// `s` as a C string; errors name `name`.
+fn c_string(s: &OsStr, name: &Path) -> Result<CString> {
     #[cfg(unix)]
     let bytes = {
         use std::os::unix::ffi::OsStrExt as _;
-        path.as_os_str().as_bytes()
+        s.as_bytes()
     };
     // Elsewhere (Windows) FFmpeg takes UTF-8 file names.
     #[cfg(not(unix))]
-    let bytes = path
+    let bytes = s
         .to_str()
-        .ok_or_else(|| Error::invalid(path, "the path is not valid UTF-8"))?
+        .ok_or_else(|| Error::invalid(name, "the path is not valid UTF-8"))?
         .as_bytes();
-    CString::new(bytes).map_err(|_| Error::invalid(path, "the path contains a NUL byte"))
+    CString::new(bytes).map_err(|_| Error::invalid(name, "the path contains a NUL byte"))
 }
 
-/// Opens a file for demuxing and reads its streams' parameters, as ffmpeg-next's
-/// `format::input_with_dictionary` does but from a C string (see [`c_path`]); returns the
-/// options the demuxer left unused too.
+/// Opens a file, URL or device for demuxing and reads its streams' parameters, as
+/// ffmpeg-next's `format::input_with_dictionary` does but from a C string (see [`c_path`]),
+/// with the demuxer `format` when given, and with `watch` as the interrupt callback of every
+/// blocking read; returns the options the demuxer left unused too. `Ok(None)`: no demuxer is
+/// called `format`.
 #[allow(unsafe_code)]
 fn open_input(
     path: &CStr,
+    format: Option<&CStr>,
     options: Dictionary<'static>,
-) -> std::result::Result<(Input, Dictionary<'static>), ffmpeg::Error> {
-    let mut ps = std::ptr::null_mut();
-    // SAFETY: `path` is NUL-terminated and outlives the calls. `ps` starts null, so
-    // avformat_open_input allocates the context, and on failure frees it itself. The options
+    watch: &Arc<Watch>,
+) -> std::result::Result<Option<(Input, Dictionary<'static>)>, ffmpeg::Error> {
+    // SAFETY: `path` and `format` are NUL-terminated and outlive the calls;
+    // av_find_input_format returns a static demuxer or null. The context is allocated here so
+    // that the interrupt callback is in place before the first read; avformat_open_input
+    // frees it on failure (and nulls `ps`). The callback's argument is `watch`, which the
+    // caller keeps (beside the `Input`, dropped after it) while the input is open. The options
     // are handed over with `disown` and the leftovers (avformat_open_input replaces the
     // dictionary with the entries it did not use) taken back with `own`, so they are freed
     // once. After a successful open the context is ours: closed here if reading the stream
     // info fails, otherwise owned by `Input`, whose drop closes it.
     unsafe {
+        let demuxer = match format {
+            Some(name) => {
+                let found = ffi::av_find_input_format(name.as_ptr());
+                if found.is_null() {
+                    return Ok(None);
+                }
+                found
+            }
+            None => std::ptr::null(),
+        };
+        let mut ps = ffi::avformat_alloc_context();
+        if ps.is_null() {
+            return Err(ffmpeg::Error::Other {
+                errno: ffmpeg::util::error::ENOMEM,
+            });
+        }
+        (*ps).interrupt_callback = Watch::callback(watch);
         let mut opts = options.disown();
-        let opened = ffi::avformat_open_input(&mut ps, path.as_ptr(), std::ptr::null(), &mut opts);
+        let opened = ffi::avformat_open_input(&mut ps, path.as_ptr(), demuxer, &mut opts);
         let unused = Dictionary::own(opts);
         if opened < 0 {
             return Err(ffmpeg::Error::from(opened));
@@ -87,11 +128,11 @@ fn open_input(
             ffi::avformat_close_input(&mut ps);
             return Err(ffmpeg::Error::from(found));
         }
-        Ok((Input::wrap(ps), unused))
+        Ok(Some((Input::wrap(ps), unused)))
     }
 }
 
-/// The best video stream of an opened file, its decoder opened with `decoder_options`.
+/// The best video stream of an opened source, its decoder opened with `decoder_options`.
 struct Stream {
     input: Input,
     index: usize,
@@ -99,36 +140,59 @@ struct Stream {
     rotation: u32,
     duration: Option<f64>,
     decoder: ffmpeg::decoder::Video,
+    liveness: Liveness,
+    /// The interrupt callback's state: after `input`, so dropped after it is closed.
+    watch: Arc<Watch>,
 }
 
 impl Stream {
-    /// Opens `path` (with [`options::demuxer`]) and the decoder of its best video stream, with
-    /// the options `decoder_options` gives for its codec and display rotation. Errors name
-    /// what is wrong with the file.
+    /// Opens `source` (with [`options::demuxer`]), its reads watched by `read`, and the
+    /// decoder of its best video stream, with the options `decoder_options` gives for its
+    /// codec and display rotation. Errors name the source and what is wrong with it.
     fn open(
-        path: &Path,
+        source: &Source,
+        read: &ReadOptions,
         decoder_options: impl FnOnce(codec::Id, u32) -> Dictionary<'static>,
     ) -> Result<Self> {
+        let path = &source.error_name();
         init_for(path)?;
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read file", e))?;
-        if meta.is_dir() {
-            return Err(Error::invalid(path, "is a directory"));
+        if let Some(file) = source.path().filter(|_| source.format().is_none()) {
+            let meta =
+                std::fs::metadata(file).map_err(|e| Error::io(path, "cannot read file", e))?;
+            if meta.is_dir() {
+                return Err(Error::invalid(path, "is a directory"));
+            }
+            if meta.len() == 0 && meta.is_file() {
+                return Err(Error::invalid(path, "empty file"));
+            }
         }
-        if meta.len() == 0 {
-            return Err(Error::invalid(path, "empty file"));
-        }
-        let (input, unused) =
-            open_input(&c_path(path)?, options::demuxer()).map_err(|e| match e {
-                ffmpeg::Error::InvalidData => {
-                    Error::ffmpeg(path, "not a media file FFmpeg can read", e)
-                }
-                other => Error::ffmpeg(path, "cannot open as media", other),
-            })?;
+        let watch = Watch::new(read.timeout, read.stop.clone());
+        watch.alive();
+        let format = match source.format() {
+            Some(f) => Some(
+                CString::new(f)
+                    .map_err(|_| Error::invalid(path, "the input format contains a NUL byte"))?,
+            ),
+            None => None,
+        };
+        let url = c_string(&source.url(), path)?;
+        let opened = open_input(&url, format.as_deref(), options::demuxer(), &watch)
+            .map_err(|e| open_error(source, &watch, e))?;
+        let Some((input, unused)) = opened else {
+            let what = format!(
+                "no input format called {:?} in this FFmpeg (see `ffmpeg -formats`)",
+                source.format().unwrap_or_default()
+            );
+            return Err(Error::invalid(path, what));
+        };
         for (key, value) in unused.iter() {
             tracing::debug!(
                 "{}: the demuxer ignored option {key}={value}",
                 path.display()
             );
+        }
+        if source.is_stdin() && input.format().name().contains("mp4") {
+            return Err(Error::invalid(path, PIPE_MP4));
         }
         let stream = input
             .streams()
@@ -150,6 +214,7 @@ impl Stream {
             .open_as_with(found, decoder_options(id, rotation))
             .and_then(|opened| opened.video())
             .map_err(|e| Error::ffmpeg(path, format!("opening the {} decoder", found.name()), e))?;
+        let liveness = source.liveness(duration.is_some());
         Ok(Self {
             input,
             index,
@@ -157,6 +222,8 @@ impl Stream {
             rotation,
             duration,
             decoder,
+            liveness,
+            watch,
         })
     }
 
@@ -172,7 +239,33 @@ impl Stream {
             height: self.decoder.height(),
             rotation: self.rotation,
             duration: self.duration,
+            liveness: self.liveness,
         }
+    }
+}
+
+/// Why MP4 cannot come through standard input, and what to do instead.
+const PIPE_MP4: &str = "MP4 needs seeking, which a pipe cannot do: pipe MPEG-TS or Matroska \
+                        instead, e.g. `ffmpeg -i in.mp4 -c copy -f mpegts - | pipeline run -`";
+
+/// The error of a failed open of `source`: a timeout or a stop said as such, a file FFmpeg
+/// cannot read said plainly, and a pipe that needed seeking explained.
+fn open_error(source: &Source, watch: &Watch, e: ffmpeg::Error) -> Error {
+    let path = &source.error_name();
+    if e == ffmpeg::Error::Exit && watch.stopped() {
+        return Error::ffmpeg(path, "stopped while opening", e);
+    }
+    if e == ffmpeg::Error::Exit && watch.timed_out() {
+        let secs = watch.timeout().map_or(0.0, |t| t.as_secs_f64());
+        return Error::ffmpeg(path, format!("no data within {secs} s"), e);
+    }
+    if source.is_stdin() {
+        return Error::ffmpeg(path, format!("cannot open as media ({PIPE_MP4})"), e);
+    }
+    match e {
+        ffmpeg::Error::InvalidData => Error::ffmpeg(path, "not a media file FFmpeg can read", e),
+        ffmpeg::Error::ProtocolNotFound => Error::ffmpeg(path, "unknown protocol", e),
+        other => Error::ffmpeg(path, "cannot open as media", other),
     }
 }
 
@@ -180,7 +273,10 @@ impl Stream {
 /// frame: the file is opened, its stream parameters read and the stream's decoder set up (so
 /// a codec this FFmpeg cannot decode is an error here, as it would be for [`Video::open`]).
 pub fn probe(path: &Path) -> Result<VideoInfo> {
-    Stream::open(path, |_, _| options::probe_decoder()).map(|stream| stream.info())
+    Stream::open(&Source::file(path), &ReadOptions::default(), |_, _| {
+        options::probe_decoder()
+    })
+    .map(|stream| stream.info())
 }
 
 /// What the container says about the video stream.
@@ -193,13 +289,21 @@ pub struct VideoInfo {
     pub rotation: u32,
     /// From the container; informative only (it can lie), never used for timing.
     pub duration: Option<f64>,
+    /// How the source is read.
+    pub liveness: Liveness,
 }
 
 /// One sampled frame, ready for the network.
 #[derive(Debug)]
 pub struct Frame {
-    /// Presentation time in seconds (best-effort timestamp x stream time base).
+    /// Presentation time in seconds (best-effort timestamp x stream time base). On a live
+    /// source, from 0 at the first packet, increasing across reconnects and restarts of the
+    /// source's own clock.
     pub timestamp: f64,
+    /// When the frame's packet was read (its arrival).
+    pub arrival: SystemTime,
+    /// On the first frame after a reconnect: the seconds of stream lost in the gap.
+    pub gap: Option<f64>,
     /// `size x size x 3` RGB bytes, row-major.
     pub rgb: Vec<u8>,
     /// The whole frame as shown, when the decode was asked for it
@@ -240,6 +344,16 @@ pub struct DecodeReport {
     pub damaged: u64,
     /// Distinct problems, for the output's metadata (at most a few).
     pub warnings: Vec<String>,
+    /// Live sources: sampled frames dropped before conversion because the consumer was
+    /// behind, and packets skipped unseen to catch up with the source.
+    pub dropped: u64,
+    pub skipped: u64,
+    /// Live sources: connections opened again after the stream stalled or ended.
+    pub reconnects: u64,
+    /// The reading was stopped by the caller ([`ReadOptions::stop`]) before the end.
+    pub interrupted: bool,
+    /// Why a live stream ended (it stalled or closed, and could not be reopened), when it did.
+    pub ended: Option<String>,
 }
 
 impl DecodeReport {
@@ -265,10 +379,29 @@ pub struct DecodeOptions {
     /// Where each frame's [`motion`](Frame::motion) comes from, or [`MotionSource::Off`].
     /// Ignored with key frames only.
     pub motion: MotionSource,
+    /// How the source is read: timeout, reconnecting, stopping.
+    pub read: ReadOptions,
+}
+
+/// How a source is read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// A read that gets no data for this long gives up (an error while opening; the end of
+    /// a live stream, or a reconnect, later). `None`: wait forever.
+    pub timeout: Option<Duration>,
+    /// Live network streams: how many times in a row to open the source again after it
+    /// stalled or closed, waiting 0.5 s, then twice as long each time (at most 10 s).
+    /// `u32::MAX`: forever.
+    pub reconnect: u32,
+    /// When raised, reading stops (a blocked read at once), what was read is decoded, and the
+    /// stream ends as if it had ended ([`DecodeReport::interrupted`]).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// An opened video stream.
 pub struct Video {
+    source: Source,
+    /// The source as errors and logs name it (redacted).
     path: PathBuf,
     info: VideoInfo,
     input: Input,
@@ -292,12 +425,31 @@ pub struct Video {
     packet_times: bool,
     flushed: bool,
     finished: bool,
+    /// Live sources: times rebased to start at 0 ([`Clock`]); `None` keeps the stream's.
+    clock: Option<Clock>,
+    /// Live sources: how far reading is behind, and whether it is skipping to a key frame.
+    lag: Lag,
+    catching_up: bool,
+    /// `realtime`: reading at the stream's own rate.
+    pace: Option<Pace>,
+    /// When each packet in the decoder was read, by its timestamp.
+    arrivals: VecDeque<(i64, SystemTime)>,
+    /// Live sources, with a consumer ([`Decoding`]): frames taken and not yet received, and
+    /// how many may wait before new ones are dropped.
+    gate: Option<(Arc<AtomicUsize>, usize)>,
+    /// Reconnects left before giving up, and the gap to report on the next frame.
+    reconnects_left: u32,
+    /// Why a live stream's reading stopped, while its decoder gives its last frames.
+    lost: Option<String>,
+    gap: Option<f64>,
+    /// The interrupt callback's state: last, so dropped after `input` is closed.
+    watch: Arc<Watch>,
 }
 
 impl std::fmt::Debug for Video {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Video")
-            .field("path", &self.path)
+            .field("source", &self.path)
             .field("info", &self.info)
             .finish_non_exhaustive()
     }
@@ -306,25 +458,21 @@ impl std::fmt::Debug for Video {
 impl Video {
     /// Opens `path`'s best video stream. Errors name what is wrong with the file.
     pub fn open(path: &Path, options: DecodeOptions) -> Result<Self> {
+        Self::open_source(&Source::file(path), options)
+    }
+
+    /// Opens the best video stream of `source`. Errors name the source (redacted) and what
+    /// is wrong with it.
+    pub fn open_source(source: &Source, options: DecodeOptions) -> Result<Self> {
+        let path = source.error_name();
         let display = options.display;
         if options.size == 0 {
-            return Err(Error::invalid(path, "frame size must be positive"));
+            return Err(Error::invalid(&path, "frame size must be positive"));
         }
         if display.is_some_and(|d| d < 2) {
-            return Err(Error::invalid(path, "display size must be at least 2"));
+            return Err(Error::invalid(&path, "display size must be at least 2"));
         }
-        let keyframes = options.sampling.keyframes;
-        let motion = if keyframes {
-            MotionSource::Off
-        } else {
-            options.motion
-        };
-        let mut tracker = None;
-        let stream = Stream::open(path, |codec, rotation| {
-            tracker = Tracker::new(codec, motion, rotation, options.sampling.start);
-            let vectors = tracker.as_ref().is_some_and(Tracker::wants_vectors);
-            options::decoder(keyframes, vectors)
-        })?;
+        let (stream, tracker) = open_stream(source, &options)?;
         let info = stream.info();
         let Stream {
             mut input,
@@ -332,25 +480,30 @@ impl Video {
             time_base,
             rotation,
             decoder,
+            liveness,
+            watch,
             ..
         } = stream;
-        if let Some(start) = options.sampling.start.filter(|s| *s > 0.0) {
+        let live = liveness == Liveness::Live;
+        if let Some(start) = options.sampling.start.filter(|s| *s > 0.0 && !live) {
             let ts = (start * f64::from(ffi::AV_TIME_BASE)) as i64;
             // Lands on the key frame at or before `start`; the sampler drops what precedes it.
             input
                 .seek(ts, ..ts)
-                .map_err(|e| Error::ffmpeg(path, format!("seeking to {start} s"), e))?;
+                .map_err(|e| Error::ffmpeg(&path, format!("seeking to {start} s"), e))?;
         }
         Ok(Self {
-            path: path.to_path_buf(),
+            source: source.clone(),
             info,
             input,
             stream_index,
             time_base,
             decoder,
             sampler: Sampler::new(options.sampling.clone()),
-            converter: Converter::new(path, options.size, rotation, display),
+            converter: Converter::new(&path, options.size, rotation, display),
+            path,
             motion: tracker,
+            reconnects_left: options.read.reconnect,
             options,
             display,
             decoded: frame::Video::empty(),
@@ -359,6 +512,15 @@ impl Video {
             packet_times: true,
             flushed: false,
             finished: false,
+            clock: (live && !source.is_realtime()).then(Clock::default),
+            lag: Lag::default(),
+            catching_up: false,
+            pace: source.is_paced().then(Pace::default),
+            arrivals: VecDeque::new(),
+            gate: None,
+            gap: None,
+            lost: None,
+            watch,
         })
     }
 
@@ -370,11 +532,14 @@ impl Video {
     fn finish(&self) -> DecodeReport {
         let r = &self.report;
         tracing::debug!(
-            "{}: {} frames decoded, {} sampled, {} damaged",
+            "{}: {} frames decoded, {} sampled, {} damaged, {} dropped, {} skipped, {} reconnects",
             self.path.display(),
             r.decoded,
             r.sampled,
-            r.damaged
+            r.damaged,
+            r.dropped,
+            r.skipped,
+            r.reconnects
         );
         r.clone()
     }
@@ -395,10 +560,13 @@ impl Video {
             match self.decoder.receive_frame(&mut self.decoded) {
                 Ok(()) => {
                     if let Some(timestamp) = self.take_decoded() {
+                        let arrival = self.arrival();
                         let frame = std::mem::replace(&mut self.decoded, frame::Video::empty());
                         let motion = self.motion.as_mut().map(|m| m.take(timestamp));
                         return Some(Decoded {
                             timestamp,
+                            arrival,
+                            gap: self.gap.take(),
                             frame,
                             motion,
                         });
@@ -407,7 +575,15 @@ impl Video {
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
                     self.feed();
                 }
-                Err(ffmpeg::Error::Eof) => self.finished = true,
+                Err(ffmpeg::Error::Eof) => match self.lost.take() {
+                    // The old connection's frames are out: on to a new one.
+                    Some(why) if self.reconnect(&why) => self.flushed = false,
+                    Some(why) => {
+                        self.report.ended = Some(why);
+                        self.finished = true;
+                    }
+                    None => self.finished = true,
+                },
                 Err(e) => self.report.damage(format!("damaged frame: {e}")),
             }
         }
@@ -422,15 +598,29 @@ impl Video {
             return;
         }
         let mut packet = ffmpeg::Packet::empty();
+        // Unreadable stretches in a row: a demuxer that can make no progress (an MP4 through a
+        // pipe, its index pointing back where a pipe cannot go) says so forever.
+        let mut unreadable = 0u32;
         loop {
+            if self.watch.stopped() {
+                self.report.interrupted = true;
+                break;
+            }
             match packet.read(&mut self.input) {
                 Ok(()) => {
+                    unreadable = 0;
+                    self.watch.alive();
                     if packet.stream() != self.stream_index {
                         continue;
                     }
                     if self.options.sampling.keyframes && !packet.is_key() {
                         continue;
                     }
+                    if self.skip_to_catch_up(&packet) {
+                        self.report.skipped += 1;
+                        continue;
+                    }
+                    self.wait_for_its_time(&packet);
                     let decoded_whatever = self.drop_unseen(&packet);
                     if packet.is_corrupt() {
                         self.report
@@ -438,6 +628,12 @@ impl Video {
                     }
                     match self.decoder.send_packet(&packet) {
                         Ok(()) => {
+                            if let Some(pts) = packet.pts() {
+                                if self.arrivals.len() >= 256 {
+                                    self.arrivals.pop_front();
+                                }
+                                self.arrivals.push_back((pts, SystemTime::now()));
+                            }
                             if let Some(t) = decoded_whatever {
                                 self.sampler.will_see(t);
                             }
@@ -449,14 +645,37 @@ impl Video {
                         }
                     }
                 }
-                Err(ffmpeg::Error::Eof) => break,
+                Err(ffmpeg::Error::Eof) => {
+                    if self.info.liveness == Liveness::Live {
+                        self.lost = Some("the stream ended".into());
+                    }
+                    break;
+                }
                 Err(ffmpeg::Error::InvalidData) => {
                     self.report
                         .damage("unreadable data in the container".into());
+                    unreadable += 1;
+                    if unreadable >= MAX_UNREADABLE {
+                        self.report
+                            .damage("reading stopped: the container makes no progress".into());
+                        break;
+                    }
                 }
                 Err(e) => {
-                    // I/O errors are sticky in FFmpeg: retrying would spin. Finish what we have.
-                    self.report.damage(format!("reading stopped early: {e}"));
+                    if self.watch.stopped() {
+                        self.report.interrupted = true;
+                        break;
+                    }
+                    if self.info.liveness == Liveness::File {
+                        // I/O errors are sticky in FFmpeg: retrying would spin. Finish what
+                        // we have.
+                        self.report.damage(format!("reading stopped early: {e}"));
+                    } else if self.watch.timed_out() {
+                        let secs = self.watch.timeout().map_or(0.0, |t| t.as_secs_f64());
+                        self.lost = Some(format!("no data for {secs} s"));
+                    } else {
+                        self.lost = Some(format!("reading failed: {e}"));
+                    }
                     break;
                 }
             }
@@ -466,6 +685,136 @@ impl Video {
             self.report.damage(format!("flushing decoder: {e}"));
             self.finished = true;
         }
+    }
+
+    /// A live source's time of `packet` (rebased), if it has one.
+    fn packet_time(&mut self, packet: &ffmpeg::Packet) -> Option<f64> {
+        let raw = packet.dts().or(packet.pts())? as f64 * self.time_base;
+        Some(match &mut self.clock {
+            Some(clock) => clock.at(raw, true),
+            None => raw,
+        })
+    }
+
+    /// Live sources: whether `packet` is skipped unseen because reading has fallen more than
+    /// [`CATCH_UP`] behind the source (the decoder could not keep up): every packet up to the
+    /// next key frame that finds reading still behind.
+    fn skip_to_catch_up(&mut self, packet: &ffmpeg::Packet) -> bool {
+        if self.info.liveness != Liveness::Live {
+            return false;
+        }
+        let Some(t) = self.packet_time(packet) else {
+            return false;
+        };
+        let behind = self.lag.behind(t);
+        if packet.is_key() {
+            if self.catching_up {
+                tracing::debug!("{}: caught up at a key frame", self.path.display());
+            }
+            self.catching_up = false;
+            return false;
+        }
+        if !self.catching_up && behind > CATCH_UP {
+            tracing::debug!(
+                "{}: decoding is {behind:.1} s behind the source: skipping to the next key frame",
+                self.path.display()
+            );
+            self.catching_up = true;
+        }
+        self.catching_up
+    }
+
+    /// `realtime`: waits until `packet` is due, as much wall-clock time after the first as
+    /// stream time; in short naps, so that a stop is seen.
+    fn wait_for_its_time(&mut self, packet: &ffmpeg::Packet) {
+        let Some(t) = packet.dts().or(packet.pts()) else {
+            return;
+        };
+        let t = t as f64 * self.time_base;
+        let Some(pace) = self.pace.as_mut() else {
+            return;
+        };
+        let mut wait = pace.wait(t);
+        while !wait.is_zero() && !self.watch.stopped() {
+            let nap = wait.min(Duration::from_millis(100));
+            std::thread::sleep(nap);
+            wait -= nap;
+        }
+    }
+
+    /// After a live network stream stalled or closed (`why`) and its decoder gave its last
+    /// frames: opens it again, waiting longer each time, while reconnects are left. The next
+    /// frame carries the gap. Returns whether it is open again.
+    fn reconnect(&mut self, why: &str) -> bool {
+        if self.info.liveness != Liveness::Live || !self.source.reconnectable() {
+            return false;
+        }
+        let mut delay = Duration::from_millis(500);
+        while self.reconnects_left > 0 && !self.watch.stopped() {
+            if self.reconnects_left != u32::MAX {
+                self.reconnects_left -= 1;
+            }
+            tracing::warn!(
+                "{}: {why}; reconnecting in {:.1} s",
+                self.path.display(),
+                delay.as_secs_f64()
+            );
+            let until = Instant::now() + delay;
+            while Instant::now() < until && !self.watch.stopped() {
+                std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+            }
+            if self.watch.stopped() {
+                break;
+            }
+            match open_stream(&self.source, &self.options) {
+                Ok((stream, tracker)) => {
+                    self.input = stream.input;
+                    self.stream_index = stream.index;
+                    self.time_base = stream.time_base;
+                    self.decoder = stream.decoder;
+                    self.watch = stream.watch;
+                    self.motion = tracker;
+                    self.dropping = false;
+                    self.packet_times = true;
+                    self.catching_up = false;
+                    self.lag.reset();
+                    self.arrivals.clear();
+                    if let Some(clock) = &mut self.clock {
+                        self.gap = Some(clock.reconnected());
+                    }
+                    self.reconnects_left = self.options.read.reconnect;
+                    self.report.reconnects += 1;
+                    tracing::info!("{}: reconnected", self.path.display());
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        if self.watch.stopped() {
+            self.report.interrupted = true;
+        }
+        false
+    }
+
+    /// When the packet of the frame in `self.decoded` was read (now, if not known).
+    fn arrival(&mut self) -> SystemTime {
+        let Some(pts) = self.decoded.pts() else {
+            return SystemTime::now();
+        };
+        // Frames come out in presentation order: packets before this one are gone for good.
+        while let Some(&(p, when)) = self.arrivals.front() {
+            if p > pts {
+                break;
+            }
+            self.arrivals.pop_front();
+            if p == pts {
+                return when;
+            }
+        }
+        SystemTime::now()
     }
 
     /// Sparse sampling (`--fps`, `--start`) skips most frames, but each must still be decoded
@@ -491,10 +840,14 @@ impl Video {
             return None;
         }
         self.packet_times &= packet.pts().is_some();
-        let t = packet
+        let raw = packet
             .pts()
             .filter(|_| self.packet_times)
             .map(|pts| pts as f64 * self.time_base);
+        let t = match (raw, &mut self.clock) {
+            (Some(raw), Some(clock)) => Some(clock.at(raw, false)),
+            (raw, _) => raw,
+        };
         let drop = t.is_some_and(|t| self.sampler.skips_unseen(t));
         if drop != self.dropping {
             self.decoder.skip_frame(if drop {
@@ -508,7 +861,8 @@ impl Video {
     }
 
     /// Whether the sampler takes the frame in `self.decoded`: its timestamp, or `None` to skip
-    /// it.
+    /// it. On a live source whose consumer is behind, a frame the sampler takes is dropped
+    /// (counted), and the next sample's motion spans its interval too.
     fn take_decoded(&mut self) -> Option<f64> {
         self.report.decoded += 1;
         if self.decoded.is_corrupt() || self.decoded.has_decode_errors() {
@@ -522,7 +876,11 @@ impl Video {
         // FFmpeg's best-effort timestamp falls back on decoding times where presentation
         // times are missing or out of order.
         self.packet_times &= self.decoded.pts() == Some(pts);
-        let timestamp = pts as f64 * self.time_base;
+        let raw = pts as f64 * self.time_base;
+        let timestamp = match &mut self.clock {
+            Some(clock) => clock.at(raw, false),
+            None => raw,
+        };
         if let Some(motion) = &mut self.motion {
             motion.observe(&self.decoded, timestamp);
         }
@@ -533,6 +891,13 @@ impl Video {
                 None
             }
             Decision::Take => {
+                if let Some((pending, limit)) = &self.gate {
+                    if pending.load(Ordering::Acquire) >= *limit {
+                        self.report.dropped += 1;
+                        return None;
+                    }
+                    pending.fetch_add(1, Ordering::AcqRel);
+                }
                 self.report.sampled += 1;
                 Some(timestamp)
             }
@@ -540,9 +905,33 @@ impl Video {
     }
 }
 
+/// How far behind a live source decoding may fall before it skips to the next key frame.
+const CATCH_UP: f64 = 1.0;
+/// Unreadable reads in a row after which the container is given up on.
+const MAX_UNREADABLE: u32 = 10_000;
+
+/// Opens `source` for `options`: the stream, and the motion tracker its codec allows.
+fn open_stream(source: &Source, options: &DecodeOptions) -> Result<(Stream, Option<Tracker>)> {
+    let keyframes = options.sampling.keyframes;
+    let motion = if keyframes {
+        MotionSource::Off
+    } else {
+        options.motion
+    };
+    let mut tracker = None;
+    let stream = Stream::open(source, &options.read, |codec, rotation| {
+        tracker = Tracker::new(codec, motion, rotation, options.sampling.start);
+        let vectors = tracker.as_ref().is_some_and(Tracker::wants_vectors);
+        options::decoder(keyframes, vectors)
+    })?;
+    Ok((stream, tracker))
+}
+
 /// A sampled frame as the decoder gave it.
 struct Decoded {
     timestamp: f64,
+    arrival: SystemTime,
+    gap: Option<f64>,
     frame: frame::Video,
     motion: Option<Motion>,
 }
@@ -577,6 +966,8 @@ impl Converter {
     fn convert(&mut self, decoded: Decoded) -> Result<Frame> {
         let Decoded {
             timestamp,
+            arrival,
+            gap,
             frame,
             motion,
         } = decoded;
@@ -607,6 +998,8 @@ impl Converter {
         };
         Ok(Frame {
             timestamp,
+            arrival,
+            gap,
             rgb,
             display,
             motion,
@@ -747,12 +1140,48 @@ fn rotate(rgb: Vec<u8>, (w, h): (usize, usize), degrees: u32) -> (Vec<u8>, (usiz
 /// thread, capped the rate (at about 500 frames/s for 720p on a 16-core machine, where it took
 /// a third of the work); so the passes run on [`converters`] threads of their own, frame `i` on
 /// thread `i % n`, and the frames are handed on in order.
+///
+/// On a live source the decode never waits for the consumer: a sampled frame that finds
+/// `queue` frames waiting is dropped before conversion ([`DecodeReport::dropped`]), so the
+/// frames handed over stay within `queue` frames of the source.
 #[derive(Debug)]
 pub struct Decoding {
     pub info: VideoInfo,
-    pub frames: Receiver<Frame>,
+    pub frames: Frames,
     path: PathBuf,
     handle: JoinHandle<Result<DecodeReport>>,
+}
+
+/// The frames of a [`Decoding`], in order.
+#[derive(Debug)]
+pub struct Frames {
+    rx: Receiver<Frame>,
+    /// Frames taken by the decoder and not yet received (live sources).
+    pending: Arc<AtomicUsize>,
+}
+
+impl Frames {
+    /// The next frame, waiting for it; an error when the decode has ended.
+    pub fn recv(&self) -> std::result::Result<Frame, RecvError> {
+        self.rx.recv().inspect(|_| self.received())
+    }
+
+    /// The next frame if one is ready.
+    pub fn try_recv(&self) -> std::result::Result<Frame, TryRecvError> {
+        self.rx.try_recv().inspect(|_| self.received())
+    }
+
+    /// Every frame, until the decode ends.
+    pub fn iter(&self) -> impl Iterator<Item = Frame> + '_ {
+        std::iter::from_fn(|| self.recv().ok())
+    }
+
+    fn received(&self) {
+        // Saturating: only live decodes count what they send.
+        let _ = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
 }
 
 /// Threads converting frames for one [`Decoding`]: a quarter of the cores, at least 1 and at
@@ -768,33 +1197,41 @@ impl Decoding {
     /// Opens `path` (errors come back here, before any frame) and starts decoding, with
     /// [`converters`] threads converting.
     pub fn start(path: &Path, options: DecodeOptions, queue: usize) -> Result<Self> {
-        Self::with_converters(path, options, queue, converters())
+        Self::open(&Source::file(path), options, queue)
+    }
+
+    /// [`Decoding::start`] for any source.
+    pub fn open(source: &Source, options: DecodeOptions, queue: usize) -> Result<Self> {
+        Self::with_converters(source, options, queue, converters())
     }
 
     fn with_converters(
-        path: &Path,
+        source: &Source,
         options: DecodeOptions,
         queue: usize,
         converters: usize,
     ) -> Result<Self> {
         let (info_tx, info_rx) = sync_channel(1);
-        let (tx, frames) = sync_channel(queue);
-        let path_owned = path.to_path_buf();
+        let (tx, rx) = sync_channel(queue);
+        let pending = Arc::new(AtomicUsize::new(0));
+        let gate = (Arc::clone(&pending), queue.max(1));
+        let path = source.error_name();
+        let source = source.clone();
         let handle = std::thread::Builder::new()
             .name("decode".into())
-            .spawn(move || decode_thread(&path_owned, options, converters, info_tx, tx))
-            .map_err(|e| Error::io(path, "starting the decoder thread", e))?;
+            .spawn(move || decode_thread(&source, options, converters, gate, info_tx, tx))
+            .map_err(|e| Error::io(&path, "starting the decoder thread", e))?;
         match info_rx.recv() {
             Ok(Ok(info)) => Ok(Self {
                 info,
-                frames,
-                path: path.to_path_buf(),
+                frames: Frames { rx, pending },
+                path,
                 handle,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(match handle.join() {
                 Ok(Err(e)) => e,
-                _ => Error::panicked(path, "decoder"),
+                _ => Error::panicked(&path, "decoder"),
             }),
         }
     }
@@ -809,19 +1246,24 @@ impl Decoding {
 }
 
 fn decode_thread(
-    path: &Path,
+    source: &Source,
     options: DecodeOptions,
     converters: usize,
+    gate: (Arc<AtomicUsize>, usize),
     info_tx: SyncSender<Result<VideoInfo>>,
     tx: SyncSender<Frame>,
 ) -> Result<DecodeReport> {
-    let mut video = match Video::open(path, options) {
+    let mut video = match Video::open_source(source, options) {
         Ok(video) => video,
         Err(e) => {
             let _ = info_tx.send(Err(e));
             return Ok(DecodeReport::default());
         }
     };
+    if video.info.liveness == Liveness::Live {
+        video.gate = Some(gate);
+    }
+    let path = &video.path.clone();
     let _ = info_tx.send(Ok(video.info().clone()));
     if converters == 0 {
         while let Some(frame) = video.next_frame()? {
@@ -910,6 +1352,7 @@ mod tests {
             size: 96,
             display: None,
             motion: MotionSource::Off,
+            read: crate::ReadOptions::default(),
         };
         (path, options)
     }
@@ -926,7 +1369,8 @@ mod tests {
         assert!(want.len() > 40);
         for converters in [0, 1, 3] {
             let decoding =
-                Decoding::with_converters(&path, options.clone(), 4, converters).expect("starts");
+                Decoding::with_converters(&Source::file(&path), options.clone(), 4, converters)
+                    .expect("starts");
             let got: Vec<Frame> = decoding.frames.iter().collect();
             let report = decoding.finish().expect("finishes");
             assert_eq!(got.len(), want.len(), "{converters} converters");
@@ -948,7 +1392,8 @@ mod tests {
     fn stopping_early_ends_every_thread() {
         let dir = temp_dir();
         let (path, options) = clip(dir.path());
-        let decoding = Decoding::with_converters(&path, options, 2, 3).expect("starts");
+        let decoding =
+            Decoding::with_converters(&Source::file(&path), options, 2, 3).expect("starts");
         let first: Vec<Frame> = decoding.frames.iter().take(5).collect();
         assert_eq!(first.len(), 5);
         let report = decoding.finish().expect("finishes");
@@ -1063,7 +1508,8 @@ mod tests {
                     ..options.clone()
                 };
                 let decoding =
-                    Decoding::with_converters(&path, with_display, 4, converters).expect("starts");
+                    Decoding::with_converters(&Source::file(&path), with_display, 4, converters)
+                        .expect("starts");
                 let got: Vec<Frame> = decoding.frames.iter().collect();
                 decoding.finish().expect("finishes");
                 assert_eq!(got.len(), want.len());
@@ -1124,6 +1570,7 @@ mod tests {
             size,
             display: None,
             motion: MotionSource::Off,
+            read: ReadOptions::default(),
         }
     }
 

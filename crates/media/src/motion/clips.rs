@@ -91,6 +91,7 @@ fn decode(path: &Path, every: Every, source: MotionSource) -> Vec<(f64, Motion)>
         size: 32,
         display: None,
         motion: source,
+        read: crate::ReadOptions::default(),
     };
     let decoding = Decoding::start(path, options, 4).expect("starts");
     let got = decoding
@@ -265,6 +266,7 @@ fn estimation_agrees_with_the_codec_and_key_frames_carry_none() {
         size: 32,
         display: None,
         motion: MotionSource::Auto,
+        read: crate::ReadOptions::default(),
     };
     let decoding = Decoding::start(&clip, options, 4).expect("starts");
     assert!(decoding.frames.iter().all(|f| f.motion.is_none()));

@@ -10,11 +10,11 @@ mod record;
 
 pub use anomaly::{Anomaly, AnomalySettings};
 pub use motion::MotionRecord;
-pub use record::{Event, HeadRecord, Named, Record, VideoSummary};
+pub use record::{Event, HeadRecord, LiveSummary, Named, Record, Timing, VideoSummary};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use burn::prelude::*;
@@ -27,7 +27,7 @@ use crate::imagenet::{Scored, top_k};
 use crate::model_dir::{ModelCard, SamplingCard, Task};
 use crate::sampling::SamplingSettings;
 use events::Events;
-use media::{DecodeOptions, DecodeReport};
+use media::{DecodeOptions, DecodeReport, Liveness, ReadOptions, Source};
 
 /// What `run` and `batch` compute per frame.
 #[derive(Debug, Clone)]
@@ -40,6 +40,8 @@ pub struct AnalysisSettings {
     pub sampling: SamplingSettings,
     pub backbone: BackboneSettings,
     pub anomaly: AnomalySettings,
+    /// How sources are read: timeout, reconnects, the stop flag.
+    pub read: ReadOptions,
 }
 
 /// The backbone, the head and the settings, ready for any number of videos.
@@ -82,7 +84,8 @@ impl Analysis {
             );
         }
         sampling.motion = card.motion(sampling.motion, sampling.keyframes)?;
-        let options = sampling.options()?;
+        let mut options = sampling.options()?;
+        options.read = args.read.clone();
         let selected = crate::device::select(args.backbone.device)?;
         tracing::info!("device: {}; head: {}", selected.description, head.source);
         let backbone = Arc::new(Backbone::load(
@@ -123,9 +126,12 @@ impl Analysis {
     /// Runs one video, handing `emit` each record and, when `display` is given, its whole frame
     /// as shown (display rotation applied), scaled so its longer side is at most `display`
     /// pixels (never up), width and height even. The decoder makes it beside the model's input.
+    ///
+    /// A live source's records carry their [`Timing`]; after a reconnect the head's state and
+    /// the anomaly detectors start afresh (the gap is not a change the stream made).
     pub fn video(
         &mut self,
-        path: &Path,
+        source: &Source,
         display: Option<u32>,
         mut emit: impl FnMut(Record, Option<RgbImage>) -> Result<()>,
     ) -> Result<VideoSummary> {
@@ -138,6 +144,8 @@ impl Analysis {
             batch,
         } = self;
         let mut detector = anomaly::Detector::new(*anomaly);
+        let streamed = source.liveness(false) != Liveness::File;
+        let mut latencies = Vec::new();
         // Samples that carried motion, and how many of them had any measured.
         let (mut with_motion, mut measured) = (0u64, 0u64);
         let k = *k;
@@ -147,8 +155,12 @@ impl Analysis {
         let (mut frames, mut first, mut last) = (0u64, None, 0.0);
         let card = head.card.clone();
         let backbone: &Backbone = backbone;
-        let run = video_batches(path, options, backbone, *batch, display, true, |b| {
+        let run = video_batches(source, options, backbone, *batch, display, true, |b| {
             let n = b.timestamps.len();
+            if b.gap.is_some() {
+                head.reset();
+                detector = anomaly::Detector::new(*anomaly);
+            }
             let values = b.host_features()?;
             let tops = top_k(backbone.classify(b.features), k)?;
             let mut shown = b.frames.map(Vec::into_iter);
@@ -167,6 +179,9 @@ impl Analysis {
                     measured += u64::from(m.source() != media::motion::Source::None);
                 }
                 let mut said_events = events.observe(t, &top, &said, motion);
+                if let (0, Some(gap)) = (i, b.gap) {
+                    said_events.insert(0, format!("reconnected after {gap:.1} s"));
+                }
                 let dim = vision::FEATURE_DIM;
                 let found = detector.observe(&anomaly::Sample {
                     t,
@@ -179,6 +194,20 @@ impl Analysis {
                 });
                 events.note(t, &found, step.surprise);
                 said_events.extend(found);
+                let timing = streamed.then(|| {
+                    let arrival = b.arrivals[i];
+                    let latency = SystemTime::now()
+                        .duration_since(arrival)
+                        .map_or(0.0, |d| d.as_secs_f64());
+                    latencies.push(latency);
+                    Timing {
+                        wall: arrival
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0.0, |d| d.as_secs_f64()),
+                        wall_clock: "arrival",
+                        latency,
+                    }
+                });
                 let record = Record {
                     timestamp: t,
                     frame: frames,
@@ -187,6 +216,7 @@ impl Analysis {
                     head: said,
                     surprise: step.surprise,
                     motion: motion.map(MotionRecord::new),
+                    timing,
                 };
                 frames += 1;
                 emit(record, shown.as_mut().and_then(Iterator::next))?;
@@ -198,9 +228,23 @@ impl Analysis {
         if with_motion > 1 && measured == 0 {
             tracing::warn!(
                 "{}: no motion measured in {with_motion} frames (frames over 1 s apart, or none decodable): its motion values are unknown",
-                path.display()
+                source.name()
             );
         }
+        let decode = &run.decode;
+        let live = (run.info.liveness != Liveness::File).then(|| {
+            let (latency_median, latency_p95) = quantiles(&mut latencies);
+            LiveSummary {
+                live: run.info.liveness == Liveness::Live,
+                frames_dropped: decode.dropped,
+                packets_skipped: decode.skipped,
+                reconnects: decode.reconnects,
+                latency_median,
+                latency_p95,
+                wall_clock: "arrival",
+                ended: decode.ended.clone(),
+            }
+        });
         Ok(VideoSummary {
             frames,
             video_seconds: first.map_or(0.0, |f| last - f),
@@ -209,6 +253,8 @@ impl Analysis {
             events: events.list,
             anomalies: detector.found,
             damaged: damaged(&run.decode),
+            live,
+            interrupted: run.decode.interrupted,
         })
     }
 }
@@ -263,6 +309,16 @@ fn expected(
         .into_iter()
         .map(Some)
         .collect())
+}
+
+/// The median and 95th percentile of `values` (sorted in place; zeros when empty).
+fn quantiles(values: &mut [f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.95))
 }
 
 fn damaged(report: &DecodeReport) -> u64 {

@@ -35,10 +35,22 @@ pub enum HeadRecord {
     },
 }
 
+/// When a frame of a live or streamed source arrived, and how long its record took.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Timing {
+    /// Seconds since the Unix epoch at which the frame arrived (its packet was read).
+    pub wall: f64,
+    /// Which clock `wall` is: `arrival` (the protocols read so far give no capture time).
+    pub wall_clock: &'static str,
+    /// Seconds from the frame's arrival to its record.
+    pub latency: f64,
+}
+
 /// One sampled frame.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
-    /// Seconds, from the stream's timestamps.
+    /// Seconds, from the stream's timestamps (on a live source, from 0 at its first packet,
+    /// increasing across reconnects).
     pub timestamp: f64,
     /// The sampled frame's number: 0, 1, 2, ...
     pub frame: u64,
@@ -51,11 +63,15 @@ pub struct Record {
     /// The motion since the previous record, unless motion is off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub motion: Option<MotionRecord>,
+    /// Live and streamed sources: when the frame arrived and the latency to its record.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
     /// `anomaly: KIND ...` where an anomaly starts and `anomaly: KIND ends (START-END s)` where
     /// it ends (see `anomaly`), `view: A -> B` (the frame's top ImageNet class changed and held
     /// for two frames), `head: A -> B` (the head's top class changed likewise), `camera: pan
     /// left starts`, `camera: pan stops`, `camera: zoom in starts`, `camera: zoom stops` (held
-    /// for two frames), `motion: objects spike` (while the camera is still).
+    /// for two frames), `motion: objects spike` (while the camera is still), `reconnected
+    /// after G s` (a live source came back after a gap: the head's state starts afresh).
     pub events: Vec<String>,
 }
 
@@ -80,6 +96,33 @@ pub struct VideoSummary {
     /// Every anomaly found, in the order they started (all closed).
     pub anomalies: Vec<super::Anomaly>,
     pub damaged: u64,
+    /// Live and streamed sources: frames dropped, latency, reconnects, how it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveSummary>,
+    /// Reading was stopped (Ctrl-C) before the source ended.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+/// How a live or streamed source kept up.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveSummary {
+    /// Whether the source was live (kept current by dropping frames) or only streamed
+    /// (standard input: every frame kept).
+    pub live: bool,
+    /// Sampled frames dropped before conversion because the analysis was behind.
+    pub frames_dropped: u64,
+    /// Packets skipped unseen because decoding was behind (up to the next key frame).
+    pub packets_skipped: u64,
+    pub reconnects: u64,
+    /// Seconds from a frame's arrival to its record: median and 95th percentile.
+    pub latency_median: f64,
+    pub latency_p95: f64,
+    /// Which clock arrival is measured on: `arrival`.
+    pub wall_clock: &'static str,
+    /// Why the stream ended, when it stalled or closed rather than being stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
 }
 
 impl VideoSummary {

@@ -41,6 +41,11 @@ impl Fatal {
     pub fn input(error: anyhow::Error) -> Self {
         Self { code: 1, error }
     }
+
+    /// Exit 130: stopped (Ctrl-C, SIGTERM) before the inputs were finished.
+    pub fn interrupted(error: anyhow::Error) -> Self {
+        Self { code: 130, error }
+    }
 }
 
 /// `result.usage()?` / `result.runtime()?`: which kind of failure an error is, at the call.

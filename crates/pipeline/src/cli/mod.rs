@@ -4,9 +4,12 @@
 
 pub mod commands;
 pub mod exit;
+pub mod interrupt;
 pub mod progress;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueHint};
 use pipeline::analysis::AnalysisSettings;
@@ -161,16 +164,23 @@ impl AnalysisArgs {
                 sensitivity: self.sensitivity,
                 freeze_after: self.freeze_after,
             },
+            read: media::ReadOptions::default(),
         }
     }
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The video.
-    #[arg(value_hint = ValueHint::FilePath)]
-    pub input: PathBuf,
-    /// Write the records here (complete or not at all) instead of stdout.
+    /// The video: a file, a URL (rtsp://, rtmp://, http(s)://, udp://, tcp://, srt://...), `-`
+    /// for standard input (MPEG-TS or Matroska), or a device or generator with
+    /// --input-format (`--input-format v4l2 /dev/video0`, `--input-format lavfi
+    /// testsrc2=rate=25`).
+    #[arg(value_hint = ValueHint::AnyPath, value_name = "SOURCE")]
+    pub input: OsString,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Write the records here instead of stdout: for a file, complete or not at all; for a
+    /// live source, as they come.
     #[arg(long, short, value_hint = ValueHint::FilePath)]
     pub out: Option<PathBuf>,
     /// Record format [default: csv for an --out ending in .csv, else jsonl]
@@ -189,6 +199,52 @@ pub struct RunArgs {
     pub annotate_size: u32,
     #[command(flatten)]
     pub analysis: AnalysisArgs,
+}
+
+/// How a source is opened and read.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The demuxer or capture device to read SOURCE with, as FFmpeg names it (`v4l2`, `lavfi`,
+    /// `mpegts`, ...; `ffmpeg -formats` lists them).
+    #[arg(long, value_name = "FORMAT")]
+    pub input_format: Option<String>,
+    /// Read a file at its own rate, as if it were live (the ffmpeg CLI's -re).
+    #[arg(long)]
+    pub realtime: bool,
+    /// Seconds without data after which a read gives up: opening fails, or a live stream
+    /// reconnects or ends.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive)]
+    pub timeout: f64,
+    /// Live network streams: times in a row to reconnect after the stream stalls or closes
+    /// (waiting 0.5 s, then twice as long each time, at most 10 s), or `forever`.
+    #[arg(long, value_name = "N|forever", default_value = "3", value_parser = parse_reconnect)]
+    pub reconnect: u32,
+}
+
+impl SourceArgs {
+    pub fn source(&self, input: &std::ffi::OsStr) -> media::Source {
+        media::Source::parse(input, self.input_format.as_deref()).realtime(self.realtime)
+    }
+
+    /// How to read, stopping when `stop` is raised.
+    pub fn read(&self, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> media::ReadOptions {
+        media::ReadOptions {
+            timeout: Some(Duration::from_secs_f64(self.timeout)),
+            reconnect: self.reconnect,
+            stop: Some(stop),
+        }
+    }
+}
+
+fn parse_reconnect(text: &str) -> Result<u32, String> {
+    match text {
+        "forever" => Ok(u32::MAX),
+        n => n
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n < u32::MAX)
+            .ok_or_else(|| format!("expected a number of reconnects or `forever`, got {text:?}")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,13 @@
 //! One video through the analysis to its outputs: decoding runs on its own thread, the CNN
 //! and the head on the caller's, and a writer thread formats, annotates and writes, so memory
 //! stays flat on long videos and the network never waits for the disk.
+//!
+//! A file's outputs appear complete or not at all. A live or streamed source's records are
+//! written as they come (a run that is killed leaves every record so far), and its plot and
+//! annotated video are completed when it ends, however it ends: a stop (Ctrl-C) is its normal
+//! end. A file whose run is stopped leaves nothing ([`RunError::Interrupted`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 
 use anyhow::anyhow;
@@ -15,6 +20,7 @@ pub mod timeline;
 use crate::analysis::{Analysis, Anomaly, Record, VideoSummary};
 use crate::plot;
 use annotate::Annotated;
+use media::{Liveness, Source};
 use records::{Format, RecordWriter};
 use timeline::Timeline;
 
@@ -34,14 +40,17 @@ pub struct RunOutputs {
     pub title: String,
 }
 
-/// Why a run failed: the input (it could not be read or decoded) or the outputs (they could
-/// not be written). Callers report the two differently.
+/// Why a run failed: the input (it could not be read or decoded), the outputs (they could
+/// not be written), or a stop before a file's end (nothing was written). Callers report them
+/// differently.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("{0:#}")]
     Input(anyhow::Error),
     #[error("{0:#}")]
     Output(anyhow::Error),
+    #[error("{0}: interrupted before its end; nothing written")]
+    Interrupted(String),
 }
 
 enum Message {
@@ -51,14 +60,21 @@ enum Message {
     Done(Vec<Anomaly>),
 }
 
-/// Analyses `input` and writes `outputs`; either every output is complete or none is there.
+/// Analyses `input` and writes `outputs`. For a file, either every output is complete or none
+/// is there; a live or streamed source's records are written as they come.
 pub fn run_video(
     analysis: &mut Analysis,
-    input: &Path,
+    input: &Source,
     outputs: &RunOutputs,
 ) -> Result<VideoSummary, RunError> {
-    let writer = RecordWriter::create(outputs.records.as_deref(), outputs.format)
-        .map_err(RunError::Output)?;
+    // Before the source is opened: an http(s) URL counts as streamed here, whatever it serves.
+    let streamed = input.liveness(false) != Liveness::File;
+    let writer = if streamed {
+        RecordWriter::create_live(outputs.records.as_deref(), outputs.format)
+    } else {
+        RecordWriter::create(outputs.records.as_deref(), outputs.format)
+    }
+    .map_err(RunError::Output)?;
     let options = analysis.options.clone();
     let (annotate_path, plot_path) = (outputs.annotate.clone(), outputs.plot.clone());
     let title = outputs.title.clone();
@@ -108,7 +124,12 @@ pub fn run_video(
         tx.send(Message::Record(Box::new(record), frame))
             .map_err(|_| anyhow!("the writer stopped"))
     });
-    if let Ok(summary) = &result {
+    // A file stopped before its end leaves nothing; any other source's stop is its end.
+    let complete = match &result {
+        Ok(summary) => !summary.interrupted || streamed,
+        Err(_) => false,
+    };
+    if let (true, Ok(summary)) = (complete, &result) {
         let _ = tx.send(Message::Done(summary.anomalies.clone()));
     }
     drop(tx);
@@ -117,5 +138,12 @@ pub fn run_video(
         .map_err(|_| RunError::Output(anyhow!("the writer thread panicked")))?;
     // A writer that failed (disk full, say) stopped the analysis too: its error is the cause.
     written.map_err(RunError::Output)?;
-    result.map_err(|e| RunError::Input(crate::inputs::about(input, e)))
+    match result {
+        Ok(summary) if summary.interrupted && !streamed => Err(RunError::Interrupted(input.name())),
+        Ok(summary) => Ok(summary),
+        Err(e) => Err(RunError::Input(match input.path() {
+            Some(path) => crate::inputs::about(path, e),
+            None => e,
+        })),
+    }
 }

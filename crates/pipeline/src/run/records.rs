@@ -1,10 +1,11 @@
 //! `run`'s records as JSON Lines or CSV, to stdout or to a file that appears only when
-//! complete.
+//! complete; or, for a live source, to a file written as it goes.
 
+use std::fs::File;
 use std::io::{BufWriter, Stdout, Write};
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::analysis::{HeadRecord, MotionRecord, Record};
 use crate::output::AtomicFile;
@@ -36,8 +37,9 @@ impl Format {
 }
 
 /// The CSV columns, in order. The motion columns are empty when motion is off; with source
-/// `none` they are unknown, not zero motion.
-pub const CSV_COLUMNS: [&str; 15] = [
+/// `none` they are unknown, not zero motion. `wall` and `latency` are filled for live and
+/// streamed sources only.
+pub const CSV_COLUMNS: [&str; 17] = [
     "timestamp",
     "frame",
     "top1",
@@ -53,11 +55,13 @@ pub const CSV_COLUMNS: [&str; 15] = [
     "objects",
     "coverage",
     "motion_source",
+    "wall",
+    "latency",
 ];
 
 /// One record as the fields of a CSV row ([`CSV_COLUMNS`]); lists are `label:probability`
 /// items (or events) joined by `;`.
-fn csv_fields(record: &Record) -> [String; 15] {
+fn csv_fields(record: &Record) -> [String; 17] {
     let list = |items: Vec<String>| items.join(";");
     let scored = |label: &str, probability: f32| format!("{label}:{probability:.4}");
     let top = list(
@@ -108,6 +112,12 @@ fn csv_fields(record: &Record) -> [String; 15] {
             .motion
             .as_ref()
             .map_or(String::new(), |m| m.source.to_string()),
+        record
+            .timing
+            .map_or(String::new(), |t| format!("{:.6}", t.wall)),
+        record
+            .timing
+            .map_or(String::new(), |t| format!("{:.6}", t.latency)),
     ]
 }
 
@@ -115,6 +125,8 @@ fn csv_fields(record: &Record) -> [String; 15] {
 #[derive(Debug)]
 enum Sink {
     File(AtomicFile),
+    /// A live source's records: written under the final name as they come.
+    Live(BufWriter<File>),
     Stdout(BufWriter<Stdout>),
 }
 
@@ -122,6 +134,7 @@ impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
             Sink::File(f) => f.write(buf),
+            Sink::Live(f) => f.write(buf),
             Sink::Stdout(s) => s.write(buf),
         }
     }
@@ -129,6 +142,7 @@ impl Write for Sink {
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Sink::File(f) => f.flush(),
+            Sink::Live(f) => f.flush(),
             Sink::Stdout(s) => s.flush(),
         }
     }
@@ -145,16 +159,39 @@ enum Out {
 #[derive(Debug)]
 pub struct RecordWriter {
     out: Out,
-    to_stdout: bool,
+    /// Each record is flushed as it is written.
+    as_they_come: bool,
 }
 
 impl RecordWriter {
+    /// Records to `path` (a file that appears only when complete), or stdout.
     pub fn create(path: Option<&Path>, format: Format) -> Result<Self> {
-        let sink = match path {
-            Some(path) => Sink::File(AtomicFile::create(path)?),
-            None => Sink::Stdout(BufWriter::new(std::io::stdout())),
+        Self::with_sink(
+            match path {
+                Some(path) => Sink::File(AtomicFile::create(path)?),
+                None => Sink::Stdout(BufWriter::new(std::io::stdout())),
+            },
+            format,
+        )
+    }
+
+    /// Records of a live source to `path` (or stdout): the file is written under its own
+    /// name, each record flushed as it comes, so that a run that is killed leaves every record
+    /// so far (the one exception to write-then-rename; the temporary-file sweep never takes
+    /// it: its name is the product's).
+    pub fn create_live(path: Option<&Path>, format: Format) -> Result<Self> {
+        let Some(path) = path else {
+            return Self::create(None, format);
         };
-        let to_stdout = matches!(sink, Sink::Stdout(_));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Self::with_sink(Sink::Live(BufWriter::new(file)), format)
+    }
+
+    fn with_sink(sink: Sink, format: Format) -> Result<Self> {
+        let as_they_come = !matches!(sink, Sink::File(_));
         let out = match format {
             Format::Jsonl => Out::Jsonl(sink),
             Format::Csv => {
@@ -163,7 +200,7 @@ impl RecordWriter {
                 Out::Csv(Box::new(csv))
             }
         };
-        Ok(Self { out, to_stdout })
+        Ok(Self { out, as_they_come })
     }
 
     pub fn write(&mut self, record: &Record) -> Result<()> {
@@ -174,8 +211,8 @@ impl RecordWriter {
             }
             Out::Csv(csv) => csv.write_record(csv_fields(record))?,
         }
-        if self.to_stdout {
-            // stdout: let a reader (`| head`, `| jq`) see frames as they come.
+        if self.as_they_come {
+            // Let a reader (`| head`, `| jq`, `tail -f`) see frames as they come.
             match &mut self.out {
                 Out::Jsonl(sink) => sink.flush()?,
                 Out::Csv(csv) => csv.flush()?,
@@ -192,6 +229,10 @@ impl RecordWriter {
         };
         match sink {
             Sink::File(file) => file.commit(),
+            Sink::Live(mut out) => {
+                out.flush()?;
+                Ok(out.get_ref().sync_all()?)
+            }
             Sink::Stdout(mut out) => Ok(out.flush()?),
         }
     }
@@ -227,6 +268,7 @@ mod tests {
             },
             surprise: Some(0.125),
             motion: None,
+            timing: None,
             events: events.iter().map(|e| e.to_string()).collect(),
         }
     }
@@ -286,9 +328,9 @@ mod tests {
         assert_eq!(
             text,
             "timestamp,frame,top1,top1_probability,top,head,surprise,events,\
-             pan_x,pan_y,zoom,roll,objects,coverage,motion_source\n\
-             1.250000,3,plain,0.5000,plain:0.5000;plain:0.2500,walk:0.7500,0.125000,,,,,,,,\n\
-             1.250000,3,\"a,b\",0.5000,\"a,b:0.5000;plain:0.2500\",\"say \"\"x\"\":0.7500\",0.125000,e1;e2,,,,,,,\n"
+             pan_x,pan_y,zoom,roll,objects,coverage,motion_source,wall,latency\n\
+             1.250000,3,plain,0.5000,plain:0.5000;plain:0.2500,walk:0.7500,0.125000,,,,,,,,,,\n\
+             1.250000,3,\"a,b\",0.5000,\"a,b:0.5000;plain:0.2500\",\"say \"\"x\"\":0.7500\",0.125000,e1;e2,,,,,,,,,\n"
         );
     }
 

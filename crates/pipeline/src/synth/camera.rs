@@ -122,6 +122,7 @@ fn write_clip(
         size: 32,
         display: Some(1280),
         motion: MotionSource::Off,
+        read: media::ReadOptions::default(),
     };
     let mut video = media::Video::open(source, options)?;
     let mut frames = Vec::new();
@@ -247,6 +248,7 @@ mod tests {
                 size: 32,
                 display: None,
                 motion: MotionSource::Auto,
+                read: media::ReadOptions::default(),
             };
             let mut video = media::Video::open(path, options).expect("opens");
             let (mut pan, mut zoom, mut n) = (0.0, 0.0, 0.0);

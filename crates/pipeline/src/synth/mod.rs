@@ -432,6 +432,7 @@ mod tests {
                 size: SIZE,
                 display: None,
                 motion: media::MotionSource::Off,
+                read: media::ReadOptions::default(),
             };
             let mut video = Video::open(path, options).expect("opening the written video");
             assert_eq!((video.info().width, video.info().height), (SIZE, SIZE));
