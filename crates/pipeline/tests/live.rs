@@ -448,3 +448,69 @@ fn a_generator_runs_for_a_fixed_duration() {
         "{err}"
     );
 }
+
+/// Several sources in one run, one backbone: a records file and a plot per source, named from
+/// the source; a source that cannot be opened and a missing file are reported in one line
+/// each and the others carry on (exit 1).
+#[test]
+fn several_sources_run_at_once_and_a_bad_one_does_not_stop_the_others() {
+    let dir = temp_dir("live-several");
+    let out = dir.join("out");
+    let plots = dir.join("plots");
+    let missing = dir.join("missing.mp4");
+    let result = run(&[
+        "run",
+        "--input-format",
+        "lavfi",
+        "testsrc2=size=160x120:rate=10",
+        "smptebars=size=160x120:rate=10",
+        "nosuchfilter=1",
+        "--end",
+        "2",
+        "--fps",
+        "4",
+        "--out",
+        s(&out),
+        "--plot",
+        s(&plots),
+    ]);
+    let err = stderr(&result);
+    assert_eq!(result.status.code(), Some(1), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("lavfi:nosuchfilter=1"), "{err}");
+    for name in [
+        "lavfi-testsrc2_size_160x120_rate_10",
+        "lavfi-smptebars_size_160x120_rate_10",
+    ] {
+        let records = lines(&out.join(format!("{name}.jsonl")));
+        let times: Vec<f64> = records
+            .iter()
+            .map(|r| r["timestamp"].as_f64().expect("t"))
+            .collect();
+        assert_eq!(times.len(), 8, "{name}: {times:?}");
+        assert!(increasing(&times), "{name}: {times:?}");
+        assert!(plots.join(format!("{name}.png")).is_file(), "{name}");
+    }
+    // Nothing for the source that never opened.
+    assert_eq!(std::fs::read_dir(&out).expect("ls").count(), 2);
+    assert!(!missing.exists());
+
+    // A missing file among files: its line, and the other's records.
+    let result = run(&[
+        "run",
+        s(&missing),
+        s(stream_clip()),
+        "--out",
+        s(&dir.join("files")),
+    ]);
+    assert_eq!(result.status.code(), Some(1), "{}", stderr(&result));
+    let line = the_error_line(&result);
+    assert!(line.contains("missing.mp4: no such file"), "{line}");
+    assert_eq!(lines(&dir.join("files/three.jsonl")).len(), 12);
+
+    // Several sources need a folder for their records.
+    let result = run(&["run", s(stream_clip()), s(stream_clip())]);
+    assert_eq!(result.status.code(), Some(2));
+    assert!(the_error_line(&result).contains("several sources need --out DIR"));
+}

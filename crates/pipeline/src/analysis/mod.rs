@@ -7,14 +7,16 @@ pub mod anomaly;
 mod events;
 mod motion;
 mod record;
+mod session;
 
 pub use anomaly::{Anomaly, AnomalySettings};
 pub use motion::MotionRecord;
 pub use record::{Event, HeadRecord, LiveSummary, Named, Record, Timing, VideoSummary};
+pub use session::{Rows, Session};
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use burn::prelude::*;
@@ -26,8 +28,7 @@ use crate::head::{StepOutput, StreamingHead};
 use crate::imagenet::{Scored, top_k};
 use crate::model_dir::{ModelCard, SamplingCard, Task};
 use crate::sampling::SamplingSettings;
-use events::Events;
-use media::{DecodeOptions, DecodeReport, Liveness, ReadOptions, Source};
+use media::{DecodeOptions, DecodeReport, Decoding, Liveness, ReadOptions, Source};
 
 /// What `run` and `batch` compute per frame.
 #[derive(Debug, Clone)]
@@ -135,128 +136,230 @@ impl Analysis {
         display: Option<u32>,
         mut emit: impl FnMut(Record, Option<RgbImage>) -> Result<()>,
     ) -> Result<VideoSummary> {
-        let Self {
-            backbone,
-            head,
-            options,
-            anomaly,
-            top: k,
-            batch,
-        } = self;
-        let mut detector = anomaly::Detector::new(*anomaly);
-        let streamed = source.liveness(false) != Liveness::File;
-        let mut latencies = Vec::new();
-        // Samples that carried motion, and how many of them had any measured.
-        let (mut with_motion, mut measured) = (0u64, 0u64);
-        let k = *k;
-        head.reset();
-        let started = Instant::now();
-        let mut events = Events::default();
-        let (mut frames, mut first, mut last) = (0u64, None, 0.0);
-        let card = head.card.clone();
-        let backbone: &Backbone = backbone;
-        let run = video_batches(source, options, backbone, *batch, display, true, |b| {
-            let n = b.timestamps.len();
-            if b.gap.is_some() {
-                head.reset();
-                detector = anomaly::Detector::new(*anomaly);
-            }
-            let values = b.host_features()?;
+        self.head.reset();
+        let mut session = Session::new(source, self.head.fresh(), self.anomaly, self.top);
+        let backbone: &Backbone = &self.backbone;
+        let (options, batch, k) = (&self.options, self.batch, self.top);
+        let run = video_batches(source, options, backbone, batch, display, true, |b| {
+            let features = b.host_features()?;
             let tops = top_k(backbone.classify(b.features), k)?;
-            let mut shown = b.frames.map(Vec::into_iter);
-            let inputs = head_inputs(&card, &values, b.motion.as_deref())?;
-            let steps = head.step(&inputs, n)?;
-            let expected = expected(backbone, &card, &steps, k)?;
-            let mut expected = expected.into_iter();
-            for (i, (top, step)) in tops.into_iter().zip(steps).enumerate() {
-                let t = b.timestamps[i];
-                first.get_or_insert(t);
-                last = t;
-                let said = head_record(&card, &step, expected.next().flatten(), k);
-                let motion = b.motion.as_ref().map(|m| &m[i]);
-                if let Some(m) = motion {
-                    with_motion += 1;
-                    measured += u64::from(m.source() != media::motion::Source::None);
-                }
-                let mut said_events = events.observe(t, &top, &said, motion);
-                if let (0, Some(gap)) = (i, b.gap) {
-                    said_events.insert(0, format!("reconnected after {gap:.1} s"));
-                }
-                let dim = vision::FEATURE_DIM;
-                let found = detector.observe(&anomaly::Sample {
-                    t,
-                    features: &values[i * dim..(i + 1) * dim],
-                    luma: b.luma[i],
-                    coverage: motion
-                        .filter(|m| !m.key && m.source() != media::motion::Source::None)
-                        .map(|m| m.coverage),
-                    surprise: step.surprise,
-                });
-                events.note(t, &found, step.surprise);
-                said_events.extend(found);
-                let timing = streamed.then(|| {
-                    let arrival = b.arrivals[i];
-                    let latency = SystemTime::now()
-                        .duration_since(arrival)
-                        .map_or(0.0, |d| d.as_secs_f64());
-                    latencies.push(latency);
-                    Timing {
-                        wall: arrival
-                            .duration_since(UNIX_EPOCH)
-                            .map_or(0.0, |d| d.as_secs_f64()),
-                        wall_clock: "arrival",
-                        latency,
-                    }
-                });
-                let record = Record {
-                    timestamp: t,
-                    frame: frames,
-                    events: said_events,
-                    top,
-                    head: said,
-                    surprise: step.surprise,
-                    motion: motion.map(MotionRecord::new),
-                    timing,
-                };
-                frames += 1;
-                emit(record, shown.as_mut().and_then(Iterator::next))?;
-            }
-            Ok(())
+            let rows = Rows {
+                timestamps: &b.timestamps,
+                features: &features,
+                tops,
+                motion: b.motion.as_deref(),
+                luma: &b.luma,
+                arrivals: &b.arrivals,
+                gap: b.gap,
+                frames: b.frames,
+            };
+            session.step(backbone, rows, &mut emit)
         })?;
-        let wall = started.elapsed().as_secs_f64();
-        detector.finish(last);
-        if with_motion > 1 && measured == 0 {
-            tracing::warn!(
-                "{}: no motion measured in {with_motion} frames (frames over 1 s apart, or none decodable): its motion values are unknown",
-                source.name()
-            );
-        }
-        let decode = &run.decode;
-        let live = (run.info.liveness != Liveness::File).then(|| {
-            let (latency_median, latency_p95) = quantiles(&mut latencies);
-            LiveSummary {
-                live: run.info.liveness == Liveness::Live,
-                frames_dropped: decode.dropped,
-                packets_skipped: decode.skipped,
-                reconnects: decode.reconnects,
-                latency_median,
-                latency_p95,
-                wall_clock: "arrival",
-                ended: decode.ended.clone(),
-            }
-        });
-        Ok(VideoSummary {
-            frames,
-            video_seconds: first.map_or(0.0, |f| last - f),
-            wall_seconds: wall,
-            frames_per_second: frames as f64 / wall.max(1e-9),
-            events: events.list,
-            anomalies: detector.found,
-            damaged: damaged(&run.decode),
-            live,
-            interrupted: run.decode.interrupted,
-        })
+        Ok(session.finish(&run.decode, run.info.liveness))
     }
+
+    /// Runs several sources at once on the one backbone: a decoder per source, batches that
+    /// mix frames from all of them as they arrive, a head state per source. `emit` gets each
+    /// record with its source's index; `ended` each source's outcome as it ends (a source that
+    /// cannot be opened, or fails, ends with its error; the others carry on).
+    pub fn videos(
+        &self,
+        sources: &[Source],
+        display: Option<u32>,
+        mut emit: impl FnMut(usize, Record, Option<RgbImage>) -> Result<()>,
+        mut ended: impl FnMut(usize, Result<VideoSummary>),
+    ) {
+        let batch = self.batch;
+        let options = DecodeOptions {
+            display,
+            ..self.options.clone()
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Arrived>(2 * batch);
+        let mut sessions: Vec<Option<Session>> = Vec::new();
+        let mut forwarders = Vec::new();
+        // Raised for a source that failed: its forwarder stops, and so does its decoder.
+        let abandoned: Vec<Arc<AtomicBool>> = sources
+            .iter()
+            .map(|_| Arc::new(AtomicBool::new(false)))
+            .collect();
+        for (i, source) in sources.iter().enumerate() {
+            sessions.push(None);
+            let decoding = match Decoding::open(source, options.clone(), 2 * batch) {
+                Ok(decoding) => decoding,
+                Err(e) => {
+                    ended(i, Err(e.into()));
+                    continue;
+                }
+            };
+            sessions[i] = Some(Session::new(
+                source,
+                self.head.fresh(),
+                self.anomaly,
+                self.top,
+            ));
+            let tx = tx.clone();
+            let abandoned = Arc::clone(&abandoned[i]);
+            forwarders.push(std::thread::spawn(move || {
+                let liveness = decoding.info.liveness;
+                for frame in decoding.frames.iter() {
+                    if abandoned.load(Ordering::Relaxed)
+                        || tx.send(Arrived::Frame(i, Box::new(frame))).is_err()
+                    {
+                        break;
+                    }
+                }
+                let report = decoding.finish();
+                let _ = tx.send(Arrived::End(i, report, liveness));
+            }));
+        }
+        drop(tx);
+        let mut ends = Vec::new();
+        loop {
+            // A batch: what has arrived, at least one frame (or an end), at most `batch`.
+            let mut frames: Vec<(usize, media::Frame)> = Vec::new();
+            let mut next = rx.recv().ok();
+            while let Some(arrived) = next.take() {
+                match arrived {
+                    Arrived::Frame(i, frame) => frames.push((i, *frame)),
+                    // Its frames are all in this batch or before it.
+                    Arrived::End(i, report, liveness) => ends.push((i, report, liveness)),
+                }
+                if frames.len() < batch && ends.is_empty() {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if frames.is_empty() && ends.is_empty() {
+                break;
+            }
+            if !frames.is_empty() {
+                // A failed source's session goes: its later frames and its end are ignored.
+                for (i, e) in self.mixed_batch(&mut sessions, frames, &mut emit) {
+                    abandoned[i].store(true, Ordering::Relaxed);
+                    sessions[i] = None;
+                    ended(i, Err(e));
+                }
+            }
+            for (i, report, liveness) in ends.drain(..) {
+                let Some(session) = sessions[i].take() else {
+                    continue;
+                };
+                match report {
+                    Ok(report) => ended(i, Ok(session.finish(&report, liveness))),
+                    Err(e) => ended(i, Err(e.into())),
+                }
+            }
+        }
+        for forwarder in forwarders {
+            let _ = forwarder.join();
+        }
+    }
+
+    /// One batch of frames from several sources through the backbone, then each source's
+    /// frames, in order, through its session (a gap starts a new run of rows). Returns the
+    /// sources that failed, with their errors; the others went on.
+    fn mixed_batch(
+        &self,
+        sessions: &mut [Option<Session>],
+        frames: Vec<(usize, media::Frame)>,
+        emit: &mut impl FnMut(usize, Record, Option<RgbImage>) -> Result<()>,
+    ) -> Vec<(usize, anyhow::Error)> {
+        let n = frames.len();
+        let mut rgb = Vec::with_capacity(n * frames[0].1.rgb.len());
+        for (_, frame) in &frames {
+            rgb.extend_from_slice(&frame.rgb);
+        }
+        let features = self.backbone.features(rgb, n);
+        let computed = features
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading features from the device: {e:?}"))
+            .and_then(|all| Ok((all, top_k(self.backbone.classify(features), self.top)?)));
+        let (all, tops) = match computed {
+            Ok(computed) => computed,
+            Err(e) => {
+                let mut sources: Vec<usize> = frames.iter().map(|(i, _)| *i).collect();
+                sources.dedup();
+                let message = format!("{e:#}");
+                return sources
+                    .into_iter()
+                    .map(|i| (i, anyhow::anyhow!("{message}")))
+                    .collect();
+            }
+        };
+        let dim = vision::FEATURE_DIM;
+        // Each source's runs of rows: its frames in order, a new run at each gap.
+        let mut runs: Vec<(usize, Vec<usize>)> = Vec::new();
+        let mut open: Vec<Option<usize>> = vec![None; sessions.len()];
+        for (row, (source, frame)) in frames.iter().enumerate() {
+            match open[*source] {
+                Some(run) if frame.gap.is_none() => runs[run].1.push(row),
+                _ => {
+                    open[*source] = Some(runs.len());
+                    runs.push((*source, vec![row]));
+                }
+            }
+        }
+        let mut tops: Vec<Option<Vec<Scored>>> = tops.into_iter().map(Some).collect();
+        let mut frames: Vec<Option<media::Frame>> =
+            frames.into_iter().map(|(_, f)| Some(f)).collect();
+        let mut failed = Vec::new();
+        for (source, rows) in runs {
+            if failed.iter().any(|(f, _)| *f == source) {
+                continue;
+            }
+            let Some(session) = sessions[source].as_mut() else {
+                continue;
+            };
+            let taken: Vec<media::Frame> = rows.iter().filter_map(|&r| frames[r].take()).collect();
+            let features: Vec<f32> = rows
+                .iter()
+                .flat_map(|&r| &all[r * dim..(r + 1) * dim])
+                .copied()
+                .collect();
+            let timestamps: Vec<f64> = taken.iter().map(|f| f.timestamp).collect();
+            let luma: Vec<(f32, f32)> = taken
+                .iter()
+                .map(|f| crate::features::luma_stats(&f.rgb))
+                .collect();
+            let arrivals: Vec<_> = taken.iter().map(|f| f.arrival).collect();
+            let gap = taken.first().and_then(|f| f.gap);
+            let mut motion = Vec::with_capacity(taken.len());
+            let mut shown = Vec::with_capacity(taken.len());
+            for frame in taken {
+                motion.push(frame.motion);
+                shown.push(
+                    frame
+                        .display
+                        .and_then(|d| RgbImage::from_raw(d.width, d.height, d.rgb)),
+                );
+            }
+            let motion: Option<Vec<media::Motion>> = motion.into_iter().collect();
+            let rows = Rows {
+                timestamps: &timestamps,
+                features: &features,
+                tops: rows
+                    .iter()
+                    .map(|&r| tops[r].take().unwrap_or_default())
+                    .collect(),
+                motion: motion.as_deref(),
+                luma: &luma,
+                arrivals: &arrivals,
+                gap,
+                frames: shown.into_iter().collect(),
+            };
+            if let Err(e) = session.step(&self.backbone, rows, &mut |r, f| emit(source, r, f)) {
+                failed.push((source, e));
+            }
+        }
+        failed
+    }
+}
+
+/// What a source's forwarding thread hands the batching loop.
+enum Arrived {
+    Frame(usize, Box<media::Frame>),
+    End(usize, media::Result<DecodeReport>, Liveness),
 }
 
 /// The head's input rows for a batch: the features as they are, or laid beside the motion as
@@ -309,20 +412,6 @@ fn expected(
         .into_iter()
         .map(Some)
         .collect())
-}
-
-/// The median and 95th percentile of `values` (sorted in place; zeros when empty).
-fn quantiles(values: &mut [f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (0.0, 0.0);
-    }
-    values.sort_by(f64::total_cmp);
-    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.95))
-}
-
-fn damaged(report: &DecodeReport) -> u64 {
-    report.damaged
 }
 
 fn head_record(

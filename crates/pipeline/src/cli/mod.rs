@@ -175,21 +175,25 @@ pub struct RunArgs {
     /// for standard input (MPEG-TS or Matroska), or a device or generator with
     /// --input-format (`--input-format v4l2 /dev/video0`, `--input-format lavfi
     /// testsrc2=rate=25`).
-    #[arg(value_hint = ValueHint::AnyPath, value_name = "SOURCE")]
-    pub input: OsString,
+    /// Several sources run at once on one backbone; each gets its own outputs in the --out,
+    /// --plot and --annotate folders.
+    #[arg(value_hint = ValueHint::AnyPath, value_name = "SOURCE", required = true)]
+    pub inputs: Vec<OsString>,
     #[command(flatten)]
     pub source: SourceArgs,
     /// Write the records here instead of stdout: for a file, complete or not at all; for a
-    /// live source, as they come.
+    /// live source, as they come. With several sources, a folder (needed).
     #[arg(long, short, value_hint = ValueHint::FilePath)]
     pub out: Option<PathBuf>,
     /// Record format [default: csv for an --out ending in .csv, else jsonl]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// A timeline PNG: surprise, top class probabilities, events.
+    /// A timeline PNG: surprise, top class probabilities, events (with several sources, a
+    /// folder).
     #[arg(long, value_name = "FILE.png", value_hint = ValueHint::FilePath)]
     pub plot: Option<PathBuf>,
-    /// The sampled frames with labels, predictions and surprise drawn on, encoded as video.
+    /// The sampled frames with labels, predictions and surprise drawn on, encoded as video
+    /// (with several sources, a folder).
     #[arg(long, value_name = "FILE.mp4", value_hint = ValueHint::FilePath)]
     pub annotate: Option<PathBuf>,
     /// Longer side of the --annotate video's frames: the whole source frames, scaled down to

@@ -67,83 +67,171 @@ pub fn run_video(
     input: &Source,
     outputs: &RunOutputs,
 ) -> Result<VideoSummary, RunError> {
-    // Before the source is opened: an http(s) URL counts as streamed here, whatever it serves.
-    let streamed = input.liveness(false) != Liveness::File;
-    let writer = if streamed {
-        RecordWriter::create_live(outputs.records.as_deref(), outputs.format)
-    } else {
-        RecordWriter::create(outputs.records.as_deref(), outputs.format)
-    }
-    .map_err(RunError::Output)?;
-    let options = analysis.options.clone();
-    let (annotate_path, plot_path) = (outputs.annotate.clone(), outputs.plot.clone());
-    let title = outputs.title.clone();
-    // Fewer records wait when each holds its whole frame (2.7 MB at 1280x720).
-    let queue = if annotate_path.is_some() { 16 } else { 64 };
-    let (tx, rx) = mpsc::sync_channel::<Message>(queue);
-    // The writer thread: formatting, drawing, encoding and writing, off the model's thread.
-    let output = std::thread::spawn(move || -> anyhow::Result<()> {
-        let mut writer = writer;
-        let mut timeline = plot_path.as_ref().map(|_| Timeline::default());
-        let mut annotated = annotate_path.map(|path| Annotated::new(path, options));
-        let mut complete = false;
-        for message in rx {
-            let (record, frame) = match message {
-                Message::Record(record, frame) => (record, frame),
-                Message::Done(anomalies) => {
-                    if let Some(t) = timeline.as_mut() {
-                        t.shade(&anomalies);
-                    }
-                    complete = true;
-                    break;
-                }
-            };
-            writer.write(&record)?;
-            if let Some(t) = timeline.as_mut() {
-                t.push(&record);
-            }
-            if let (Some(a), Some(frame)) = (annotated.as_mut(), frame) {
-                a.push(&record, frame)?;
-            }
-        }
-        if !complete {
-            // The video failed: dropping the writers removes their temporary files.
-            return Ok(());
-        }
-        // The plot and the video first: the records appear only when everything succeeded.
-        if let Some(a) = annotated {
-            a.finish()?;
-        }
-        if let (Some(path), Some(t)) = (&plot_path, timeline) {
-            plot::save_png(&t.render(&title), path)?;
-        }
-        writer.finish()
-    });
+    let writing = Writing::start(input, outputs, analysis.options.clone())?;
     let display = outputs.annotate.as_ref().map(|_| outputs.annotate_size);
-    let result = analysis.video(input, display, |record, frame| {
-        tx.send(Message::Record(Box::new(record), frame))
-            .map_err(|_| anyhow!("the writer stopped"))
-    });
-    // A file stopped before its end leaves nothing; any other source's stop is its end.
-    let complete = match &result {
-        Ok(summary) => !summary.interrupted || streamed,
-        Err(_) => false,
-    };
-    if let (true, Ok(summary)) = (complete, &result) {
-        let _ = tx.send(Message::Done(summary.anomalies.clone()));
+    let result = analysis.video(input, display, |record, frame| writing.send(record, frame));
+    writing.finish(result)
+}
+
+/// Analyses several sources at once on the analysis's one backbone ([`Analysis::videos`]),
+/// each to its own outputs (`outputs[i]` for `inputs[i]`; the annotated videos' size is the
+/// first's); `done` gets each source's outcome as it ends. A source that fails does not stop
+/// the others.
+pub fn run_videos(
+    analysis: &Analysis,
+    inputs: &[Source],
+    outputs: &[RunOutputs],
+    mut done: impl FnMut(usize, Result<VideoSummary, RunError>),
+) {
+    let mut writings = Vec::new();
+    // The sources whose outputs could be started, and their indices in `inputs`.
+    let mut started = Vec::new();
+    let mut index = Vec::new();
+    for (i, (input, out)) in inputs.iter().zip(outputs).enumerate() {
+        match Writing::start(input, out, analysis.options.clone()) {
+            Ok(writing) => {
+                writings.push(Some(writing));
+                started.push(input.clone());
+                index.push(i);
+            }
+            Err(e) => done(i, Err(e)),
+        }
     }
-    drop(tx);
-    let written = output
-        .join()
-        .map_err(|_| RunError::Output(anyhow!("the writer thread panicked")))?;
-    // A writer that failed (disk full, say) stopped the analysis too: its error is the cause.
-    written.map_err(RunError::Output)?;
-    match result {
-        Ok(summary) if summary.interrupted && !streamed => Err(RunError::Interrupted(input.name())),
-        Ok(summary) => Ok(summary),
-        Err(e) => Err(RunError::Input(match input.path() {
-            Some(path) => crate::inputs::about(path, e),
-            None => e,
-        })),
+    let display = outputs
+        .first()
+        .filter(|o| o.annotate.is_some())
+        .map(|o| o.annotate_size);
+    // Both callbacks run on this thread, one at a time.
+    let writings = std::cell::RefCell::new(writings);
+    analysis.videos(
+        &started,
+        display,
+        |i, record, frame| match &writings.borrow()[i] {
+            Some(writing) => writing.send(record, frame),
+            None => Err(anyhow!("the outputs were closed")),
+        },
+        |i, result| {
+            let writing = writings.borrow_mut()[i].take();
+            if let Some(writing) = writing {
+                done(index[i], writing.finish(result));
+            }
+        },
+    );
+}
+
+/// One source's outputs, written on a thread of their own: formatting, drawing, encoding and
+/// writing, off the model's thread.
+struct Writing {
+    input: Source,
+    streamed: bool,
+    tx: mpsc::SyncSender<Message>,
+    thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Writing {
+    fn start(
+        input: &Source,
+        outputs: &RunOutputs,
+        options: media::DecodeOptions,
+    ) -> Result<Self, RunError> {
+        // Before the source is opened: an http(s) URL counts as streamed here, whatever it
+        // serves.
+        let streamed = input.liveness(false) != Liveness::File;
+        let writer = if streamed {
+            RecordWriter::create_live(outputs.records.as_deref(), outputs.format)
+        } else {
+            RecordWriter::create(outputs.records.as_deref(), outputs.format)
+        }
+        .map_err(RunError::Output)?;
+        let (annotate_path, plot_path) = (outputs.annotate.clone(), outputs.plot.clone());
+        let title = outputs.title.clone();
+        // Fewer records wait when each holds its whole frame (2.7 MB at 1280x720).
+        let queue = if annotate_path.is_some() { 16 } else { 64 };
+        let (tx, rx) = mpsc::sync_channel::<Message>(queue);
+        let thread = std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut writer = writer;
+            let mut timeline = plot_path.as_ref().map(|_| Timeline::default());
+            let mut annotated = annotate_path.map(|path| Annotated::new(path, options));
+            let mut complete = false;
+            for message in rx {
+                let (record, frame) = match message {
+                    Message::Record(record, frame) => (record, frame),
+                    Message::Done(anomalies) => {
+                        if let Some(t) = timeline.as_mut() {
+                            t.shade(&anomalies);
+                        }
+                        complete = true;
+                        break;
+                    }
+                };
+                writer.write(&record)?;
+                if let Some(t) = timeline.as_mut() {
+                    t.push(&record);
+                }
+                if let (Some(a), Some(frame)) = (annotated.as_mut(), frame) {
+                    a.push(&record, frame)?;
+                }
+            }
+            if !complete {
+                // The video failed: dropping the writers removes their temporary files.
+                writer.abandon();
+                return Ok(());
+            }
+            // The plot and the video first: the records appear only when everything succeeded.
+            if let Some(a) = annotated {
+                a.finish()?;
+            }
+            if let (Some(path), Some(t)) = (&plot_path, timeline) {
+                plot::save_png(&t.render(&title), path)?;
+            }
+            writer.finish()
+        });
+        Ok(Self {
+            input: input.clone(),
+            streamed,
+            tx,
+            thread,
+        })
+    }
+
+    fn send(&self, record: Record, frame: Option<RgbImage>) -> anyhow::Result<()> {
+        self.tx
+            .send(Message::Record(Box::new(record), frame))
+            .map_err(|_| anyhow!("the writer stopped"))
+    }
+
+    /// Completes the outputs after the analysis ended with `result`, or abandons them: a
+    /// failure, or a file stopped before its end (any other source's stop is its end).
+    fn finish(self, result: anyhow::Result<VideoSummary>) -> Result<VideoSummary, RunError> {
+        let Self {
+            input,
+            streamed,
+            tx,
+            thread,
+        } = self;
+        let complete = match &result {
+            Ok(summary) => !summary.interrupted || streamed,
+            Err(_) => false,
+        };
+        if let (true, Ok(summary)) = (complete, &result) {
+            let _ = tx.send(Message::Done(summary.anomalies.clone()));
+        }
+        drop(tx);
+        let written = thread
+            .join()
+            .map_err(|_| RunError::Output(anyhow!("the writer thread panicked")))?;
+        // A writer that failed (disk full, say) stopped the analysis too: its error is the
+        // cause.
+        written.map_err(RunError::Output)?;
+        match result {
+            Ok(summary) if summary.interrupted && !streamed => {
+                Err(RunError::Interrupted(input.name()))
+            }
+            Ok(summary) => Ok(summary),
+            Err(e) => Err(RunError::Input(match input.path() {
+                Some(path) => crate::inputs::about(path, e),
+                None => e,
+            })),
+        }
     }
 }

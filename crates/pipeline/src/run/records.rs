@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Stdout, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
@@ -161,6 +161,8 @@ pub struct RecordWriter {
     out: Out,
     /// Each record is flushed as it is written.
     as_they_come: bool,
+    /// A live file's path, until its first record is written.
+    empty_live: Option<PathBuf>,
 }
 
 impl RecordWriter {
@@ -187,7 +189,9 @@ impl RecordWriter {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        Self::with_sink(Sink::Live(BufWriter::new(file)), format)
+        let mut writer = Self::with_sink(Sink::Live(BufWriter::new(file)), format)?;
+        writer.empty_live = Some(path.to_path_buf());
+        Ok(writer)
     }
 
     fn with_sink(sink: Sink, format: Format) -> Result<Self> {
@@ -200,10 +204,15 @@ impl RecordWriter {
                 Out::Csv(Box::new(csv))
             }
         };
-        Ok(Self { out, as_they_come })
+        Ok(Self {
+            out,
+            as_they_come,
+            empty_live: None,
+        })
     }
 
     pub fn write(&mut self, record: &Record) -> Result<()> {
+        self.empty_live = None;
         match &mut self.out {
             Out::Jsonl(sink) => {
                 serde_json::to_writer(&mut *sink, record)?;
@@ -219,6 +228,16 @@ impl RecordWriter {
             }
         }
         Ok(())
+    }
+
+    /// Gives up on the records after a failure: a file that appears only when complete is
+    /// removed, and so is a live file no record was written to; a live file with records keeps
+    /// them (they are what the run saw).
+    pub fn abandon(self) {
+        if let Some(path) = &self.empty_live {
+            drop(self.out);
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     /// Flushes and, for a file, puts it in place (fsynced).

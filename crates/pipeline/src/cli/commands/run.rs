@@ -1,46 +1,41 @@
 //! `pipeline run`: the main job on one video, file or live.
 
 use anyhow::anyhow;
+use media::Source;
 use pipeline::analysis::{Analysis, LiveSummary, VideoSummary};
 use pipeline::head::StreamingHead;
 use pipeline::run::records::Format;
-use pipeline::run::{RunError, RunOutputs, run_video};
+use pipeline::run::{RunError, RunOutputs, run_video, run_videos};
 
 use crate::cli::RunArgs;
-use crate::cli::exit::{Classify as _, Done, Fatal, Outcome};
+use crate::cli::exit::{Classify as _, Done, Failures, Fatal, Outcome};
 
 pub fn run(args: &RunArgs) -> Outcome {
+    let sources: Vec<Source> = args
+        .inputs
+        .iter()
+        .map(|input| args.source.source(input))
+        .collect();
+    if sources.len() > 1 {
+        return run_several(args, &sources);
+    }
+    let source = &sources[0];
+    if let Some(e) = missing(source) {
+        return Err(Fatal::usage(e));
+    }
     let format = args
         .format
         .map_or_else(|| Format::for_path(args.out.as_deref()), Into::into);
-    let source = args.source.source(&args.input);
-    if let Some(path) = source.path().filter(|p| !p.exists()) {
-        let hint = if source.format().is_some() {
-            ""
-        } else {
-            " (a URL needs its scheme, e.g. rtsp://; a device needs --input-format)"
-        };
-        return Err(Fatal::usage(anyhow!(
-            "{}: no such file{hint}",
-            path.display()
-        )));
-    }
-    let stop = crate::cli::interrupt::install().runtime()?;
-    let mut settings = args.analysis.settings();
-    settings.read = args.source.read(stop);
-    let mut analysis = Analysis::prepare(&settings).usage()?;
+    let mut analysis = prepare(args)?;
     let outputs = RunOutputs {
         records: args.out.clone(),
         format,
         plot: args.plot.clone(),
         annotate: args.annotate.clone(),
         annotate_size: args.annotate_size,
-        title: source
-            .path()
-            .and_then(|p| p.file_name())
-            .map_or_else(|| source.name(), |n| n.to_string_lossy().into_owned()),
+        title: title(source),
     };
-    match run_video(&mut analysis, &source, &outputs) {
+    match run_video(&mut analysis, source, &outputs) {
         Ok(summary) => {
             print_summary(&source.name(), &summary, &analysis.head);
             Ok(Done::ALL)
@@ -49,6 +44,111 @@ pub fn run(args: &RunArgs) -> Outcome {
         Err(RunError::Output(e)) => Err(Fatal::runtime(e)),
         Err(e @ RunError::Interrupted(_)) => Err(Fatal::interrupted(e.into())),
     }
+}
+
+/// Several sources at once, one backbone: `--out DIR` gets `<name>.jsonl` (or .csv) per
+/// source, `--plot DIR` and `--annotate DIR` a PNG and a video per source, each named from the
+/// source (redacted) and made unique. A source that fails is reported and the others go on.
+fn run_several(args: &RunArgs, sources: &[Source]) -> Outcome {
+    let Some(dir) = args.out.as_deref() else {
+        return Err(Fatal::usage(anyhow!(
+            "several sources need --out DIR: each gets its own records file there"
+        )));
+    };
+    let format = args.format.map_or(Format::Jsonl, Into::into);
+    let names = unique_names(sources);
+    let outputs: Vec<RunOutputs> = sources
+        .iter()
+        .zip(&names)
+        .map(|(source, name)| RunOutputs {
+            records: Some(dir.join(format!("{name}.{}", format.extension()))),
+            format,
+            plot: args.plot.as_ref().map(|d| d.join(format!("{name}.png"))),
+            annotate: args
+                .annotate
+                .as_ref()
+                .map(|d| d.join(format!("{name}.mp4"))),
+            annotate_size: args.annotate_size,
+            title: title(source),
+        })
+        .collect();
+    // Missing files are reported now; the rest start.
+    let mut failures = Failures::default();
+    let (mut present, mut present_outputs) = (Vec::new(), Vec::new());
+    for (source, out) in sources.iter().zip(outputs) {
+        match missing(source) {
+            Some(e) => failures.record(Err(e)),
+            None => {
+                present.push(source.clone());
+                present_outputs.push(out);
+            }
+        }
+    }
+    if present.is_empty() {
+        return failures.done();
+    }
+    let analysis = prepare(args)?;
+    let mut interrupted = Vec::new();
+    run_videos(&analysis, &present, &present_outputs, |i, result| {
+        let name = present[i].name();
+        match result {
+            Ok(summary) => print_summary(&name, &summary, &analysis.head),
+            Err(e @ RunError::Interrupted(_)) => interrupted.push(e.to_string()),
+            Err(RunError::Output(e)) => {
+                failures.record(Err(e.context(format!("{name}: writing its outputs"))));
+            }
+            Err(RunError::Input(e)) => failures.record(Err(e)),
+        }
+    });
+    if !interrupted.is_empty() {
+        return Err(Fatal::interrupted(anyhow!("{}", interrupted.join("; "))));
+    }
+    failures.done()
+}
+
+/// One line when a file source does not exist (a URL without its scheme, a device without
+/// --input-format, or a typo).
+fn missing(source: &Source) -> Option<anyhow::Error> {
+    let path = source.path().filter(|p| !p.exists())?;
+    let hint = if source.format().is_some() {
+        ""
+    } else {
+        " (a URL needs its scheme, e.g. rtsp://; a device needs --input-format)"
+    };
+    Some(anyhow!("{}: no such file{hint}", path.display()))
+}
+
+/// The models loaded, with Ctrl-C handled and reading set up from the flags.
+fn prepare(args: &RunArgs) -> Result<Analysis, Fatal> {
+    let stop = crate::cli::interrupt::install().runtime()?;
+    let mut settings = args.analysis.settings();
+    settings.read = args.source.read(stop);
+    Analysis::prepare(&settings).usage()
+}
+
+/// A plot's title: the file's name, or the source's (redacted).
+fn title(source: &Source) -> String {
+    source
+        .path()
+        .and_then(|p| p.file_name())
+        .map_or_else(|| source.name(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Output names for `sources`: each one's [`Source::stem`], a `-2`, `-3`... after a name
+/// taken before.
+fn unique_names(sources: &[Source]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for source in sources {
+        let stem = source.stem();
+        let mut name = stem.clone();
+        let mut k = 2;
+        while names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+            name = format!("{stem}-{k}");
+            k += 1;
+        }
+        names.push(name);
+    }
+    names
 }
 
 /// The end-of-run summary on stderr.
@@ -117,4 +217,26 @@ fn print_live(live: &LiveSummary, interrupted: bool) {
         if live.live { "live" } else { "streamed" },
         parts.join(", ")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_names_are_unique_and_redacted() {
+        let sources: Vec<Source> = [
+            "a/cam.mp4",
+            "b/cam.mp4",
+            "rtsp://u:pw@cam/live",
+            "B/CAM.mkv",
+        ]
+        .iter()
+        .map(|s| Source::parse(std::ffi::OsStr::new(s), None))
+        .collect();
+        assert_eq!(
+            unique_names(&sources),
+            ["cam", "cam-2", "cam_live", "CAM-3"]
+        );
+    }
 }
