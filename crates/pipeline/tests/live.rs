@@ -514,3 +514,76 @@ fn several_sources_run_at_once_and_a_bad_one_does_not_stop_the_others() {
     assert_eq!(result.status.code(), Some(2));
     assert!(the_error_line(&result).contains("several sources need --out DIR"));
 }
+
+/// `extract` on a live source: a file per segment, named by the UTC time of its first frame,
+/// every frame in one of them; on standard input, one file with the features the file gives.
+#[test]
+fn extract_writes_a_live_source_in_segments_and_standard_input_whole() {
+    let dir = temp_dir("live-extract");
+    let out = dir.join("segments");
+    let result = run(&[
+        "extract",
+        "--input-format",
+        "lavfi",
+        "testsrc2=size=160x120:rate=10",
+        "--end",
+        "3.5",
+        "--fps",
+        "4",
+        "--segment",
+        "1",
+        "--out",
+        s(&out),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4, "{files:?}");
+    let mut times = Vec::new();
+    for file in &files {
+        let name = file
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with("lavfi-testsrc2_size_160x120_rate_10-20")
+                && name.ends_with("Z.safetensors"),
+            "{name}"
+        );
+        let got = read_extracted(file);
+        assert_eq!(got.shape[1], 1280);
+        assert_eq!(
+            got.metadata["source"],
+            "lavfi:testsrc2=size=160x120:rate=10"
+        );
+        times.extend(got.timestamps);
+    }
+    assert_eq!(times.len(), 14, "{times:?}");
+    assert!(increasing(&times), "{times:?}");
+
+    let clip = stream_clip();
+    let whole = extract("live-extract-file", clip, &[]);
+    let piped = dir.join("piped");
+    let mut child = Command::new(BIN)
+        .args(["extract", "-", "--out", s(&piped)])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let bytes = std::fs::read(clip).expect("reads");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&bytes)
+        .expect("pipes");
+    let done = child.wait_with_output().expect("waits");
+    assert!(done.status.success(), "{}", stderr(&done));
+    let got = read_extracted(&piped.join("stdin.safetensors"));
+    assert_eq!(got.timestamps, whole.timestamps);
+    assert_eq!(got.features, whole.features);
+}

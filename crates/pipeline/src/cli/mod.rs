@@ -175,6 +175,7 @@ pub struct RunArgs {
     /// for standard input (MPEG-TS or Matroska), or a device or generator with
     /// --input-format (`--input-format v4l2 /dev/video0`, `--input-format lavfi
     /// testsrc2=rate=25`).
+    ///
     /// Several sources run at once on one backbone; each gets its own outputs in the --out,
     /// --plot and --annotate folders.
     #[arg(value_hint = ValueHint::AnyPath, value_name = "SOURCE", required = true)]
@@ -758,12 +759,20 @@ impl From<Precision> for pipeline::backbone::Precision {
 
 #[derive(Debug, Args)]
 pub struct ExtractArgs {
-    /// Video files or directories (walked recursively for video files).
-    #[arg(required = true, value_hint = ValueHint::AnyPath)]
-    pub inputs: Vec<PathBuf>,
-    /// Output directory: `<stem>.safetensors` per video, directory structure mirrored.
+    /// Video files or directories (walked recursively for video files); or live sources and
+    /// standard input, as `run` takes them.
+    #[arg(required = true, value_hint = ValueHint::AnyPath, value_name = "SOURCE")]
+    pub inputs: Vec<OsString>,
+    /// Output directory: `<stem>.safetensors` per video, directory structure mirrored; a
+    /// live source's `<name>-<UTC start>.safetensors` per --segment.
     #[arg(long, short, value_hint = ValueHint::DirPath)]
     pub out: PathBuf,
+    /// Live sources: seconds of stream per file (each written when complete: a killed run
+    /// loses at most one).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive)]
+    pub segment: f64,
+    #[command(flatten)]
+    pub source: SourceArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
     #[command(flatten)]

@@ -12,9 +12,13 @@ use crate::cli::ClassifyArgs;
 use crate::cli::exit::{Classify as _, Failures, Outcome};
 
 pub fn run(args: &ClassifyArgs) -> Outcome {
-    let (mut options, files, backbone) = prepare(&args.inputs, &args.sampling, &args.model, |p| {
-        inputs::is_video(p) || inputs::is_image(p)
-    })
+    let (mut options, files, backbone) = prepare(
+        &args.inputs,
+        &args.sampling,
+        &args.model,
+        |p| inputs::is_video(p) || inputs::is_image(p),
+        false,
+    )
     .usage()?;
     // ImageNet classes need no motion: none is measured.
     options.motion = media::MotionSource::Off;

@@ -21,15 +21,21 @@ use pipeline::inputs::InputFile;
 use super::{ModelArgs, SamplingArgs};
 
 /// What every multi-file command does before work starts: validate the sampling flags, expand
-/// the inputs (keeping directory entries `keep` accepts), pick the device, load the backbone.
+/// the inputs (keeping directory entries `keep` accepts; none is an error unless there are
+/// `other_sources`), pick the device, load the backbone.
 pub fn prepare(
     inputs: &[PathBuf],
     sampling: &SamplingArgs,
     model: &ModelArgs,
     keep: impl Fn(&Path) -> bool,
+    other_sources: bool,
 ) -> Result<(DecodeOptions, Vec<InputFile>, Backbone)> {
     let options = sampling.settings().options()?;
-    let files = pipeline::inputs::collect(inputs, keep)?;
+    let files = if inputs.is_empty() && other_sources {
+        Vec::new()
+    } else {
+        pipeline::inputs::collect(inputs, keep)?
+    };
     let settings = model.settings();
     let selected = pipeline::device::select(settings.device)?;
     tracing::info!("device: {}", selected.description);
