@@ -300,7 +300,9 @@ pub struct Frame {
     /// source, from 0 at the first packet, increasing across reconnects and restarts of the
     /// source's own clock.
     pub timestamp: f64,
-    /// When the frame's packet was read (its arrival).
+    /// When the frame's packet arrived: when it was read, less, on a live source, the time it
+    /// waited in the network's buffers while reading was behind (measured against the
+    /// source's own pace).
     pub arrival: SystemTime,
     /// On the first frame after a reconnect: the seconds of stream lost in the gap.
     pub gap: Option<f64>,
@@ -429,10 +431,14 @@ pub struct Video {
     clock: Option<Clock>,
     /// Live sources: how far reading is behind, and whether it is skipping to a key frame.
     lag: Lag,
+    /// Seconds the latest packet was read after it would have been, reading at the source's
+    /// pace: data that waited in the network's buffers.
+    behind: f64,
     catching_up: bool,
     /// `realtime`: reading at the stream's own rate.
     pace: Option<Pace>,
-    /// When each packet in the decoder was read, by its timestamp.
+    /// When each packet in the decoder arrived (was read, less the time it waited in the
+    /// buffers of a live source that reading had fallen behind), by its timestamp.
     arrivals: VecDeque<(i64, SystemTime)>,
     /// Live sources, with a consumer ([`Decoding`]): frames taken and not yet received, and
     /// how many may wait before new ones are dropped.
@@ -514,6 +520,7 @@ impl Video {
             finished: false,
             clock: (live && !source.is_realtime()).then(Clock::default),
             lag: Lag::default(),
+            behind: 0.0,
             catching_up: false,
             pace: source.is_paced().then(Pace::default),
             arrivals: VecDeque::new(),
@@ -632,7 +639,11 @@ impl Video {
                                 if self.arrivals.len() >= 256 {
                                     self.arrivals.pop_front();
                                 }
-                                self.arrivals.push_back((pts, SystemTime::now()));
+                                // A live packet that waited in the buffers arrived that much
+                                // earlier than it was read.
+                                let waited = Duration::from_secs_f64(self.behind.max(0.0));
+                                let arrival = SystemTime::now() - waited;
+                                self.arrivals.push_back((pts, arrival));
                             }
                             if let Some(t) = decoded_whatever {
                                 self.sampler.will_see(t);
@@ -707,6 +718,7 @@ impl Video {
             return false;
         };
         let behind = self.lag.behind(t);
+        self.behind = behind;
         if packet.is_key() {
             if self.catching_up {
                 tracing::debug!("{}: caught up at a key frame", self.path.display());
@@ -777,6 +789,7 @@ impl Video {
                     self.dropping = false;
                     self.packet_times = true;
                     self.catching_up = false;
+                    self.behind = 0.0;
                     self.lag.reset();
                     self.arrivals.clear();
                     if let Some(clock) = &mut self.clock {

@@ -182,12 +182,32 @@ impl Analysis {
             .iter()
             .map(|_| Arc::new(AtomicBool::new(false)))
             .collect();
-        for (i, source) in sources.iter().enumerate() {
+        // Opened all at once: opening reads a second or so of each stream, and a source opened
+        // first would wait for the others with its frames queued.
+        let opened: Vec<Result<Decoding>> = std::thread::scope(|scope| {
+            let opening: Vec<_> = sources
+                .iter()
+                .map(|source| {
+                    let options = options.clone();
+                    scope.spawn(move || Ok(Decoding::open(source, options, 2 * batch)?))
+                })
+                .collect();
+            opening
+                .into_iter()
+                .zip(sources)
+                .map(|(handle, source)| {
+                    handle.join().unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!("{}: opening it panicked", source.name()))
+                    })
+                })
+                .collect()
+        });
+        for (i, (source, opened)) in sources.iter().zip(opened).enumerate() {
             sessions.push(None);
-            let decoding = match Decoding::open(source, options.clone(), 2 * batch) {
+            let decoding = match opened {
                 Ok(decoding) => decoding,
                 Err(e) => {
-                    ended(i, Err(e.into()));
+                    ended(i, Err(e));
                     continue;
                 }
             };
