@@ -587,3 +587,38 @@ fn extract_writes_a_live_source_in_segments_and_standard_input_whole() {
     assert_eq!(got.timestamps, whole.timestamps);
     assert_eq!(got.features, whole.features);
 }
+
+/// A stream with no video, and a refused connection: one line each, exit 1.
+#[test]
+fn a_stream_without_video_and_a_refused_connection_are_errors() {
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut server = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=5",
+        ])
+        .args(["-c:a", "mp2", "-f", "mpegts", "-listen", "1", &url])
+        .spawn()
+        .expect("ffmpeg");
+    wait_until("the ffmpeg server", || bound("tcp", port, Some("0A")));
+    let out = run(&["run", &url]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(the_error_line(&out).ends_with(&format!("{url}: no video stream")));
+
+    let out = run(&["run", &format!("tcp://127.0.0.1:{}", free_port())]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let line = the_error_line(&out);
+    assert!(
+        line.contains("cannot open as media: Connection refused"),
+        "{line}"
+    );
+}
