@@ -93,7 +93,7 @@ impl std::fmt::Debug for VideoWriter {
 impl VideoWriter {
     /// Starts a video at `path` of `width` x `height` RGB frames at `fps` frames per second,
     /// with the best encoder available ([`VideoCodec::best_available`]). The container comes
-    /// from the extension: `.mp4`, `.m4v`, `.mov`, `.mkv` or `.avi`. yuv420p needs even
+    /// from the extension: `.mp4`, `.m4v`, `.mov`, `.mkv`, `.avi` or `.ts` (MPEG-TS). yuv420p needs even
     /// sizes: an odd width or height is padded by one column or row repeating the edge, so the
     /// file's size is the given size rounded up to even ([`encoded_size`](Self::encoded_size)).
     pub fn create(path: &Path, width: u32, height: u32, fps: u32) -> Result<Self> {
@@ -390,10 +390,11 @@ fn container_for(path: &Path) -> Result<&'static CStr> {
         "mov" => c"mov",
         "mkv" => c"matroska",
         "avi" => c"avi",
+        "ts" => c"mpegts",
         _ => {
             return Err(Error::invalid(
                 path,
-                format!("unsupported extension {ext:?}: use .mp4, .m4v, .mov, .mkv or .avi"),
+                format!("unsupported extension {ext:?}: use .mp4, .m4v, .mov, .mkv, .avi or .ts"),
             ));
         }
     })

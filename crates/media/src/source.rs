@@ -188,9 +188,10 @@ impl Source {
         }
     }
 
-    /// Whether a dropped connection can be opened again: network streams.
+    /// Whether a dropped connection can be opened again: network streams (not one played
+    /// under `realtime`, a file that would start again from its beginning).
     pub fn reconnectable(&self) -> bool {
-        matches!(self.input, Input::Url(_))
+        matches!(self.input, Input::Url(_)) && !self.realtime
     }
 
     /// Whether it is read at its own rate: `realtime` was asked for, or the source is a

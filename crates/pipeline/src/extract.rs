@@ -60,11 +60,12 @@ pub fn extract_source(
     })
 }
 
-/// Features of a live or streamed source to `dir`: a safetensors file per `segment` seconds
+/// Features of any source to `dir`. A live one gives a safetensors file per `segment` seconds
 /// of stream, `<stem>-<UTC time of its first frame>.safetensors`, each put in place when its
-/// segment is complete, so memory stays flat and a killed run loses at most one segment. A
-/// stop (Ctrl-C) ends the source: the last segment is written as it is. Returns the files
-/// written, in order, with their frames.
+/// segment is complete, so memory stays flat and a killed run loses at most one segment; a
+/// stop (Ctrl-C) ends it and the last segment is written as it is. Any other (standard input,
+/// a URL to a finished file) gives one file, `<stem>.safetensors`, as [`extract_source`] does.
+/// Returns the files written, in order, with their frames.
 pub fn extract_stream(
     input: &Source,
     dir: &Path,
@@ -89,9 +90,10 @@ pub fn extract_stream(
         false,
         |b| {
             let features = b.host_features()?;
+            let live = b.liveness == Liveness::Live;
             for (i, &t) in b.timestamps.iter().enumerate() {
                 if let Some((writer, start, path)) = open.take() {
-                    if t - start >= segment {
+                    if live && t - start >= segment {
                         closed.push((writer, path));
                     } else {
                         open = Some((writer, start, path));
@@ -102,7 +104,11 @@ pub fn extract_stream(
                     None => {
                         // Two segments that start in the same second (a burst of buffered
                         // data) get a suffix.
-                        let name = format!("{stem}-{}", utc(b.arrivals[i]));
+                        let name = if live {
+                            format!("{stem}-{}", utc(b.arrivals[i]))
+                        } else {
+                            stem.clone()
+                        };
                         let mut path = dir.join(format!("{name}.safetensors"));
                         for k in 2.. {
                             if !names.contains(&path) {
@@ -127,6 +133,9 @@ pub fn extract_stream(
             Ok(())
         },
     )?;
+    if run.decode.interrupted && run.info.liveness == Liveness::File {
+        bail!("{}: interrupted before its end", input.name());
+    }
     if let Some((writer, _, path)) = open {
         let frames = writer.len();
         let meta = segment_metadata(input, options, backbone, Some(&run.decode), frames);

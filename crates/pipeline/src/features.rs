@@ -32,6 +32,8 @@ pub struct FeatureBatch {
     /// The seconds of stream lost before this batch's first frame (a live source reconnected):
     /// a batch never spans a gap.
     pub gap: Option<f64>,
+    /// How the source is read (known once it is open).
+    pub liveness: Liveness,
 }
 
 impl FeatureBatch {
@@ -173,6 +175,7 @@ pub fn video_batches(
             luma: lumas,
             arrivals,
             gap,
+            liveness: info.liveness,
         })?;
     }
     drop(bar);

@@ -614,11 +614,25 @@ fn a_stream_without_video_and_a_refused_connection_are_errors() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(the_error_line(&out).ends_with(&format!("{url}: no video stream")));
 
-    let out = run(&["run", &format!("tcp://127.0.0.1:{}", free_port())]);
+    // A source that gives nothing leaves an earlier records file as it was.
+    let dir = temp_dir("live-refused");
+    let earlier = dir.join("cam.jsonl");
+    std::fs::write(&earlier, "{\"earlier\":true}\n").expect("writes");
+    let url = format!("tcp://127.0.0.1:{}", free_port());
+    let out = run(&["run", &url, "--out", s(&earlier)]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let line = the_error_line(&out);
     assert!(
         line.contains("cannot open as media: Connection refused"),
         "{line}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&earlier).expect("reads"),
+        "{\"earlier\":true}\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).expect("ls").count(),
+        1,
+        "no file left beside it"
     );
 }

@@ -152,6 +152,7 @@ impl Stream {
     fn open(
         source: &Source,
         read: &ReadOptions,
+        closed: &Arc<AtomicBool>,
         decoder_options: impl FnOnce(codec::Id, u32) -> Dictionary<'static>,
     ) -> Result<Self> {
         let path = &source.error_name();
@@ -166,7 +167,7 @@ impl Stream {
                 return Err(Error::invalid(path, "empty file"));
             }
         }
-        let watch = Watch::new(read.timeout, read.stop.clone());
+        let watch = Watch::new(read.timeout, read.stop.clone(), Arc::clone(closed));
         watch.alive();
         let format = match source.format() {
             Some(f) => Some(
@@ -273,9 +274,13 @@ fn open_error(source: &Source, watch: &Watch, e: ffmpeg::Error) -> Error {
 /// frame: the file is opened, its stream parameters read and the stream's decoder set up (so
 /// a codec this FFmpeg cannot decode is an error here, as it would be for [`Video::open`]).
 pub fn probe(path: &Path) -> Result<VideoInfo> {
-    Stream::open(&Source::file(path), &ReadOptions::default(), |_, _| {
-        options::probe_decoder()
-    })
+    let closed = Arc::new(AtomicBool::new(false));
+    Stream::open(
+        &Source::file(path),
+        &ReadOptions::default(),
+        &closed,
+        |_, _| options::probe_decoder(),
+    )
     .map(|stream| stream.info())
 }
 
@@ -439,7 +444,9 @@ pub struct Video {
     pace: Option<Pace>,
     /// When each packet in the decoder arrived (was read, less the time it waited in the
     /// buffers of a live source that reading had fallen behind), by its timestamp.
-    arrivals: VecDeque<(i64, SystemTime)>,
+    arrivals: VecDeque<Sent>,
+    /// When the frame being taken arrived.
+    arrival: SystemTime,
     /// Live sources, with a consumer ([`Decoding`]): frames taken and not yet received, and
     /// how many may wait before new ones are dropped.
     gate: Option<(Arc<AtomicUsize>, usize)>,
@@ -447,6 +454,8 @@ pub struct Video {
     reconnects_left: u32,
     /// Why a live stream's reading stopped, while its decoder gives its last frames.
     lost: Option<String>,
+    /// Raised when the consumer of the frames has gone ([`Frames`] dropped): reading stops.
+    closed: Arc<AtomicBool>,
     gap: Option<f64>,
     /// The interrupt callback's state: last, so dropped after `input` is closed.
     watch: Arc<Watch>,
@@ -470,6 +479,15 @@ impl Video {
     /// Opens the best video stream of `source`. Errors name the source (redacted) and what
     /// is wrong with it.
     pub fn open_source(source: &Source, options: DecodeOptions) -> Result<Self> {
+        Self::open_source_closed(source, options, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// [`Video::open_source`], reading until `closed` is raised.
+    fn open_source_closed(
+        source: &Source,
+        options: DecodeOptions,
+        closed: Arc<AtomicBool>,
+    ) -> Result<Self> {
         let path = source.error_name();
         let display = options.display;
         if options.size == 0 {
@@ -478,10 +496,22 @@ impl Video {
         if display.is_some_and(|d| d < 2) {
             return Err(Error::invalid(&path, "display size must be at least 2"));
         }
-        let (stream, tracker) = open_stream(source, &options)?;
+        let (mut stream, tracker) = open_stream(source, &options, &closed)?;
         let info = stream.info();
+        // Only a file seeks: a live source, or a pipe, starts where it is and the sampler
+        // drops what precedes `start`. (Before the stream is taken apart: its input must close
+        // while its watch lives.)
+        let seekable = stream.liveness == Liveness::File && !source.is_stdin();
+        if let Some(start) = options.sampling.start.filter(|s| *s > 0.0 && seekable) {
+            let ts = (start * f64::from(ffi::AV_TIME_BASE)) as i64;
+            // Lands on the key frame at or before `start`; the sampler drops what precedes it.
+            stream
+                .input
+                .seek(ts, ..ts)
+                .map_err(|e| Error::ffmpeg(&path, format!("seeking to {start} s"), e))?;
+        }
         let Stream {
-            mut input,
+            input,
             index: stream_index,
             time_base,
             rotation,
@@ -491,13 +521,6 @@ impl Video {
             ..
         } = stream;
         let live = liveness == Liveness::Live;
-        if let Some(start) = options.sampling.start.filter(|s| *s > 0.0 && !live) {
-            let ts = (start * f64::from(ffi::AV_TIME_BASE)) as i64;
-            // Lands on the key frame at or before `start`; the sampler drops what precedes it.
-            input
-                .seek(ts, ..ts)
-                .map_err(|e| Error::ffmpeg(&path, format!("seeking to {start} s"), e))?;
-        }
         Ok(Self {
             source: source.clone(),
             info,
@@ -524,9 +547,11 @@ impl Video {
             catching_up: false,
             pace: source.is_paced().then(Pace::default),
             arrivals: VecDeque::new(),
+            arrival: SystemTime::now(),
             gate: None,
             gap: None,
             lost: None,
+            closed,
             watch,
         })
     }
@@ -567,7 +592,7 @@ impl Video {
             match self.decoder.receive_frame(&mut self.decoded) {
                 Ok(()) => {
                     if let Some(timestamp) = self.take_decoded() {
-                        let arrival = self.arrival();
+                        let arrival = self.arrival;
                         let frame = std::mem::replace(&mut self.decoded, frame::Video::empty());
                         let motion = self.motion.as_mut().map(|m| m.take(timestamp));
                         return Some(Decoded {
@@ -613,6 +638,8 @@ impl Video {
                 self.report.interrupted = true;
                 break;
             }
+            // The timeout counts from here: not the time spent handing frames on or pacing.
+            self.watch.alive();
             match packet.read(&mut self.input) {
                 Ok(()) => {
                     unreadable = 0;
@@ -643,7 +670,13 @@ impl Video {
                                 // earlier than it was read.
                                 let waited = Duration::from_secs_f64(self.behind.max(0.0));
                                 let arrival = SystemTime::now() - waited;
-                                self.arrivals.push_back((pts, arrival));
+                                // A live source's time for it now: a later jump of the source's
+                                // clock must not move the frames still in the decoder.
+                                let time = self
+                                    .clock
+                                    .as_mut()
+                                    .map(|clock| clock.at(pts as f64 * self.time_base, false));
+                                self.arrivals.push_back(Sent { pts, arrival, time });
                             }
                             if let Some(t) = decoded_whatever {
                                 self.sampler.will_see(t);
@@ -778,7 +811,7 @@ impl Video {
             if self.watch.stopped() {
                 break;
             }
-            match open_stream(&self.source, &self.options) {
+            match open_stream(&self.source, &self.options, &self.closed) {
                 Ok((stream, tracker)) => {
                     self.input = stream.input;
                     self.stream_index = stream.index;
@@ -812,22 +845,15 @@ impl Video {
         false
     }
 
-    /// When the packet of the frame in `self.decoded` was read (now, if not known).
-    fn arrival(&mut self) -> SystemTime {
-        let Some(pts) = self.decoded.pts() else {
-            return SystemTime::now();
-        };
-        // Frames come out in presentation order: packets before this one are gone for good.
-        while let Some(&(p, when)) = self.arrivals.front() {
-            if p > pts {
-                break;
-            }
-            self.arrivals.pop_front();
-            if p == pts {
-                return when;
-            }
-        }
-        SystemTime::now()
+    /// What was noted when the packet of the frame in `self.decoded` was sent, if it is known.
+    fn sent(&mut self) -> Option<Sent> {
+        let pts = self.decoded.pts()?;
+        let found = self.arrivals.iter().position(|s| s.pts == pts);
+        let sent = found.and_then(|i| self.arrivals.remove(i));
+        // Frames come out in presentation order (packets go in in decoding order): those of
+        // earlier packets that are still here never came out, and never will.
+        self.arrivals.retain(|s| s.pts > pts);
+        sent
     }
 
     /// Sparse sampling (`--fps`, `--start`) skips most frames, but each must still be decoded
@@ -890,9 +916,12 @@ impl Video {
         // times are missing or out of order.
         self.packet_times &= self.decoded.pts() == Some(pts);
         let raw = pts as f64 * self.time_base;
-        let timestamp = match &mut self.clock {
-            Some(clock) => clock.at(raw, false),
-            None => raw,
+        let sent = self.sent();
+        self.arrival = sent.as_ref().map_or_else(SystemTime::now, |s| s.arrival);
+        let timestamp = match (&mut self.clock, sent.and_then(|s| s.time)) {
+            (Some(_), Some(time)) if self.decoded.pts() == Some(pts) => time,
+            (Some(clock), _) => clock.at(raw, false),
+            (None, _) => raw,
         };
         if let Some(motion) = &mut self.motion {
             motion.observe(&self.decoded, timestamp);
@@ -924,7 +953,12 @@ const CATCH_UP: f64 = 1.0;
 const MAX_UNREADABLE: u32 = 10_000;
 
 /// Opens `source` for `options`: the stream, and the motion tracker its codec allows.
-fn open_stream(source: &Source, options: &DecodeOptions) -> Result<(Stream, Option<Tracker>)> {
+/// Its reads end when `closed` is raised.
+fn open_stream(
+    source: &Source,
+    options: &DecodeOptions,
+    closed: &Arc<AtomicBool>,
+) -> Result<(Stream, Option<Tracker>)> {
     let keyframes = options.sampling.keyframes;
     let motion = if keyframes {
         MotionSource::Off
@@ -932,12 +966,21 @@ fn open_stream(source: &Source, options: &DecodeOptions) -> Result<(Stream, Opti
         options.motion
     };
     let mut tracker = None;
-    let stream = Stream::open(source, &options.read, |codec, rotation| {
+    let stream = Stream::open(source, &options.read, closed, |codec, rotation| {
         tracker = Tracker::new(codec, motion, rotation, options.sampling.start);
         let vectors = tracker.as_ref().is_some_and(Tracker::wants_vectors);
         options::decoder(keyframes, vectors)
     })?;
     Ok((stream, tracker))
+}
+
+/// What is noted of a packet sent to the decoder, for its frame: its presentation timestamp,
+/// when it arrived, and a live source's time for it.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    pts: i64,
+    arrival: SystemTime,
+    time: Option<f64>,
 }
 
 /// A sampled frame as the decoder gave it.
@@ -1171,6 +1214,15 @@ pub struct Frames {
     rx: Receiver<Frame>,
     /// Frames taken by the decoder and not yet received (live sources).
     pending: Arc<AtomicUsize>,
+    /// Raised when dropped: the decoder stops reading (a live source would not otherwise
+    /// notice, its frames dropped before they reach the closed queue).
+    closed: Arc<AtomicBool>,
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Frames {
@@ -1230,14 +1282,27 @@ impl Decoding {
         let gate = (Arc::clone(&pending), queue.max(1));
         let path = source.error_name();
         let source = source.clone();
+        let closed = Arc::new(AtomicBool::new(false));
+        let closing = Arc::clone(&closed);
         let handle = std::thread::Builder::new()
             .name("decode".into())
-            .spawn(move || decode_thread(&source, options, converters, gate, info_tx, tx))
+            .spawn(move || {
+                let decode = Decode {
+                    converters,
+                    gate,
+                    closed: closing,
+                };
+                decode_thread(&source, options, decode, info_tx, tx)
+            })
             .map_err(|e| Error::io(&path, "starting the decoder thread", e))?;
         match info_rx.recv() {
             Ok(Ok(info)) => Ok(Self {
                 info,
-                frames: Frames { rx, pending },
+                frames: Frames {
+                    rx,
+                    pending,
+                    closed,
+                },
                 path,
                 handle,
             }),
@@ -1258,15 +1323,27 @@ impl Decoding {
     }
 }
 
+/// How a [`Decoding`]'s thread decodes: its converter threads, the gate of a live source (frames
+/// waiting, and how many may), and the flag its [`Frames`] raise when dropped.
+struct Decode {
+    converters: usize,
+    gate: (Arc<AtomicUsize>, usize),
+    closed: Arc<AtomicBool>,
+}
+
 fn decode_thread(
     source: &Source,
     options: DecodeOptions,
-    converters: usize,
-    gate: (Arc<AtomicUsize>, usize),
+    decode: Decode,
     info_tx: SyncSender<Result<VideoInfo>>,
     tx: SyncSender<Frame>,
 ) -> Result<DecodeReport> {
-    let mut video = match Video::open_source(source, options) {
+    let Decode {
+        converters,
+        gate,
+        closed,
+    } = decode;
+    let mut video = match Video::open_source_closed(source, options, closed) {
         Ok(video) => video,
         Err(e) => {
             let _ = info_tx.send(Err(e));

@@ -209,3 +209,29 @@ fn a_dropped_stream_is_reconnected_and_times_go_on() {
     assert_eq!(report.reconnects, 1, "{report:?}");
     assert!(report.ended.is_some(), "{report:?}");
 }
+
+/// A source whose own clock starts again mid-stream (MPEG-TS from a restarted sender on the
+/// same connection): times go on increasing, the frames still in the decoder keep theirs.
+#[test]
+fn a_clock_that_starts_again_keeps_times_increasing() {
+    use std::io::Write as _;
+    let dir = temp_dir();
+    let clip = write_clip(dir.path(), "c.ts", (32, 32), 10, 20, VideoCodec::Mpeg4);
+    let bytes = std::fs::read(&clip).expect("reads the clip");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
+    let port = listener.local_addr().expect("address").port();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accepts");
+        for _ in 0..2 {
+            stream.write_all(&bytes).expect("sends");
+        }
+    });
+    let source = Source::parse(OsStr::new(&format!("tcp://127.0.0.1:{port}")), None);
+    let decoding = Decoding::open(&source, options(Every::Frame, None), 64).expect("opens");
+    let times: Vec<f64> = decoding.frames.iter().map(|f| f.timestamp).collect();
+    let report = decoding.finish().expect("finishes");
+    server.join().expect("server thread");
+    assert!(times.len() >= 36, "{times:?} {report:?}");
+    assert!(times.windows(2).all(|w| w[1] > w[0]), "{times:?}");
+    assert!(times[times.len() - 1] < 4.0, "{times:?}");
+}

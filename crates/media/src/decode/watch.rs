@@ -14,18 +14,26 @@ pub(crate) struct Watch {
     /// Milliseconds after `start` of the last sign of life ([`Watch::alive`]).
     last: AtomicU64,
     timeout: Option<Duration>,
+    /// The caller's stop (Ctrl-C), and the consumer's: raised when nothing will take the
+    /// frames any more.
     stop: Option<Arc<AtomicBool>>,
+    closed: Arc<AtomicBool>,
     /// Set when a read was given up for want of data; never cleared (the input is done).
     timed_out: AtomicBool,
 }
 
 impl Watch {
-    pub(crate) fn new(timeout: Option<Duration>, stop: Option<Arc<AtomicBool>>) -> Arc<Self> {
+    pub(crate) fn new(
+        timeout: Option<Duration>,
+        stop: Option<Arc<AtomicBool>>,
+        closed: Arc<AtomicBool>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             start: Instant::now(),
             last: AtomicU64::new(0),
             timeout,
             stop,
+            closed,
             timed_out: AtomicBool::new(false),
         })
     }
@@ -37,11 +45,13 @@ impl Watch {
         self.last.store(ms, Ordering::Relaxed);
     }
 
-    /// Whether the caller asked to stop.
+    /// Whether the caller asked to stop (or the consumer went).
     pub(crate) fn stopped(&self) -> bool {
-        self.stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Relaxed))
+        self.closed.load(Ordering::Relaxed)
+            || self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
     /// Whether the last read given up was given up for want of data.
@@ -96,7 +106,12 @@ mod tests {
     #[test]
     fn interrupts_after_the_timeout_or_when_stopped() {
         let stop = Arc::new(AtomicBool::new(false));
-        let watch = Watch::new(Some(Duration::from_millis(30)), Some(Arc::clone(&stop)));
+        let closed = Arc::new(AtomicBool::new(false));
+        let watch = Watch::new(
+            Some(Duration::from_millis(30)),
+            Some(Arc::clone(&stop)),
+            Arc::clone(&closed),
+        );
         watch.alive();
         assert!(!watch.should_interrupt());
         std::thread::sleep(Duration::from_millis(60));
@@ -106,7 +121,9 @@ mod tests {
         assert!(!watch.should_interrupt() && watch.timed_out());
         stop.store(true, Ordering::Relaxed);
         assert!(watch.should_interrupt() && watch.stopped());
-        let never = Watch::new(None, None);
+        let never = Watch::new(None, None, Arc::clone(&closed));
         assert!(!never.should_interrupt());
+        closed.store(true, Ordering::Relaxed);
+        assert!(never.should_interrupt());
     }
 }

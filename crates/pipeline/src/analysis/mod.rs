@@ -137,10 +137,14 @@ impl Analysis {
         mut emit: impl FnMut(Record, Option<RgbImage>) -> Result<()>,
     ) -> Result<VideoSummary> {
         self.head.reset();
-        let mut session = Session::new(source, self.head.fresh(), self.anomaly, self.top);
+        // Started with the first batch, when the source is open and how it reads is known.
+        let mut session = None;
         let backbone: &Backbone = &self.backbone;
         let (options, batch, k) = (&self.options, self.batch, self.top);
+        let (head, anomaly) = (&self.head, self.anomaly);
         let run = video_batches(source, options, backbone, batch, display, true, |b| {
+            let session = session
+                .get_or_insert_with(|| Session::new(source, b.liveness, head.fresh(), anomaly, k));
             let features = b.host_features()?;
             let tops = top_k(backbone.classify(b.features), k)?;
             let rows = Rows {
@@ -155,7 +159,10 @@ impl Analysis {
             };
             session.step(backbone, rows, &mut emit)
         })?;
-        Ok(session.finish(&run.decode, run.info.liveness))
+        let liveness = run.info.liveness;
+        let session =
+            session.unwrap_or_else(|| Session::new(source, liveness, head.fresh(), anomaly, k));
+        Ok(session.finish(&run.decode, liveness))
     }
 
     /// Runs several sources at once on the one backbone: a decoder per source, batches that
@@ -213,6 +220,7 @@ impl Analysis {
             };
             sessions[i] = Some(Session::new(
                 source,
+                decoding.info.liveness,
                 self.head.fresh(),
                 self.anomaly,
                 self.top,
@@ -299,6 +307,7 @@ impl Analysis {
             Ok(computed) => computed,
             Err(e) => {
                 let mut sources: Vec<usize> = frames.iter().map(|(i, _)| *i).collect();
+                sources.sort_unstable();
                 sources.dedup();
                 let message = format!("{e:#}");
                 return sources

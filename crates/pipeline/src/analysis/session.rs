@@ -56,9 +56,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for `source` with `head` (its state is reset), reporting ImageNet top-`top`.
+    /// A session for `source`, read as `liveness`, with `head` (its state is reset),
+    /// reporting ImageNet top-`top`.
     pub fn new(
         source: &Source,
+        liveness: Liveness,
         mut head: StreamingHead,
         anomaly: anomaly::AnomalySettings,
         top: usize,
@@ -71,7 +73,7 @@ impl Session {
             detector: anomaly::Detector::new(anomaly),
             events: Events::default(),
             top,
-            streamed: source.liveness(false) != Liveness::File,
+            streamed: liveness != Liveness::File,
             latencies: Latencies::default(),
             with_motion: 0,
             measured: 0,

@@ -20,7 +20,7 @@ pub mod timeline;
 use crate::analysis::{Analysis, Anomaly, Record, VideoSummary};
 use crate::plot;
 use annotate::Annotated;
-use media::{Liveness, Source};
+use media::Source;
 use records::{Format, RecordWriter};
 use timeline::Timeline;
 
@@ -123,26 +123,22 @@ pub fn run_videos(
 /// writing, off the model's thread.
 struct Writing {
     input: Source,
-    streamed: bool,
     tx: mpsc::SyncSender<Message>,
     thread: std::thread::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Writing {
+    /// Starts the outputs: the records to a file that appears when complete (made now, so an
+    /// unwritable folder fails before any work), or, once the first record shows the source
+    /// is live or streamed, to a file written as it goes.
     fn start(
         input: &Source,
         outputs: &RunOutputs,
         options: media::DecodeOptions,
     ) -> Result<Self, RunError> {
-        // Before the source is opened: an http(s) URL counts as streamed here, whatever it
-        // serves.
-        let streamed = input.liveness(false) != Liveness::File;
-        let writer = if streamed {
-            RecordWriter::create_live(outputs.records.as_deref(), outputs.format)
-        } else {
-            RecordWriter::create(outputs.records.as_deref(), outputs.format)
-        }
-        .map_err(RunError::Output)?;
+        let format = outputs.format;
+        let records = outputs.records.clone();
+        let writer = RecordWriter::create(records.as_deref(), format).map_err(RunError::Output)?;
         let (annotate_path, plot_path) = (outputs.annotate.clone(), outputs.plot.clone());
         let title = outputs.title.clone();
         // Fewer records wait when each holds its whole frame (2.7 MB at 1280x720).
@@ -150,6 +146,7 @@ impl Writing {
         let (tx, rx) = mpsc::sync_channel::<Message>(queue);
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {
             let mut writer = writer;
+            let mut first = true;
             let mut timeline = plot_path.as_ref().map(|_| Timeline::default());
             let mut annotated = annotate_path.map(|path| Annotated::new(path, options));
             let mut complete = false;
@@ -164,6 +161,11 @@ impl Writing {
                         break;
                     }
                 };
+                // Records with arrival times are a live or streamed source's: its file is
+                // written as it goes (stdout is, whatever the source).
+                if std::mem::take(&mut first) && record.timing.is_some() && records.is_some() {
+                    writer = RecordWriter::create_live(records.as_deref(), format)?;
+                }
                 writer.write(&record)?;
                 if let Some(t) = timeline.as_mut() {
                     t.push(&record);
@@ -173,8 +175,8 @@ impl Writing {
                 }
             }
             if !complete {
-                // The video failed: dropping the writers removes their temporary files.
-                writer.abandon();
+                // The video failed: dropping the writers removes their temporary files (a live
+                // file keeps the records it has).
                 return Ok(());
             }
             // The plot and the video first: the records appear only when everything succeeded.
@@ -188,7 +190,6 @@ impl Writing {
         });
         Ok(Self {
             input: input.clone(),
-            streamed,
             tx,
             thread,
         })
@@ -201,19 +202,14 @@ impl Writing {
     }
 
     /// Completes the outputs after the analysis ended with `result`, or abandons them: a
-    /// failure, or a file stopped before its end (any other source's stop is its end).
+    /// failure, or a file stopped before its end (a live or streamed source's stop is its
+    /// end).
     fn finish(self, result: anyhow::Result<VideoSummary>) -> Result<VideoSummary, RunError> {
-        let Self {
-            input,
-            streamed,
-            tx,
-            thread,
-        } = self;
-        let complete = match &result {
-            Ok(summary) => !summary.interrupted || streamed,
-            Err(_) => false,
-        };
-        if let (true, Ok(summary)) = (complete, &result) {
+        let Self { input, tx, thread } = self;
+        let cut_short = |s: &VideoSummary| s.interrupted && s.live.is_none();
+        if let Ok(summary) = &result
+            && !cut_short(summary)
+        {
             let _ = tx.send(Message::Done(summary.anomalies.clone()));
         }
         drop(tx);
@@ -224,9 +220,7 @@ impl Writing {
         // cause.
         written.map_err(RunError::Output)?;
         match result {
-            Ok(summary) if summary.interrupted && !streamed => {
-                Err(RunError::Interrupted(input.name()))
-            }
+            Ok(summary) if cut_short(&summary) => Err(RunError::Interrupted(input.name())),
             Ok(summary) => Ok(summary),
             Err(e) => Err(RunError::Input(match input.path() {
                 Some(path) => crate::inputs::about(path, e),

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Stdout, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
@@ -161,8 +161,6 @@ pub struct RecordWriter {
     out: Out,
     /// Each record is flushed as it is written.
     as_they_come: bool,
-    /// A live file's path, until its first record is written.
-    empty_live: Option<PathBuf>,
 }
 
 impl RecordWriter {
@@ -180,7 +178,8 @@ impl RecordWriter {
     /// Records of a live source to `path` (or stdout): the file is written under its own
     /// name, each record flushed as it comes, so that a run that is killed leaves every record
     /// so far (the one exception to write-then-rename; the temporary-file sweep never takes
-    /// it: its name is the product's).
+    /// it: its name is the product's). Create it when the first record is there: a source
+    /// that gives none must not replace an earlier file with an empty one.
     pub fn create_live(path: Option<&Path>, format: Format) -> Result<Self> {
         let Some(path) = path else {
             return Self::create(None, format);
@@ -189,9 +188,7 @@ impl RecordWriter {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let mut writer = Self::with_sink(Sink::Live(BufWriter::new(file)), format)?;
-        writer.empty_live = Some(path.to_path_buf());
-        Ok(writer)
+        Self::with_sink(Sink::Live(BufWriter::new(file)), format)
     }
 
     fn with_sink(sink: Sink, format: Format) -> Result<Self> {
@@ -204,15 +201,10 @@ impl RecordWriter {
                 Out::Csv(Box::new(csv))
             }
         };
-        Ok(Self {
-            out,
-            as_they_come,
-            empty_live: None,
-        })
+        Ok(Self { out, as_they_come })
     }
 
     pub fn write(&mut self, record: &Record) -> Result<()> {
-        self.empty_live = None;
         match &mut self.out {
             Out::Jsonl(sink) => {
                 serde_json::to_writer(&mut *sink, record)?;
@@ -228,16 +220,6 @@ impl RecordWriter {
             }
         }
         Ok(())
-    }
-
-    /// Gives up on the records after a failure: a file that appears only when complete is
-    /// removed, and so is a live file no record was written to; a live file with records keeps
-    /// them (they are what the run saw).
-    pub fn abandon(self) {
-        if let Some(path) = &self.empty_live {
-            drop(self.out);
-            let _ = std::fs::remove_file(path);
-        }
     }
 
     /// Flushes and, for a file, puts it in place (fsynced).

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::anyhow;
-use media::{Liveness, Source};
+use media::Source;
 use pipeline::output::mirrored_path;
 
 use super::prepare;
@@ -60,20 +60,14 @@ pub fn run(args: &ExtractArgs) -> Outcome {
     }
     // One at a time: a live source ends when it stops (or is stopped).
     for source in &streams {
-        let result = match source.liveness(false) {
-            Liveness::Streamed => {
-                let out = args.out.join(format!("{}.safetensors", source.stem()));
-                pipeline::extract::extract_source(source, &out, &options, &backbone)
-                    .map(|done| vec![(out, done.frames)])
-            }
-            _ => pipeline::extract::extract_stream(
-                source,
-                &args.out,
-                args.segment,
-                &options,
-                &backbone,
-            ),
-        };
+        let result =
+            pipeline::extract::extract_stream(source, &args.out, args.segment, &options, &backbone);
+        if stop.load(std::sync::atomic::Ordering::Relaxed) && result.is_err() {
+            return Err(Fatal::interrupted(anyhow!(
+                "{}: interrupted before its end; nothing written for it",
+                source.name()
+            )));
+        }
         let result = result.map(|written| {
             let frames: usize = written.iter().map(|(_, n)| n).sum();
             tracing::info!(
