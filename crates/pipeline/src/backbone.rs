@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
-use vision::cpu::CpuBackbone;
+use vision::cpu::{CpuBackbone, KernelPath};
 use vision::{EfficientNet, EfficientNetConfig, FEATURE_DIM, preprocess, weights};
 
 use crate::device::DeviceChoice;
@@ -42,6 +42,8 @@ pub struct BackboneSettings {
     /// Weights to use instead of the built-in ones (`.pth` or `.safetensors`).
     pub weights: Option<PathBuf>,
     pub precision: Precision,
+    /// The CPU kernels to run the CNN in; `None`: the fastest this CPU has.
+    pub kernels: Option<KernelPath>,
 }
 
 impl Default for BackboneSettings {
@@ -51,6 +53,7 @@ impl Default for BackboneSettings {
             batch: 16,
             weights: None,
             precision: Precision::F32,
+            kernels: None,
         }
     }
 }
@@ -159,6 +162,16 @@ impl Backbone {
         let cpu = (*device == Device::flex())
             .then(|| CpuBackbone::new(&model))
             .transpose()?;
+        let cpu = match (cpu, args.kernels) {
+            (Some(cpu), Some(path)) => {
+                let cpu = cpu.on(path).context("--kernels")?;
+                if path != KernelPath::best() {
+                    tracing::info!("the CNN runs in the {} kernels (--kernels)", path.name());
+                }
+                Some(cpu)
+            }
+            (cpu, _) => cpu,
+        };
         Ok(Self {
             fingerprint,
             model,
@@ -220,6 +233,11 @@ impl Backbone {
     /// Whether the network runs in `vision`'s CPU kernels.
     pub fn on_cpu(&self) -> bool {
         self.cpu.is_some()
+    }
+
+    /// The CPU kernels the network runs in, when on the CPU.
+    pub fn kernels(&self) -> Option<KernelPath> {
+        self.cpu.as_ref().map(CpuBackbone::kernels)
     }
 
     /// The time of each step of [`Self::features`] for `batch` mid-grey frames.

@@ -45,6 +45,19 @@ pub struct Selected {
     pub description: String,
 }
 
+impl Selected {
+    /// The same, its line naming `kernels` (`--kernels`) where the CNN runs on the CPU.
+    pub fn with_kernels(mut self, kernels: Option<vision::cpu::KernelPath>) -> Self {
+        let best = cpu_description(vision::cpu::kernels());
+        if let Some(path) = kernels
+            && let Some(rest) = self.description.strip_prefix(&best)
+        {
+            self.description = format!("{}{rest}", cpu_description(path.name()));
+        }
+        self
+    }
+}
+
 /// Resolves `--device`. `auto` takes wgpu only for a hardware adapter: on a machine with a
 /// software adapter alone, the CPU path is about thirty times faster than wgpu on lavapipe.
 /// Fails for `wgpu` in a build without the `gpu` feature.
@@ -81,11 +94,12 @@ pub fn select_among(choice: DeviceChoice, adapters: &[Adapter]) -> Result<Select
 fn cpu() -> Selected {
     Selected {
         device: Device::flex(),
-        description: format!(
-            "cpu (CNN: {} kernels, heads: burn-flex)",
-            vision::cpu::kernels()
-        ),
+        description: cpu_description(vision::cpu::kernels()),
     }
+}
+
+fn cpu_description(kernels: &str) -> String {
+    format!("cpu (CNN: {kernels} kernels, heads: burn-flex)")
 }
 
 #[cfg(feature = "gpu")]

@@ -75,3 +75,32 @@ fn the_cpu_layer_profile_times_each_layer_of_the_fused_kernels() {
         "{text}"
     );
 }
+
+/// `--kernels portable` times the path CPUs without AVX2 (and ARM) run, and says so.
+#[test]
+fn the_portable_kernels_can_be_timed_on_any_cpu() {
+    let out = run(&[
+        "bench",
+        s(&clip("five.mp4")),
+        "--stage",
+        "cnn",
+        "--repeats",
+        "1",
+        "--device",
+        "cpu",
+        "--batch",
+        "4",
+        "--kernels",
+        "portable",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("device: cpu (CNN: portable kernels"),
+        "{text}"
+    );
+    assert!(
+        text.lines().nth(1).is_some_and(|l| l.starts_with("cnn")),
+        "{text}"
+    );
+}

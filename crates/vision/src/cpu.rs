@@ -48,13 +48,46 @@ type Simd = Option<simd::Avx2>;
 #[cfg(not(target_arch = "x86_64"))]
 type Simd = Option<std::convert::Infallible>;
 
-/// Which kernels [`CpuBackbone`] runs on this CPU: `"avx2"` or `"portable"`.
-pub fn kernels() -> &'static str {
-    if detect_simd().is_some() {
-        "avx2"
-    } else {
-        "portable"
+/// A set of kernels [`CpuBackbone`] can run: each ISA's, and the portable path every CPU runs
+/// (1x1 convolutions in `gemm`, depthwise in plain loops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelPath {
+    /// x86-64 with AVX2 and FMA.
+    Avx2,
+    Portable,
+}
+
+impl KernelPath {
+    /// Every path, fastest first.
+    pub const ALL: [KernelPath; 2] = [KernelPath::Avx2, KernelPath::Portable];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Avx2 => "avx2",
+            Self::Portable => "portable",
+        }
     }
+
+    /// Whether this CPU can run it.
+    pub fn available(self) -> bool {
+        match self {
+            Self::Avx2 => detect_simd().is_some(),
+            Self::Portable => true,
+        }
+    }
+
+    /// The fastest path this CPU can run.
+    pub fn best() -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.available())
+            .unwrap_or(Self::Portable)
+    }
+}
+
+/// Which kernels [`CpuBackbone`] runs on this CPU by default: `"avx2"` or `"portable"`.
+pub fn kernels() -> &'static str {
+    KernelPath::best().name()
 }
 
 fn detect_simd() -> Simd {
@@ -363,6 +396,29 @@ impl CpuBackbone {
     pub fn portable(mut self) -> Self {
         self.simd = None;
         self
+    }
+
+    /// The same network on `path`; an error where this CPU cannot run it.
+    pub fn on(self, path: KernelPath) -> Result<Self, VisionError> {
+        match path {
+            KernelPath::Portable => Ok(self.portable()),
+            KernelPath::Avx2 if path.available() => Ok(Self {
+                simd: detect_simd(),
+                ..self
+            }),
+            KernelPath::Avx2 => Err(VisionError::Compile(
+                "the avx2 kernels need a CPU with AVX2 and FMA, which this one lacks".into(),
+            )),
+        }
+    }
+
+    /// The kernels it runs.
+    pub fn kernels(&self) -> KernelPath {
+        if self.simd.is_some() {
+            KernelPath::Avx2
+        } else {
+            KernelPath::Portable
+        }
     }
 
     /// Features `[n, 1280]`, row-major, of `n` frames given as concatenated `size x size x 3`
@@ -1046,6 +1102,13 @@ mod tests {
             .expect("f32");
         assert!(want.iter().filter(|v| **v > 0.0).count() > want.len() / 4);
         let cpu = CpuBackbone::new(&model).expect("compiles");
+        assert_eq!(cpu.kernels(), KernelPath::best());
+        let portable = CpuBackbone::new(&model)
+            .and_then(|c| c.on(KernelPath::Portable))
+            .expect("every CPU runs the portable path");
+        assert_eq!(portable.kernels(), KernelPath::Portable);
+        let back = portable.on(KernelPath::Avx2);
+        assert_eq!(back.is_ok(), KernelPath::Avx2.available());
         // One output row per band: every block keeps and shares expanded rows between bands.
         let narrow = CpuBackbone {
             band_values: 1,

@@ -87,7 +87,8 @@ impl Analysis {
         sampling.motion = card.motion(sampling.motion, sampling.keyframes)?;
         let mut options = sampling.options()?;
         options.read = args.read.clone();
-        let selected = crate::device::select(args.backbone.device)?;
+        let selected =
+            crate::device::select(args.backbone.device)?.with_kernels(args.backbone.kernels);
         tracing::info!("device: {}; head: {}", selected.description, head.source);
         let backbone = Arc::new(Backbone::load(
             &args.backbone,

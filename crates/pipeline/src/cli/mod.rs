@@ -431,6 +431,7 @@ impl DataArgs {
                 weights: self.weights.clone(),
                 // Features that train or are compared with a trained head's are f32.
                 precision: pipeline::backbone::Precision::F32,
+                kernels: None,
             },
         }
     }
@@ -706,6 +707,10 @@ pub struct ModelArgs {
     /// stay within cosine 0.999 of f32.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
+    /// The CPU kernels the CNN runs in: the fastest this CPU has (`pipeline info` says which),
+    /// or one to time or compare against (every path is within the golden tolerance).
+    #[arg(long, value_enum, default_value_t = Kernels::Auto)]
+    pub kernels: Kernels,
 }
 
 impl ModelArgs {
@@ -715,8 +720,24 @@ impl ModelArgs {
             batch: self.batch,
             weights: self.weights.clone(),
             precision: self.precision.into(),
+            kernels: match self.kernels {
+                Kernels::Auto => None,
+                Kernels::Avx2 => Some(vision::cpu::KernelPath::Avx2),
+                Kernels::Portable => Some(vision::cpu::KernelPath::Portable),
+            },
         }
     }
+}
+
+/// `--kernels`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kernels {
+    /// The fastest this CPU has.
+    Auto,
+    /// x86-64 with AVX2 and FMA.
+    Avx2,
+    /// Any CPU: 1x1 convolutions in `gemm`, depthwise convolutions in plain loops.
+    Portable,
 }
 
 /// `--device`.

@@ -10,9 +10,15 @@ pub fn run() -> Result<()> {
         vision::FEATURE_DIM
     );
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let paths: Vec<&str> = vision::cpu::KernelPath::ALL
+        .into_iter()
+        .filter(|p| p.available())
+        .map(|p| p.name())
+        .collect();
     println!(
-        "cpu: {threads} threads; the CNN in our {} kernels, the temporal heads in burn-flex",
-        vision::cpu::kernels()
+        "cpu: {threads} threads; the CNN in our {} kernels (this CPU runs --kernels {}), the temporal heads in burn-flex",
+        vision::cpu::kernels(),
+        paths.join(", ")
     );
     let adapters = device::adapters();
     if !cfg!(feature = "gpu") {
