@@ -42,9 +42,9 @@ use crate::{FEATURE_DIM, VisionError};
 #[cfg(target_arch = "x86_64")]
 mod simd;
 
-/// The AVX2+FMA kernels' token where the CPU has them.
+/// The x86 kernels' token where the CPU has them: proof of AVX2 and FMA, or of AVX-512F too.
 #[cfg(target_arch = "x86_64")]
-type Simd = Option<simd::Avx2>;
+type Simd = Option<simd::Isa>;
 #[cfg(not(target_arch = "x86_64"))]
 type Simd = Option<std::convert::Infallible>;
 
@@ -52,6 +52,9 @@ type Simd = Option<std::convert::Infallible>;
 /// (1x1 convolutions in `gemm`, depthwise in plain loops).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelPath {
+    /// x86-64 with AVX-512F (and AVX2 and FMA): 1x1 convolutions in 512-bit registers, the
+    /// rest as on [`Self::Avx2`].
+    Avx512,
     /// x86-64 with AVX2 and FMA.
     Avx2,
     Portable,
@@ -59,21 +62,28 @@ pub enum KernelPath {
 
 impl KernelPath {
     /// Every path, fastest first.
-    pub const ALL: [KernelPath; 2] = [KernelPath::Avx2, KernelPath::Portable];
+    pub const ALL: [KernelPath; 3] = [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Portable];
 
     pub fn name(self) -> &'static str {
         match self {
+            Self::Avx512 => "avx512",
             Self::Avx2 => "avx2",
             Self::Portable => "portable",
         }
     }
 
+    /// What a CPU needs to run it.
+    fn needs(self) -> &'static str {
+        match self {
+            Self::Avx512 => "AVX-512F, AVX2 and FMA",
+            Self::Avx2 => "AVX2 and FMA",
+            Self::Portable => "nothing",
+        }
+    }
+
     /// Whether this CPU can run it.
     pub fn available(self) -> bool {
-        match self {
-            Self::Avx2 => detect_simd().is_some(),
-            Self::Portable => true,
-        }
+        self == Self::Portable || detect_simd(self).is_some()
     }
 
     /// The fastest path this CPU can run.
@@ -85,14 +95,21 @@ impl KernelPath {
     }
 }
 
-/// Which kernels [`CpuBackbone`] runs on this CPU by default: `"avx2"` or `"portable"`.
+/// Which kernels [`CpuBackbone`] runs on this CPU by default: `"avx512"`, `"avx2"` or
+/// `"portable"`.
 pub fn kernels() -> &'static str {
     KernelPath::best().name()
 }
 
-fn detect_simd() -> Simd {
+/// The token for `path`'s kernels, where this CPU runs them (`None` for the portable path).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn detect_simd(path: KernelPath) -> Simd {
     #[cfg(target_arch = "x86_64")]
-    return simd::Avx2::detect();
+    return match path {
+        KernelPath::Avx512 => simd::Avx512::detect().map(simd::Isa::Avx512),
+        KernelPath::Avx2 => simd::Avx2::detect().map(simd::Isa::Avx2),
+        KernelPath::Portable => None,
+    };
     #[cfg(not(target_arch = "x86_64"))]
     None
 }
@@ -138,7 +155,7 @@ struct Pointwise {
     /// `[cin, cout]`.
     weight: Vec<f32>,
     bias: Vec<f32>,
-    /// The weights packed for the AVX2 kernel.
+    /// The weights packed for the x86 kernels this backbone runs.
     #[cfg(target_arch = "x86_64")]
     packed: Option<simd::Packed>,
 }
@@ -308,15 +325,26 @@ impl Pointwise {
         Ok(Self::from_matrix(weight, bias, cin))
     }
 
+    /// The layer, its weights packed for the kernels this CPU runs fastest.
     fn from_matrix(weight: Vec<f32>, bias: Vec<f32>, cin: usize) -> Self {
-        let cout = bias.len();
-        Self {
+        let mut layer = Self {
             cin,
-            cout,
+            cout: bias.len(),
             #[cfg(target_arch = "x86_64")]
-            packed: simd::Packed::new(&weight, cin, cout),
+            packed: None,
             weight,
             bias,
+        };
+        layer.pack(detect_simd(KernelPath::best()));
+        layer
+    }
+
+    /// Packs the weights for `simd`'s kernels (each ISA's tiles read their own layout).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    fn pack(&mut self, simd: Simd) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(cpu) = simd {
+            self.packed = simd::Packed::new(cpu, &self.weight, self.cin, self.cout);
         }
     }
 }
@@ -382,7 +410,7 @@ impl CpuBackbone {
             blocks,
             head,
             band_values: BAND_HIDDEN,
-            simd: detect_simd(),
+            simd: detect_simd(KernelPath::best()),
         })
     }
 
@@ -400,25 +428,33 @@ impl CpuBackbone {
 
     /// The same network on `path`; an error where this CPU cannot run it.
     pub fn on(self, path: KernelPath) -> Result<Self, VisionError> {
-        match path {
-            KernelPath::Portable => Ok(self.portable()),
-            KernelPath::Avx2 if path.available() => Ok(Self {
-                simd: detect_simd(),
-                ..self
-            }),
-            KernelPath::Avx2 => Err(VisionError::Compile(
-                "the avx2 kernels need a CPU with AVX2 and FMA, which this one lacks".into(),
-            )),
+        if !path.available() {
+            return Err(VisionError::Compile(format!(
+                "the {} kernels need a CPU with {}, which this one lacks",
+                path.name(),
+                path.needs()
+            )));
         }
+        let simd = detect_simd(path);
+        let mut backbone = Self { simd, ..self };
+        let blocks = backbone.blocks.iter_mut();
+        let layers = blocks.flat_map(|b| b.expand.iter_mut().chain([&mut b.project]));
+        for layer in layers.chain([&mut backbone.stem.conv, &mut backbone.head]) {
+            layer.pack(simd);
+        }
+        Ok(backbone)
     }
 
     /// The kernels it runs.
     pub fn kernels(&self) -> KernelPath {
-        if self.simd.is_some() {
-            KernelPath::Avx2
-        } else {
-            KernelPath::Portable
-        }
+        #[cfg(target_arch = "x86_64")]
+        return match self.simd {
+            Some(simd::Isa::Avx512(_)) => KernelPath::Avx512,
+            Some(simd::Isa::Avx2(_)) => KernelPath::Avx2,
+            None => KernelPath::Portable,
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        KernelPath::Portable
     }
 
     /// Features `[n, 1280]`, row-major, of `n` frames given as concatenated `size x size x 3`
@@ -805,10 +841,10 @@ enum Hidden {
     /// Channels-last: channel `c` of row `r`, pixel `x` at `((r - first_row) * padded + x) *
     /// channels + c`.
     ChannelsLast,
-    /// In planes of 8 channels (what the AVX2 kernels read fastest), each of `rows` rows:
+    /// In planes of 8 channels (what the x86 kernels read fastest), each of `rows` rows:
     /// `((c / 8 * rows + r - first_row) * padded + x) * 8 + c % 8`.
     #[cfg(target_arch = "x86_64")]
-    Planes { rows: usize, cpu: simd::Avx2 },
+    Planes { rows: usize, cpu: simd::Isa },
 }
 
 impl Hidden {
@@ -1103,23 +1139,23 @@ mod tests {
         assert!(want.iter().filter(|v| **v > 0.0).count() > want.len() / 4);
         let cpu = CpuBackbone::new(&model).expect("compiles");
         assert_eq!(cpu.kernels(), KernelPath::best());
-        let portable = CpuBackbone::new(&model)
-            .and_then(|c| c.on(KernelPath::Portable))
-            .expect("every CPU runs the portable path");
-        assert_eq!(portable.kernels(), KernelPath::Portable);
-        let back = portable.on(KernelPath::Avx2);
-        assert_eq!(back.is_ok(), KernelPath::Avx2.available());
+        assert!(KernelPath::Portable.available());
+        // Every path this CPU runs, each on several frames and on one.
+        let mut got = Vec::new();
+        for path in KernelPath::ALL {
+            let on = CpuBackbone::new(&model).and_then(|c| c.on(path));
+            assert_eq!(on.is_ok(), path.available(), "{path:?}");
+            let Ok(on) = on else { continue };
+            assert_eq!(on.kernels(), path);
+            got.push(on.features(&rgb, n));
+            got.push(on.features(&rgb[..size * size * 3], 1));
+        }
         // One output row per band: every block keeps and shares expanded rows between bands.
         let narrow = CpuBackbone {
             band_values: 1,
             ..CpuBackbone::new(&model).expect("compiles")
         };
-        let got = [
-            narrow.features(&rgb, n),
-            cpu.features(&rgb, n),
-            cpu.features(&rgb[..size * size * 3], 1),
-            cpu.portable().features(&rgb[..size * size * 3], 1),
-        ];
+        got.push(narrow.features(&rgb, n));
         for got in got {
             let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -1187,16 +1223,16 @@ mod tests {
             .collect()
     }
 
-    const PORTABLE: Kernels = Kernels {
-        simd: None,
-        par: gemm::Parallelism::None,
-    };
-
-    fn this_cpu() -> Kernels {
-        Kernels {
-            simd: detect_simd(),
-            par: gemm::Parallelism::None,
-        }
+    /// Every path this CPU runs, the portable one last.
+    fn every_path() -> Vec<Kernels> {
+        KernelPath::ALL
+            .into_iter()
+            .filter(|path| path.available())
+            .map(|path| Kernels {
+                simd: detect_simd(path),
+                par: gemm::Parallelism::None,
+            })
+            .collect()
     }
 
     fn assert_close(got: &[f32], want: &[f32], what: &str) {
@@ -1209,12 +1245,12 @@ mod tests {
         }
     }
 
-    /// Both paths against a plain sum, with every epilogue, on channel counts that take the
-    /// 16- and 8-wide tiles or (12) fall back to the portable path, input widths that fit no
+    /// Every path against a plain sum, with every epilogue, on channel counts that take each
+    /// width of tile (8 and 16; 32, 48 and 64 on AVX-512) or (12) fall back to the portable path, input widths that fit no
     /// vector, and pixel counts that leave partial tiles or span several cache blocks.
     #[test]
     fn pointwise_kernels_match_plain_loops() {
-        for (cout, cin, pixels) in [8, 12, 16, 24, 40]
+        for (cout, cin, pixels) in [8, 12, 16, 24, 40, 56, 88, 112]
             .into_iter()
             .flat_map(|o| [1, 3, 16, 27, 33].map(|i| (o, i)))
             .flat_map(|(o, i)| [1, 5, 6, 7, 13, 1000].map(|p| (o, i, p)))
@@ -1259,17 +1295,21 @@ mod tests {
                     }
                     inputs
                 };
-                for (kernels, layout, pixels_in) in [this_cpu(), PORTABLE]
+                for (kernels, layout, pixels_in) in every_path()
                     .into_iter()
                     .flat_map(|k| [(k, Rows::DENSE), (k, padded)])
                     .flat_map(|(k, l)| inputs(k).into_iter().map(move |i| (k, l, i)))
                 {
                     let mut got = vec![f32::NAN; layout.len(pixels) * cout];
+                    // The weights packed for these kernels.
+                    let mut layer =
+                        Pointwise::from_matrix(layer.weight.clone(), layer.bias.clone(), cin);
+                    layer.pack(kernels.simd);
                     pointwise(&layer, pixels_in, &mut got, layout, None, epilogue, kernels);
                     let what = format!(
-                        "{pixels} x {cin} -> {cout}, {layout:?}, planes {}, simd {}",
+                        "{pixels} x {cin} -> {cout}, {layout:?}, planes {}, simd {:?}",
                         matches!(pixels_in, Pixels::Planes(_)),
-                        kernels.simd.is_some()
+                        kernels.simd
                     );
                     let mut dense = Vec::new();
                     for (at, px) in got.chunks_exact(cout).enumerate() {
@@ -1337,9 +1377,11 @@ mod tests {
                 let rows = &input[first * row..];
                 let mut layouts = vec![(Hidden::ChannelsLast, rows.to_vec())];
                 #[cfg(target_arch = "x86_64")]
-                if let Some(cpu) = detect_simd().filter(|_| simd::depthwise_fits(&layer)) {
-                    let n = rows.len() / row;
-                    layouts.push((Hidden::Planes { rows: n, cpu }, to_planes(rows, channels)));
+                for cpu in every_path().into_iter().filter_map(|k| k.simd) {
+                    if simd::depthwise_fits(&layer) {
+                        let n = rows.len() / row;
+                        layouts.push((Hidden::Planes { rows: n, cpu }, to_planes(rows, channels)));
+                    }
                 }
                 layouts
             };

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use vision::cpu::CpuBackbone;
+use vision::cpu::{CpuBackbone, KernelPath};
 use vision::{EfficientNet, EfficientNetConfig, weights};
 
 const IMAGES: [&str; 4] = ["chelsea", "coffee", "astronaut", "rocket"];
@@ -121,15 +121,28 @@ fn folded_batchnorm_matches_pytorch_reference_on_cpu() {
     assert_matches_golden(&shipped_model(&device).fold_batchnorm(), &device);
 }
 
-/// What the pipeline runs on the CPU: the folded network in the fused channels-last kernels.
+/// What the pipeline runs on the CPU: the folded network in the fused channels-last kernels,
+/// on every path this CPU runs, each giving the same bits every time.
 #[test]
 fn cpu_kernels_match_pytorch_reference() {
     let device = Device::flex();
     let model = shipped_model(&device).fold_batchnorm();
-    let cpu = CpuBackbone::new(&model).expect("compiles");
-    let features = cpu.features_normalized(&golden_inputs(), 4);
-    let features = Tensor::<2>::from_data(TensorData::new(features, [4, 1280]), &device);
-    assert_features_match_golden(&model, features);
+    for path in KernelPath::ALL.into_iter().filter(|p| p.available()) {
+        let cpu = CpuBackbone::new(&model)
+            .and_then(|cpu| cpu.on(path))
+            .expect("compiles");
+        let features = cpu.features_normalized(&golden_inputs(), 4);
+        let again = cpu.features_normalized(&golden_inputs(), 4);
+        assert!(
+            features
+                .iter()
+                .zip(&again)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{path:?} gave other bits the second time"
+        );
+        let features = Tensor::<2>::from_data(TensorData::new(features, [4, 1280]), &device);
+        assert_features_match_golden(&model, features);
+    }
 }
 
 #[test]

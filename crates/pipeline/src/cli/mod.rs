@@ -722,6 +722,7 @@ impl ModelArgs {
             precision: self.precision.into(),
             kernels: match self.kernels {
                 Kernels::Auto => None,
+                Kernels::Avx512 => Some(vision::cpu::KernelPath::Avx512),
                 Kernels::Avx2 => Some(vision::cpu::KernelPath::Avx2),
                 Kernels::Portable => Some(vision::cpu::KernelPath::Portable),
             },
@@ -734,6 +735,8 @@ impl ModelArgs {
 pub enum Kernels {
     /// The fastest this CPU has.
     Auto,
+    /// x86-64 with AVX-512F: 1x1 convolutions in 512-bit registers, the rest as avx2.
+    Avx512,
     /// x86-64 with AVX2 and FMA.
     Avx2,
     /// Any CPU: 1x1 convolutions in `gemm`, depthwise convolutions in plain loops.

@@ -1,11 +1,12 @@
-//! AVX2/FMA kernels for the CPU path, for x86-64 CPUs that have both (detected at run time;
-//! other CPUs take the portable path in [`super`]), written with `std::arch` intrinsics inside
-//! `#[target_feature]` functions:
-//! - a 1x1 convolution that keeps a tile of 6 pixels x 16 channels of outputs in registers
-//!   through the whole sum and applies bias, residual and ReLU6 before its only store, over
-//!   pixels channels-last or in planes of 8 channels;
+//! x86-64 kernels for the CPU path, for CPUs with AVX2 and FMA, and with AVX-512F as well
+//! (detected at run time; other CPUs take the portable path in [`super`]), written with
+//! `std::arch` intrinsics inside `#[target_feature]` functions:
+//! - a 1x1 convolution that keeps a tile of 6 pixels x 16 channels of outputs (AVX2; AVX-512:
+//!   64 channels) in registers through the whole sum and applies bias, residual and ReLU6
+//!   before its only store, over pixels channels-last or in planes of 8 channels;
 //! - a depthwise convolution over planes of 8 channels that keeps 8 output pixels of a row in
-//!   registers across its taps, reading input rows that carry their zero border.
+//!   registers across its taps, reading input rows that carry their zero border (AVX2 on
+//!   either ISA).
 
 use std::arch::x86_64::*;
 
@@ -34,6 +35,71 @@ fn store(dst: &mut [f32; 8], value: __m256) {
     }
 }
 
+/// `__m512` from a `&[f32; 16]`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn load16(values: &[f32; 16]) -> __m512 {
+    // SAFETY: reads exactly the 16 floats `values` refers to.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_loadu_ps(values.as_ptr())
+    }
+}
+
+/// Writes an `__m512` to a `&mut [f32; 16]`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn store16(dst: &mut [f32; 16], value: __m512) {
+    // SAFETY: writes exactly the 16 floats `dst` refers to.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_storeu_ps(dst.as_mut_ptr(), value)
+    }
+}
+
+/// Proof that the CPU has AVX2 and FMA: only [`Avx2::detect`] makes one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Avx2(());
+
+impl Avx2 {
+    pub(super) fn detect() -> Option<Self> {
+        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Self(()))
+    }
+}
+
+/// Proof that the CPU has AVX-512F, AVX2 and FMA: only [`Avx512::detect`] makes one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Avx512(());
+
+impl Avx512 {
+    pub(super) fn detect() -> Option<Self> {
+        Avx2::detect()
+            .filter(|_| is_x86_feature_detected!("avx512f"))
+            .map(|_| Self(()))
+    }
+
+    /// A CPU with AVX-512 runs the AVX2 kernels too.
+    fn avx2(self) -> Avx2 {
+        Avx2(())
+    }
+}
+
+/// The kernels a call runs.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Isa {
+    Avx2(Avx2),
+    Avx512(Avx512),
+}
+
+impl Isa {
+    fn avx2(self) -> Avx2 {
+        match self {
+            Self::Avx2(cpu) => cpu,
+            Self::Avx512(cpu) => cpu.avx2(),
+        }
+    }
+}
+
 thread_local! {
     static PANELS: std::cell::Cell<Vec<[f32; MR]>> = const { std::cell::Cell::new(Vec::new()) };
 }
@@ -47,44 +113,48 @@ const GATHER_TILES: usize = 4;
 /// every tile of output channels.
 const BLOCK_VALUES: usize = 24 * 1024;
 
-/// Proof that the CPU has AVX2 and FMA: only [`Avx2::detect`] makes one.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Avx2(());
-
-impl Avx2 {
-    pub(super) fn detect() -> Option<Self> {
-        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Self(()))
-    }
-}
-
-/// 1x1 convolution weights packed for [`pointwise`]: for each tile of 16 output channels (the
-/// last one 8 wide when `cout` is not a multiple of 16), `[cin][16 or 8]` contiguous.
+/// 1x1 convolution weights packed for [`pointwise`] on one ISA: for each run of output
+/// channels that a tile computes ([`groups`]), `[cin][width]` contiguous.
 #[derive(Debug)]
 pub(super) struct Packed {
     data: Vec<f32>,
+    /// The widest run: 16 for AVX2, [`WIDE`] for AVX-512.
+    step: usize,
 }
 
 impl Packed {
     /// `weight` is `[cin, cout]`; `None` unless `cout` is a multiple of 8.
-    pub(super) fn new(weight: &[f32], cin: usize, cout: usize) -> Option<Self> {
+    pub(super) fn new(cpu: Isa, weight: &[f32], cin: usize, cout: usize) -> Option<Self> {
         if !cout.is_multiple_of(8) || weight.len() != cin * cout {
             return None;
         }
+        let step = match cpu {
+            Isa::Avx2(_) => 16,
+            Isa::Avx512(_) => WIDE,
+        };
         let mut data = Vec::with_capacity(weight.len());
-        for (start, width) in tiles(cout) {
+        for (start, width) in groups(step, cout) {
             for row in weight.chunks_exact(cout) {
                 data.extend_from_slice(&row[start..start + width]);
             }
         }
-        Some(Self { data })
+        Some(Self { data, step })
     }
 }
 
-/// `(first channel, width)` of the output-channel tiles.
-fn tiles(cout: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..cout)
-        .step_by(16)
-        .map(move |start| (start, (cout - start).min(16)))
+/// Output channels of the widest AVX-512 tile: four registers, so that 6 pixels x 4 registers
+/// of sums, the 4 registers of weights they read and the broadcast input fill 29 of the 32.
+const WIDE: usize = 64;
+
+/// `(first channel, width)` of the runs of output channels that one tile computes: runs of
+/// `step` (16 on AVX2, up to [`WIDE`] on AVX-512) while whole registers of 16 remain, then a
+/// last run of 8.
+fn groups(step: usize, cout: usize) -> impl Iterator<Item = (usize, usize)> {
+    let whole = cout / 16 * 16;
+    (0..whole)
+        .step_by(step)
+        .map(move |start| (start, (whole - start).min(step)))
+        .chain((whole < cout).then_some((whole, cout - whole)))
 }
 
 /// What a 1x1 convolution writes: `act(input x weight + bias (+ residual))`.
@@ -100,23 +170,30 @@ pub(super) struct Output<'a> {
 
 /// `out [pixels, cout] = act(input [pixels, cin] x weight + bias (+ residual))`.
 pub(super) fn pointwise(
-    cpu: Avx2,
+    cpu: Isa,
     packed: &Packed,
     bias: &[f32],
     input: Pixels,
     cin: usize,
     output: Output,
 ) {
-    let _ = cpu;
-    // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
+    // SAFETY: an `Isa` exists only where the CPU has AVX2 and FMA.
     #[allow(unsafe_code)]
     unsafe {
-        pointwise_avx2(packed, bias, input, cin, output)
+        pointwise_avx2(cpu, packed, bias, input, cin, output)
     }
 }
 
+/// The cache blocking and packing, in AVX2 for either ISA; each tile in [`Tile::run`].
 #[target_feature(enable = "avx,avx2,fma")]
-fn pointwise_avx2(packed: &Packed, bias: &[f32], input: Pixels, cin: usize, output: Output) {
+fn pointwise_avx2(
+    cpu: Isa,
+    packed: &Packed,
+    bias: &[f32],
+    input: Pixels,
+    cin: usize,
+    output: Output,
+) {
     let Output {
         out,
         rows: layout,
@@ -141,7 +218,7 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: Pixels, cin: usize, outp
     // tiles of output channels read them, but for a last tile of fewer than MR pixels: that one
     // as planes of MR pixels, zero past the last. When many tiles reread them, each tile's
     // blocks of MR x 8 values are gathered into one run that stays in L1.
-    let gather = tiles(cout).count() >= GATHER_TILES;
+    let gather = groups(16, cout).count() >= GATHER_TILES;
     let mut tail = Vec::new();
     if let Pixels::Planes(values) = input
         && !gather
@@ -202,7 +279,7 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: Pixels, cin: usize, outp
             }
         }
         let mut offset = 0;
-        for (start, width) in tiles(cout) {
+        for (start, width) in groups(packed.step, cout) {
             let weights = &packed.data[offset..][..cin * width];
             offset += cin * width;
             for (t, starts) in starts.chunks(MR).enumerate() {
@@ -236,11 +313,7 @@ fn pointwise_avx2(packed: &Packed, bias: &[f32], input: Pixels, cin: usize, outp
                     cout,
                     relu6,
                 };
-                if width == 16 {
-                    tile.run::<2>(weights, out);
-                } else {
-                    tile.run::<1>(weights, out);
-                }
+                tile.run(cpu, width, weights, out);
             }
         }
     }
@@ -276,9 +349,29 @@ struct Tile<'a> {
 }
 
 impl Tile<'_> {
-    /// `weights` is `[cin][8 * NV]`; `out` is the layer's whole output.
+    /// Computes the tile's `width` output channels, whose weights are `[cin][width]`, into
+    /// `out`, the layer's whole output. The weights were packed for `cpu` ([`Packed::new`]).
+    #[inline]
+    fn run(&self, cpu: Isa, width: usize, weights: &[f32], out: &mut [f32]) {
+        // SAFETY: an `Isa::Avx2` exists only where the CPU has AVX2 and FMA, an
+        // `Isa::Avx512` only where it has AVX-512F as well.
+        #[allow(unsafe_code)]
+        unsafe {
+            match (cpu, width) {
+                (Isa::Avx512(_), 64) => self.avx512::<4>(weights, out),
+                (Isa::Avx512(_), 48) => self.avx512::<3>(weights, out),
+                (Isa::Avx512(_), 32) => self.avx512::<2>(weights, out),
+                (Isa::Avx512(_), 16) => self.avx512::<1>(weights, out),
+                (_, 16) => self.avx2::<2>(weights, out),
+                (_, 8) => self.avx2::<1>(weights, out),
+                _ => panic!("no {cpu:?} tile is {width} channels wide"),
+            }
+        }
+    }
+
+    /// `weights` is `[cin][8 * NV]`.
     #[target_feature(enable = "avx,avx2,fma")]
-    fn run<const NV: usize>(&self, weights: &[f32], out: &mut [f32]) {
+    fn avx2<const NV: usize>(&self, weights: &[f32], out: &mut [f32]) {
         let rows = self.starts.len();
         let (weights, _) = weights.as_chunks::<8>();
         let (bias, _) = self.bias.as_chunks::<8>();
@@ -341,6 +434,87 @@ impl Tile<'_> {
     }
 }
 
+impl Tile<'_> {
+    /// `weights` is `[cin][16 * NV]`.
+    #[target_feature(enable = "avx,avx2,fma,avx512f")]
+    fn avx512<const NV: usize>(&self, weights: &[f32], out: &mut [f32]) {
+        let rows = self.starts.len();
+        let (weights, _) = weights.as_chunks::<16>();
+        let (bias, _) = self.bias.as_chunks::<16>();
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = load16(&bias[v]);
+                if let Some(residual) = self.residual.filter(|_| r < rows) {
+                    let (residual, _) = residual[r * self.cout..][..16 * NV].as_chunks::<16>();
+                    *acc = _mm512_add_ps(*acc, load16(&residual[v]));
+                }
+            }
+        }
+        match self.x {
+            Source::Panel(panel) => {
+                for (x, w) in panel.iter().zip(weights.chunks_exact(NV)) {
+                    let mut wv = [_mm512_setzero_ps(); NV];
+                    for v in 0..NV {
+                        wv[v] = load16(&w[v]);
+                    }
+                    for r in 0..MR {
+                        let x = _mm512_set1_ps(x[r]);
+                        for v in 0..NV {
+                            acc[r][v] = _mm512_fmadd_ps(x, wv[v], acc[r][v]);
+                        }
+                    }
+                }
+            }
+            Source::Planes { values, stride, p0 } => {
+                // Eight steps of the sum per plane: its MR x 8 values are one contiguous block.
+                for (plane, w) in weights.chunks_exact(8 * NV).enumerate() {
+                    let block = &values[(plane * stride + p0) * 8..][..MR * 8];
+                    for (j, w) in w.chunks_exact(NV).enumerate() {
+                        let mut wv = [_mm512_setzero_ps(); NV];
+                        for v in 0..NV {
+                            wv[v] = load16(&w[v]);
+                        }
+                        for r in 0..MR {
+                            let x = _mm512_set1_ps(block[r * 8 + j]);
+                            for v in 0..NV {
+                                acc[r][v] = _mm512_fmadd_ps(x, wv[v], acc[r][v]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The sums leave their registers by constant indices (a loop the compiler unrolls), so
+        // that they stay in registers through the sum: the rows that exist, fewer than MR in
+        // a layer's last tile, are picked from memory after.
+        let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
+        let mut sums = [[[0.0; 16]; NV]; MR];
+        for r in 0..MR {
+            for v in 0..NV {
+                let a = if self.relu6 {
+                    _mm512_min_ps(six, _mm512_max_ps(zero, acc[r][v]))
+                } else {
+                    acc[r][v]
+                };
+                store16(&mut sums[r][v], a);
+            }
+        }
+        for (&at, sums) in self.starts.iter().zip(&sums) {
+            for (v, sum) in sums.iter().enumerate() {
+                let at = at + self.first;
+                if self.vector == 8 {
+                    out[at + v * 16..][..16].copy_from_slice(sum);
+                } else {
+                    for (h, half) in sum.chunks_exact(8).enumerate() {
+                        out[at + (2 * v + h) * self.vector..][..8].copy_from_slice(half);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Whether [`depthwise`] implements the layer: channels a multiple of 8, a 3x3 or 5x5
 /// kernel, stride 1 or 2.
 pub(super) fn depthwise_fits(layer: &Depthwise) -> bool {
@@ -353,7 +527,7 @@ pub(super) fn depthwise_fits(layer: &Depthwise) -> bool {
 /// from input rows `first_row..` held in planes of 8 channels, `rows` rows per plane, each row
 /// with its zero border (see [`super::Hidden`]).
 pub(super) fn depthwise(
-    cpu: Avx2,
+    cpu: Isa,
     layer: &Depthwise,
     input: &[f32],
     rows: usize,
@@ -361,7 +535,7 @@ pub(super) fn depthwise(
     out: &mut [f32],
     out_row: usize,
 ) {
-    let _ = cpu;
+    let _ = cpu.avx2();
     let g = layer.geometry;
     let planes = Planes {
         input: input.as_chunks::<8>().0,
