@@ -5,13 +5,14 @@
 //! development machine that gave 14 frames/s. Here each layer is one pass: the input
 //! normalisation is fused into the stem's patch gathering, and bias, ReLU6 and the residual add
 //! into the layer that produces them.
-//! - On x86-64 with AVX2 and FMA (`simd`), 1x1 convolutions (nine tenths of the arithmetic)
-//!   keep a 6-pixel x 16-channel tile of outputs in registers through the whole sum. The
-//!   expansion writes its rows in planes of 8 channels, with the zero border 'same' padding
-//!   reads, so that the depthwise convolution keeps 8 channels of 8 pixels of an output row in
-//!   registers across the taps, all of them contiguous loads and none a special case at the
-//!   image's edge. It writes planes too (whole cache lines), which the projection reads 6
-//!   pixels x 8 channels at a time.
+//! - On x86-64 with AVX2 and FMA (`cpu/x86.rs`), 1x1 convolutions (nine tenths of the
+//!   arithmetic) keep a 6-pixel x 16-channel tile of outputs in registers through the whole sum
+//!   (with AVX-512F, 6 x 64 in 512-bit registers); aarch64 does the same in NEON
+//!   (`cpu/neon.rs`); `cpu/driver.rs` blocks and packs for both. The expansion writes its rows
+//!   in planes of 8 channels, with the zero border 'same' padding reads, so that the depthwise
+//!   convolution keeps 8 channels of 8 pixels of an output row in registers across the taps,
+//!   all of them contiguous loads and none a special case at the image's edge. It writes planes
+//!   too (whole cache lines), which the projection reads 6 pixels x 8 channels at a time.
 //! - Elsewhere, the 1x1 convolutions are matrix products in the `gemm` crate (burn-flex's own)
 //!   and the depthwise convolutions plain loops over channels-last rows.
 //!
@@ -39,13 +40,20 @@ use crate::efficientnet::{EfficientNet, Layer};
 use crate::preprocess::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::{FEATURE_DIM, VisionError};
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod driver;
+#[cfg(target_arch = "aarch64")]
+#[path = "cpu/neon.rs"]
+mod simd;
 #[cfg(target_arch = "x86_64")]
+#[path = "cpu/x86.rs"]
 mod simd;
 
-/// The x86 kernels' token where the CPU has them: proof of AVX2 and FMA, or of AVX-512F too.
-#[cfg(target_arch = "x86_64")]
+/// The SIMD kernels' token where the CPU has them: on x86-64, proof of AVX2 and FMA (or of
+/// AVX-512F too); on aarch64, of NEON.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 type Simd = Option<simd::Isa>;
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 type Simd = Option<std::convert::Infallible>;
 
 /// A set of kernels [`CpuBackbone`] can run: each ISA's, and the portable path every CPU runs
@@ -57,17 +65,20 @@ pub enum KernelPath {
     Avx512,
     /// x86-64 with AVX2 and FMA.
     Avx2,
+    /// aarch64 with NEON (every aarch64 CPU).
+    Neon,
     Portable,
 }
 
 impl KernelPath {
     /// Every path, fastest first.
-    pub const ALL: [KernelPath; 3] = [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Portable];
+    pub const ALL: [KernelPath; 4] = [Self::Avx512, Self::Avx2, Self::Neon, Self::Portable];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Avx512 => "avx512",
             Self::Avx2 => "avx2",
+            Self::Neon => "neon",
             Self::Portable => "portable",
         }
     }
@@ -77,6 +88,7 @@ impl KernelPath {
         match self {
             Self::Avx512 => "AVX-512F, AVX2 and FMA",
             Self::Avx2 => "AVX2 and FMA",
+            Self::Neon => "NEON (an aarch64 CPU)",
             Self::Portable => "nothing",
         }
     }
@@ -102,23 +114,23 @@ pub fn kernels() -> &'static str {
 }
 
 /// The token for `path`'s kernels, where this CPU runs them (`None` for the portable path).
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn detect_simd(path: KernelPath) -> Simd {
-    #[cfg(target_arch = "x86_64")]
-    return match path {
+    match path {
+        #[cfg(target_arch = "x86_64")]
         KernelPath::Avx512 => simd::Avx512::detect().map(simd::Isa::Avx512),
+        #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 => simd::Avx2::detect().map(simd::Isa::Avx2),
-        KernelPath::Portable => None,
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    None
+        #[cfg(target_arch = "aarch64")]
+        KernelPath::Neon => simd::Neon::detect(),
+        _ => None,
+    }
 }
 
 /// Expanded values per band of an MBConv block's output rows (256 KB, half the L2 of the
 /// development machine's cores).
 const BAND_HIDDEN: usize = 64 * 1024;
 
-/// Output pixels of a row that the AVX2 depthwise kernel computes together.
+/// Output pixels of a row that the SIMD depthwise kernels compute together.
 const DEPTHWISE_SPAN: usize = 8;
 
 /// Output values per band of pixels in the stem and the portable path's matrix products (the
@@ -156,8 +168,8 @@ struct Pointwise {
     weight: Vec<f32>,
     bias: Vec<f32>,
     /// The weights packed for the x86 kernels this backbone runs.
-    #[cfg(target_arch = "x86_64")]
-    packed: Option<simd::Packed>,
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    packed: Option<driver::Packed>,
 }
 
 /// A depthwise k x k convolution, channels-last.
@@ -226,7 +238,10 @@ fn lap(clock: &mut Option<Clock>, slot: usize) {
 
 /// How this call runs its kernels.
 #[derive(Clone, Copy)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 struct Kernels {
     simd: Simd,
     /// Threads inside the portable path's matrix products.
@@ -330,7 +345,7 @@ impl Pointwise {
         let mut layer = Self {
             cin,
             cout: bias.len(),
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             packed: None,
             weight,
             bias,
@@ -340,11 +355,14 @@ impl Pointwise {
     }
 
     /// Packs the weights for `simd`'s kernels (each ISA's tiles read their own layout).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(unused_variables)
+    )]
     fn pack(&mut self, simd: Simd) {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         if let Some(cpu) = simd {
-            self.packed = simd::Packed::new(cpu, &self.weight, self.cin, self.cout);
+            self.packed = driver::Packed::new(cpu, &self.weight, self.cin, self.cout);
         }
     }
 }
@@ -419,7 +437,7 @@ impl CpuBackbone {
         self.size
     }
 
-    /// The same network on the portable path only (what CPUs without AVX2 run), for tests and
+    /// The same network on the portable path only (what CPUs without SIMD kernels run), for tests and
     /// comparisons.
     pub fn portable(mut self) -> Self {
         self.simd = None;
@@ -447,14 +465,17 @@ impl CpuBackbone {
 
     /// The kernels it runs.
     pub fn kernels(&self) -> KernelPath {
-        #[cfg(target_arch = "x86_64")]
-        return match self.simd {
+        match self.simd {
+            #[cfg(target_arch = "x86_64")]
             Some(simd::Isa::Avx512(_)) => KernelPath::Avx512,
+            #[cfg(target_arch = "x86_64")]
             Some(simd::Isa::Avx2(_)) => KernelPath::Avx2,
+            #[cfg(target_arch = "aarch64")]
+            Some(simd::Neon { .. }) => KernelPath::Neon,
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+            Some(never) => match never {},
             None => KernelPath::Portable,
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        KernelPath::Portable
+        }
     }
 
     /// Features `[n, 1280]`, row-major, of `n` frames given as concatenated `size x size x 3`
@@ -743,7 +764,7 @@ impl CpuBackbone {
             let spatial = &s.spatial[..pixels * block.depthwise.channels];
             let spatial = match layout {
                 Hidden::ChannelsLast => Pixels::ChannelsLast(spatial),
-                #[cfg(target_arch = "x86_64")]
+                #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
                 Hidden::Planes { .. } => Pixels::Planes(spatial),
             };
             let cout = block.project.cout;
@@ -841,20 +862,23 @@ enum Hidden {
     /// Channels-last: channel `c` of row `r`, pixel `x` at `((r - first_row) * padded + x) *
     /// channels + c`.
     ChannelsLast,
-    /// In planes of 8 channels (what the x86 kernels read fastest), each of `rows` rows:
+    /// In planes of 8 channels (what the SIMD kernels read fastest), each of `rows` rows:
     /// `((c / 8 * rows + r - first_row) * padded + x) * 8 + c % 8`.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     Planes { rows: usize, cpu: simd::Isa },
 }
 
 impl Hidden {
-    /// Planes where the AVX2 kernels run the whole block: the expansion (if any) writes them,
+    /// Planes where the SIMD kernels run the whole block: the expansion (if any) writes them,
     /// the depthwise layer reads them and writes its output in planes too, for the projection.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(unused_variables)
+    )]
     fn new(block: &Block, k: Kernels, rows: usize) -> Self {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         if let Some(cpu) = k.simd
-            && simd::depthwise_fits(&block.depthwise)
+            && driver::depthwise_fits(&block.depthwise)
             && block.expand.as_ref().is_none_or(|e| e.packed.is_some())
             && block.project.packed.is_some()
         {
@@ -867,18 +891,21 @@ impl Hidden {
     fn group(self, channels: usize) -> usize {
         match self {
             Self::ChannelsLast => channels,
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             Self::Planes { .. } => 8,
         }
     }
 }
 
 /// A 1x1 convolution's input pixels: channels-last (`[pixels][cin]`), or in planes of 8
-/// channels (`[cin / 8][pixels][8]`, what the AVX2 depthwise kernel writes).
+/// channels (`[cin / 8][pixels][8]`, what the SIMD depthwise kernels write).
 #[derive(Clone, Copy)]
 enum Pixels<'a> {
     ChannelsLast(&'a [f32]),
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
     Planes(&'a [f32]),
 }
 
@@ -926,7 +953,7 @@ enum Epilogue<'a> {
     Residual(&'a [f32]),
 }
 
-/// `out = epilogue(input [pixels, cin] x weight + bias)`: in the AVX2 kernel, or else one
+/// `out = epilogue(input [pixels, cin] x weight + bias)`: in the SIMD kernels, or else one
 /// band of rows at a time through `gemm`.
 fn pointwise(
     layer: &Pointwise,
@@ -944,14 +971,14 @@ fn pointwise(
         pixels * cin,
         "whole pixels of {cin} channels"
     );
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if let (Some(cpu), Some(packed)) = (k.simd, &layer.packed) {
         let (residual, relu6) = match epilogue {
             Epilogue::None => (None, false),
             Epilogue::Relu6 => (None, true),
             Epilogue::Residual(r) => (Some(&r[..pixels * cout]), false),
         };
-        let output = simd::Output {
+        let output = driver::Output {
             out,
             rows: layout,
             planes,
@@ -963,7 +990,7 @@ fn pointwise(
     }
     assert!(
         planes.is_none() && matches!(input, Pixels::ChannelsLast(_)),
-        "planes of 8 channels are read and written by the AVX2 kernel only"
+        "planes of 8 channels are read and written by the SIMD kernels only"
     );
     let input = input.values();
     let out = &mut out[..layout.len(pixels) * cout];
@@ -1029,7 +1056,7 @@ fn depthwise(
     let g = layer.geometry;
     let c = layer.channels;
     let out = &mut out[..rows.len() * g.out * c];
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if let Hidden::Planes { rows: held, cpu } = layout {
         return simd::depthwise(cpu, layer, input, held, first_row, out, rows.start);
     }
@@ -1140,6 +1167,8 @@ mod tests {
         let cpu = CpuBackbone::new(&model).expect("compiles");
         assert_eq!(cpu.kernels(), KernelPath::best());
         assert!(KernelPath::Portable.available());
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(KernelPath::best(), KernelPath::Neon);
         // Every path this CPU runs, each on several frames and on one.
         let mut got = Vec::new();
         for path in KernelPath::ALL {
@@ -1282,14 +1311,14 @@ mod tests {
                     width: 5,
                     stride: 8,
                 };
-                // The input channels-last, and (for the AVX2 kernel) in planes of 8 channels.
+                // The input channels-last, and (for the SIMD kernels) in planes of 8 channels.
                 let planes = match cin % 8 {
                     0 => to_planes(&input, cin),
                     _ => Vec::new(),
                 };
                 let inputs = |k: Kernels| {
                     let mut inputs = vec![Pixels::ChannelsLast(&input)];
-                    #[cfg(target_arch = "x86_64")]
+                    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
                     if k.simd.is_some() && cin.is_multiple_of(8) && layer.packed.is_some() {
                         inputs.push(Pixels::Planes(&planes));
                     }
@@ -1326,7 +1355,7 @@ mod tests {
     }
 
     /// Both layouts against plain loops, with 'same' padding, kernels 3 and 5, strides 1 and 2,
-    /// output rows shorter than the AVX2 kernel's span of 8 pixels, of whole spans, and ending
+    /// output rows shorter than the SIMD kernels' span of 8 pixels, of whole spans, and ending
     /// in a span that overlaps the one before, and channel counts of one or several planes or
     /// (12) only channels-last.
     #[test]
@@ -1376,9 +1405,9 @@ mod tests {
             let layouts = |first: usize| {
                 let rows = &input[first * row..];
                 let mut layouts = vec![(Hidden::ChannelsLast, rows.to_vec())];
-                #[cfg(target_arch = "x86_64")]
+                #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
                 for cpu in every_path().into_iter().filter_map(|k| k.simd) {
-                    if simd::depthwise_fits(&layer) {
+                    if driver::depthwise_fits(&layer) {
                         let n = rows.len() / row;
                         layouts.push((Hidden::Planes { rows: n, cpu }, to_planes(rows, channels)));
                     }
@@ -1394,7 +1423,7 @@ mod tests {
                 // The output channels-last, whatever the layout wrote.
                 let written = |out: Vec<f32>| match layout {
                     Hidden::ChannelsLast => out,
-                    #[cfg(target_arch = "x86_64")]
+                    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
                     Hidden::Planes { .. } => from_planes(&out, channels),
                 };
                 let mut got = vec![f32::NAN; out * out * channels];
@@ -1424,7 +1453,10 @@ mod tests {
     }
 
     /// `[c / 8][pixels][8]` to `[pixels][c]`.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
     fn from_planes(planes: &[f32], c: usize) -> Vec<f32> {
         let pixels = planes.len() / c;
         let mut values = vec![f32::NAN; planes.len()];

@@ -724,6 +724,7 @@ impl ModelArgs {
                 Kernels::Auto => None,
                 Kernels::Avx512 => Some(vision::cpu::KernelPath::Avx512),
                 Kernels::Avx2 => Some(vision::cpu::KernelPath::Avx2),
+                Kernels::Neon => Some(vision::cpu::KernelPath::Neon),
                 Kernels::Portable => Some(vision::cpu::KernelPath::Portable),
             },
         }
@@ -739,6 +740,8 @@ pub enum Kernels {
     Avx512,
     /// x86-64 with AVX2 and FMA.
     Avx2,
+    /// aarch64 (ARM) with NEON.
+    Neon,
     /// Any CPU: 1x1 convolutions in `gemm`, depthwise convolutions in plain loops.
     Portable,
 }

@@ -1,16 +1,17 @@
 //! x86-64 kernels for the CPU path, for CPUs with AVX2 and FMA, and with AVX-512F as well
 //! (detected at run time; other CPUs take the portable path in [`super`]), written with
 //! `std::arch` intrinsics inside `#[target_feature]` functions:
-//! - a 1x1 convolution that keeps a tile of 6 pixels x 16 channels of outputs (AVX2; AVX-512:
-//!   64 channels) in registers through the whole sum and applies bias, residual and ReLU6
-//!   before its only store, over pixels channels-last or in planes of 8 channels;
+//! - the 1x1 convolution's register tile ([`super::driver`]): 6 pixels x 16 channels of outputs
+//!   (AVX2; AVX-512: 64 channels) in registers through the whole sum, over pixels
+//!   channels-last or in planes of 8 channels;
 //! - a depthwise convolution over planes of 8 channels that keeps 8 output pixels of a row in
 //!   registers across its taps, reading input rows that carry their zero border (AVX2 on
 //!   either ISA).
 
 use std::arch::x86_64::*;
 
-use super::{Depthwise, Pixels, Rows};
+use super::driver::{self, Kernel, MR, Output, Packed, Planes, Source, Tile};
+use super::{Depthwise, Pixels};
 
 /// `__m256` from a `&[f32; 8]`. Safe to call only where AVX is enabled, which the compiler
 /// checks.
@@ -100,72 +101,35 @@ impl Isa {
     }
 }
 
-thread_local! {
-    static PANELS: std::cell::Cell<Vec<[f32; MR]>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// Output pixels per register tile.
-const MR: usize = 6;
-/// Tiles of output channels from which a tile's pixels, given in planes, are gathered into one
-/// run rather than read from the planes, spread out (from L2) for every tile.
-const GATHER_TILES: usize = 4;
-/// Input values per cache block of pixels, packed once and reread from the core's cache for
-/// every tile of output channels.
-const BLOCK_VALUES: usize = 24 * 1024;
-
-/// 1x1 convolution weights packed for [`pointwise`] on one ISA: for each run of output
-/// channels that a tile computes ([`groups`]), `[cin][width]` contiguous.
-#[derive(Debug)]
-pub(super) struct Packed {
-    data: Vec<f32>,
-    /// The widest run: 16 for AVX2, [`WIDE`] for AVX-512.
-    step: usize,
-}
-
-impl Packed {
-    /// `weight` is `[cin, cout]`; `None` unless `cout` is a multiple of 8.
-    pub(super) fn new(cpu: Isa, weight: &[f32], cin: usize, cout: usize) -> Option<Self> {
-        if !cout.is_multiple_of(8) || weight.len() != cin * cout {
-            return None;
-        }
-        let step = match cpu {
-            Isa::Avx2(_) => 16,
-            Isa::Avx512(_) => WIDE,
-        };
-        let mut data = Vec::with_capacity(weight.len());
-        for (start, width) in groups(step, cout) {
-            for row in weight.chunks_exact(cout) {
-                data.extend_from_slice(&row[start..start + width]);
-            }
-        }
-        Some(Self { data, step })
-    }
-}
-
 /// Output channels of the widest AVX-512 tile: four registers, so that 6 pixels x 4 registers
 /// of sums, the 4 registers of weights they read and the broadcast input fill 29 of the 32.
 const WIDE: usize = 64;
 
-/// `(first channel, width)` of the runs of output channels that one tile computes: runs of
-/// `step` (16 on AVX2, up to [`WIDE`] on AVX-512) while whole registers of 16 remain, then a
-/// last run of 8.
-fn groups(step: usize, cout: usize) -> impl Iterator<Item = (usize, usize)> {
-    let whole = cout / 16 * 16;
-    (0..whole)
-        .step_by(step)
-        .map(move |start| (start, (whole - start).min(step)))
-        .chain((whole < cout).then_some((whole, cout - whole)))
-}
+impl Kernel for Isa {
+    fn step(self) -> usize {
+        match self {
+            Isa::Avx2(_) => 16,
+            Isa::Avx512(_) => WIDE,
+        }
+    }
 
-/// What a 1x1 convolution writes: `act(input x weight + bias (+ residual))`.
-pub(super) struct Output<'a> {
-    /// Output pixel `p` at `rows.at(p)`: channels-last, or with `planes`, in planes of 8
-    /// channels that many values apart.
-    pub(super) out: &'a mut [f32],
-    pub(super) rows: Rows,
-    pub(super) planes: Option<usize>,
-    pub(super) residual: Option<&'a [f32]>,
-    pub(super) relu6: bool,
+    #[inline]
+    fn run(self, tile: &Tile, width: usize, weights: &[f32], out: &mut [f32]) {
+        // SAFETY: an `Isa::Avx2` exists only where the CPU has AVX2 and FMA, an
+        // `Isa::Avx512` only where it has AVX-512F as well.
+        #[allow(unsafe_code)]
+        unsafe {
+            match (self, width) {
+                (Isa::Avx512(_), 64) => tile.avx512::<4>(weights, out),
+                (Isa::Avx512(_), 48) => tile.avx512::<3>(weights, out),
+                (Isa::Avx512(_), 32) => tile.avx512::<2>(weights, out),
+                (Isa::Avx512(_), 16) => tile.avx512::<1>(weights, out),
+                (_, 16) => tile.avx2::<2>(weights, out),
+                (_, 8) => tile.avx2::<1>(weights, out),
+                _ => panic!("no {self:?} tile is {width} channels wide"),
+            }
+        }
+    }
 }
 
 /// `out [pixels, cout] = act(input [pixels, cin] x weight + bias (+ residual))`.
@@ -184,7 +148,7 @@ pub(super) fn pointwise(
     }
 }
 
-/// The cache blocking and packing, in AVX2 for either ISA; each tile in [`Tile::run`].
+/// The driver compiled with AVX2 for either ISA.
 #[target_feature(enable = "avx,avx2,fma")]
 fn pointwise_avx2(
     cpu: Isa,
@@ -194,181 +158,10 @@ fn pointwise_avx2(
     cin: usize,
     output: Output,
 ) {
-    let Output {
-        out,
-        rows: layout,
-        planes,
-        residual,
-        relu6,
-    } = output;
-    let cout = bias.len();
-    let pixels = input.values().len() / cin;
-    assert!(input.values().len() == pixels * cin);
-    assert!(matches!(input, Pixels::ChannelsLast(_)) || cin.is_multiple_of(8));
-    assert!(planes.is_some() || out.len() >= layout.len(pixels) * cout);
-    // Values from one pixel to the next, and from one vector of 8 channels to the next.
-    let (pixel, vector) = planes.map_or((cout, 8), |plane| (8, plane));
-    assert!(residual.is_none_or(|r| r.len() == pixels * cout));
-    let block = (BLOCK_VALUES / cin).max(MR) / MR * MR;
-    // Input panels: each tile of MR pixels as [cin][MR], zero past the last pixel. Reused
-    // from call to call on this thread (every value read is written first).
-    let mut panels = PANELS.take();
-    panels.resize(panels.len().max(block / MR * cin), [0.0; MR]);
-    // Channels-last pixels are packed into panels. Planes are read where they are when few
-    // tiles of output channels read them, but for a last tile of fewer than MR pixels: that one
-    // as planes of MR pixels, zero past the last. When many tiles reread them, each tile's
-    // blocks of MR x 8 values are gathered into one run that stays in L1.
-    let gather = groups(16, cout).count() >= GATHER_TILES;
-    let mut tail = Vec::new();
-    if let Pixels::Planes(values) = input
-        && !gather
-    {
-        let last = pixels / MR * MR;
-        tail.resize(cin / 8 * MR * 8, 0.0);
-        for (v, plane) in tail.chunks_exact_mut(MR * 8).enumerate() {
-            let have = (pixels - last) * 8;
-            plane[..have].copy_from_slice(&values[(v * pixels + last) * 8..][..have]);
-        }
-    }
-    // Where each pixel of the cache block starts in `out`.
-    let mut starts = Vec::with_capacity(block);
-    for first in (0..pixels).step_by(block) {
-        let rows = block.min(pixels - first);
-        let tiles_p = rows.div_ceil(MR);
-        starts.clear();
-        starts.extend((first..first + rows).map(|p| layout.at(p) * pixel));
-        for (t, panel) in panels.chunks_exact_mut(cin).take(tiles_p).enumerate() {
-            let p0 = first + t * MR;
-            let input = match input {
-                Pixels::ChannelsLast(input) => input,
-                Pixels::Planes(_) if !gather => break, // read where they are
-                Pixels::Planes(values) => {
-                    let have = (first + rows - p0).min(MR) * 8;
-                    let (panel, _) = panel.as_flattened_mut().as_chunks_mut::<{ MR * 8 }>();
-                    for (v, dst) in panel.iter_mut().enumerate() {
-                        let src = &values[(v * pixels + p0) * 8..][..have];
-                        // A whole tile as a copy of a size known when compiling (inlined
-                        // moves, not a call to `memcpy` for each plane).
-                        if let Ok(src) = <&[f32; MR * 8]>::try_from(src) {
-                            *dst = *src;
-                        } else {
-                            dst[..have].copy_from_slice(src);
-                            dst[have..].fill(0.0);
-                        }
-                    }
-                    continue;
-                }
-            };
-            if p0 + MR <= first + rows {
-                let tile = &input[p0 * cin..][..MR * cin];
-                let rows: [&[f32]; MR] = std::array::from_fn(|r| &tile[r * cin..][..cin]);
-                for (k, dst) in panel.iter_mut().enumerate() {
-                    *dst = std::array::from_fn(|r| rows[r][k]);
-                }
-            } else {
-                for (r, p) in (p0..p0 + MR).enumerate() {
-                    if p < first + rows {
-                        let row = &input[p * cin..][..cin];
-                        for (dst, &x) in panel.iter_mut().zip(row) {
-                            dst[r] = x;
-                        }
-                    } else {
-                        panel.iter_mut().for_each(|dst| dst[r] = 0.0);
-                    }
-                }
-            }
-        }
-        let mut offset = 0;
-        for (start, width) in groups(packed.step, cout) {
-            let weights = &packed.data[offset..][..cin * width];
-            offset += cin * width;
-            for (t, starts) in starts.chunks(MR).enumerate() {
-                let p0 = first + t * MR;
-                let panel = &panels[t * cin..][..cin];
-                let x = match input {
-                    Pixels::ChannelsLast(_) => Source::Panel(panel),
-                    Pixels::Planes(_) if gather => Source::Planes {
-                        values: panel.as_flattened(),
-                        stride: MR,
-                        p0: 0,
-                    },
-                    Pixels::Planes(values) if p0 + MR <= pixels => Source::Planes {
-                        values,
-                        stride: pixels,
-                        p0,
-                    },
-                    Pixels::Planes(_) => Source::Planes {
-                        values: &tail,
-                        stride: MR,
-                        p0: 0,
-                    },
-                };
-                let tile = Tile {
-                    x,
-                    bias: &bias[start..start + width],
-                    residual: residual.map(|r| &r[p0 * cout + start..]),
-                    starts,
-                    first: start / 8 * vector,
-                    vector,
-                    cout,
-                    relu6,
-                };
-                tile.run(cpu, width, weights, out);
-            }
-        }
-    }
-    PANELS.set(panels);
-}
-
-/// A tile's input pixels.
-enum Source<'a> {
-    /// `[cin][MR]`.
-    Panel(&'a [[f32; MR]]),
-    /// Pixels `p0..p0 + MR` of planes of `stride` pixels (`[cin / 8][stride][8]`).
-    Planes {
-        values: &'a [f32],
-        stride: usize,
-        p0: usize,
-    },
-}
-
-/// One MR-pixel x W-channel tile of outputs.
-struct Tile<'a> {
-    x: Source<'a>,
-    bias: &'a [f32],
-    /// From the tile's first output value on, with rows `cout` apart.
-    residual: Option<&'a [f32]>,
-    /// Where the tile's pixels (those that exist) start in the output.
-    starts: &'a [usize],
-    /// Where the tile's first vector of 8 channels starts from its pixel's start, and how far
-    /// apart its vectors are.
-    first: usize,
-    vector: usize,
-    cout: usize,
-    relu6: bool,
+    driver::pointwise(cpu, packed, bias, input, cin, output);
 }
 
 impl Tile<'_> {
-    /// Computes the tile's `width` output channels, whose weights are `[cin][width]`, into
-    /// `out`, the layer's whole output. The weights were packed for `cpu` ([`Packed::new`]).
-    #[inline]
-    fn run(&self, cpu: Isa, width: usize, weights: &[f32], out: &mut [f32]) {
-        // SAFETY: an `Isa::Avx2` exists only where the CPU has AVX2 and FMA, an
-        // `Isa::Avx512` only where it has AVX-512F as well.
-        #[allow(unsafe_code)]
-        unsafe {
-            match (cpu, width) {
-                (Isa::Avx512(_), 64) => self.avx512::<4>(weights, out),
-                (Isa::Avx512(_), 48) => self.avx512::<3>(weights, out),
-                (Isa::Avx512(_), 32) => self.avx512::<2>(weights, out),
-                (Isa::Avx512(_), 16) => self.avx512::<1>(weights, out),
-                (_, 16) => self.avx2::<2>(weights, out),
-                (_, 8) => self.avx2::<1>(weights, out),
-                _ => panic!("no {cpu:?} tile is {width} channels wide"),
-            }
-        }
-    }
-
     /// `weights` is `[cin][8 * NV]`.
     #[target_feature(enable = "avx,avx2,fma")]
     fn avx2<const NV: usize>(&self, weights: &[f32], out: &mut [f32]) {
@@ -515,14 +308,7 @@ impl Tile<'_> {
     }
 }
 
-/// Whether [`depthwise`] implements the layer: channels a multiple of 8, a 3x3 or 5x5
-/// kernel, stride 1 or 2.
-pub(super) fn depthwise_fits(layer: &Depthwise) -> bool {
-    let g = layer.geometry;
-    layer.channels.is_multiple_of(8) && matches!((g.kernel, g.stride), (3 | 5, 1 | 2))
-}
-
-/// Depthwise convolution with bias and ReLU6, for a layer that [`depthwise_fits`]: output
+/// Depthwise convolution with bias and ReLU6, for a layer that [`driver::depthwise_fits`]: output
 /// rows `out_row..` (as many as `out` holds, in planes of 8 channels: `[c / 8][pixels][8]`)
 /// from input rows `first_row..` held in planes of 8 channels, `rows` rows per plane, each row
 /// with its zero border (see [`super::Hidden`]).
@@ -555,23 +341,8 @@ pub(super) fn depthwise(
     }
 }
 
-/// A block's expanded rows in planes of 8 channels.
-#[derive(Clone, Copy)]
-struct Planes<'a> {
-    input: &'a [[f32; 8]],
-    /// Rows per plane.
-    rows: usize,
-    /// The image row of each plane's first row.
-    first_row: usize,
-}
-
 /// Output pixels of a row that accumulate in registers together.
 const SPAN: usize = super::DEPTHWISE_SPAN;
-
-thread_local! {
-    /// Zeros: the input rows above and below the image.
-    static ZEROS: std::cell::Cell<Vec<[f32; 8]>> = const { std::cell::Cell::new(Vec::new()) };
-}
 
 /// One plane of 8 channels at a time, through every output row of the band, so that the input
 /// rows a row of outputs reads stay in L1 for the next. The input rows carry their zero
@@ -592,8 +363,7 @@ fn depthwise_avx2<const K: usize, const S: usize>(
     let plane = planes.rows * width;
     let (out, _) = out.as_chunks_mut::<8>();
     let pixels = out.len() / lanes;
-    let mut zeros = ZEROS.take();
-    zeros.resize(zeros.len().max(width), [0.0; 8]);
+    let zeros = driver::zeros(width);
     let (weight, _) = layer.weight.as_chunks::<8>();
     let (bias, _) = layer.bias.as_chunks::<8>();
     let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
@@ -611,11 +381,7 @@ fn depthwise_avx2<const K: usize, const S: usize>(
         let bias = load(&bias[v]);
         let out = &mut out[v * pixels..][..pixels];
         for (r, out) in out.chunks_exact_mut(g.out).enumerate() {
-            let lines: [&[[f32; 8]]; K] =
-                std::array::from_fn(|ky| match ((out_row + r) * S + ky).checked_sub(g.pad) {
-                    Some(iy) if iy < g.size => &input[(iy - planes.first_row) * width..][..width],
-                    _ => &zeros[..width],
-                });
+            let lines = planes.lines::<K, S>(input, out_row + r, g, &zeros);
             let mut ox = 0;
             while ox < g.out {
                 let at = ox.min(g.out.saturating_sub(SPAN));
@@ -636,7 +402,7 @@ fn depthwise_avx2<const K: usize, const S: usize>(
             }
         }
     }
-    ZEROS.set(zeros);
+    driver::keep_zeros(zeros);
 }
 
 /// Output pixels `ox..ox + SPAN` of one plane's row.
