@@ -3,15 +3,21 @@
 //! (a live source's `rtsp_transport` or
 //! `fflags=nobuffer`) is one line in one of these functions.
 //!
-//! Options the demuxer leaves unused are logged (at debug level) when the input is opened. The
+//! Options the demuxer leaves unused (all of them the user's) are warned about when the input is
+//! opened. The
 //! decoder's leftovers are dropped unseen (ffmpeg-next's `open_as_with` frees them), so a new
 //! decoder option needs a test that it takes effect (see `decoder_options_reach_the_decoder`).
 
 use ffmpeg_next::Dictionary;
 
-/// Options for the demuxer of a file opened for decoding or probing: none yet.
-pub(crate) fn demuxer() -> Dictionary<'static> {
-    Dictionary::new()
+/// Options for the demuxer (and protocol) of a source opened for decoding or probing: the
+/// ones its user gave ([`crate::Source::with_options`]), none of our own.
+pub(crate) fn demuxer(given: &[(String, String)]) -> Dictionary<'static> {
+    let mut dict = Dictionary::new();
+    for (key, value) in given {
+        dict.set(key, value);
+    }
+    dict
 }
 
 /// Options for the decoder of the video stream; `keyframes_only`: the sampling takes key frames
@@ -61,6 +67,9 @@ mod tests {
         );
         assert!(entries(&decoder(true, false)).contains(&pair("skip_frame", "nokey")));
         assert!(entries(&decoder(false, true)).contains(&pair("export_side_data", "+mvs")));
-        assert!(entries(&demuxer()).is_empty());
+        // The demuxer gets the user's options, in order, and nothing of ours.
+        assert!(entries(&demuxer(&[])).is_empty());
+        let given = [pair("rtsp_transport", "tcp"), pair("timeout", "5")];
+        assert_eq!(entries(&demuxer(&given)), given);
     }
 }

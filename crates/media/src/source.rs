@@ -40,6 +40,8 @@ pub struct Source {
     format: Option<String>,
     /// Read at the stream's own rate, as if it were live (the ffmpeg CLI's `-re`).
     realtime: bool,
+    /// Options for the demuxer or protocol, by FFmpeg's names (`rtsp_transport=tcp`).
+    options: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +74,7 @@ impl Source {
             input: Input::File(path.into()),
             format: None,
             realtime: false,
+            options: Vec::new(),
         }
     }
 
@@ -96,6 +99,7 @@ impl Source {
             input,
             format,
             realtime: false,
+            options: Vec::new(),
         }
     }
 
@@ -103,6 +107,18 @@ impl Source {
     pub fn realtime(mut self, realtime: bool) -> Self {
         self.realtime = realtime;
         self
+    }
+
+    /// The same source opened with these demuxer or protocol options, by FFmpeg's names
+    /// (`rtsp_transport=tcp`, `rtsp_flags=listen`, `video_size=1280x720`, ...).
+    pub fn with_options(mut self, options: Vec<(String, String)>) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Its demuxer or protocol options.
+    pub fn options(&self) -> &[(String, String)] {
+        &self.options
     }
 
     /// The file, for a file source.

@@ -29,6 +29,8 @@ pub struct FeatureBatch {
     pub luma: Vec<(f32, f32)>,
     /// When each frame's data arrived.
     pub arrivals: Vec<SystemTime>,
+    /// When each frame was captured, where the source says (RTSP's sender reports).
+    pub captures: Vec<Option<SystemTime>>,
     /// The seconds of stream lost before this batch's first frame (a live source reconnected):
     /// a batch never spans a gap.
     pub gap: Option<f64>,
@@ -113,6 +115,7 @@ pub fn video_batches(
         let mut motion = Vec::with_capacity(batch);
         let mut lumas = Vec::with_capacity(if luma { batch } else { 0 });
         let mut arrivals = Vec::with_capacity(batch);
+        let mut captures = Vec::with_capacity(batch);
         let mut gap = None;
         // Fill a batch (the last one may be short): full batches keep every core busy. A live
         // source's batch takes what is there once it has a frame.
@@ -136,6 +139,7 @@ pub fn video_batches(
                 gap = frame.gap;
             }
             arrivals.push(frame.arrival);
+            captures.push(frame.captured);
             rgb.extend_from_slice(&frame.rgb);
             if luma {
                 lumas.push(luma_stats(&frame.rgb));
@@ -174,6 +178,7 @@ pub fn video_batches(
             motion: motion.into_iter().collect(),
             luma: lumas,
             arrivals,
+            captures,
             gap,
             liveness: info.liveness,
         })?;

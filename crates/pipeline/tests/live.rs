@@ -636,3 +636,63 @@ fn a_stream_without_video_and_a_refused_connection_are_errors() {
         "no file left beside it"
     );
 }
+
+/// RTSP, with the pipeline as the server (`--input-option rtsp_flags=listen`) and the ffmpeg
+/// CLI pushing a clip to it in real time over tcp: the records come as it plays, and their
+/// `wall` is the capture time the sender's reports (RTCP) give, a moment before each record.
+/// An option the demuxer does not know is warned about, by name.
+#[test]
+fn an_rtsp_push_gives_records_with_capture_times() {
+    let clip = stream_clip();
+    let port = free_port();
+    let url = format!("rtsp://127.0.0.1:{port}/live");
+    let args: Vec<String> = [
+        "run",
+        &url,
+        "--input-option",
+        "rtsp_flags=listen",
+        "--input-option",
+        "no_such_option=1",
+        "--reconnect",
+        "0",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    let receiver = std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = std::time::SystemTime::now();
+        let (records, status, err) = run_live(&args);
+        (started, records, status, err)
+    });
+    wait_until("the pipeline to listen", || bound("tcp", port, Some("0A")));
+    let sent = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-re", "-i", s(clip)])
+        .args(["-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", &url])
+        .status()
+        .expect("ffmpeg pushes");
+    assert!(sent.success());
+    let (started, records, status, err) = receiver.join().expect("receiver");
+    assert!(status.success(), "{err}");
+    let times = timestamps(&records);
+    assert!((11..=13).contains(&times.len()), "{times:?}\n{err}");
+    assert!(increasing(&times), "{times:?}");
+    let started = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    for (at, r) in &records {
+        assert_eq!(r["wall_clock"], "capture", "{r}");
+        // Captured after the run started, and before its record was read, by less than the
+        // latency allows and the sender's buffering.
+        let wall = r["wall"].as_f64().expect("wall");
+        let read = started + at;
+        assert!(
+            wall > started && wall < read && read - wall < 3.0,
+            "{r} read at {read}"
+        );
+    }
+    assert!(
+        err.contains("did not use the input option no_such_option"),
+        "{err}"
+    );
+}

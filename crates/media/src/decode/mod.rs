@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvError, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ffmpeg::codec;
 use ffmpeg::format::Pixel;
@@ -132,6 +132,17 @@ fn open_input(
     }
 }
 
+/// The Unix time (seconds) of an input's timestamp 0, where its demuxer knows it: RTSP sets it
+/// from the first sender report (RTCP), which maps the stream's timestamps to the sender's
+/// wall clock. `None` until then, and for every other source.
+#[allow(unsafe_code)]
+fn capture_clock(input: &Input) -> Option<f64> {
+    // SAFETY: `input` owns an open format context; `start_time_realtime` is a plain field that
+    // its demuxer writes on this thread, between our reads.
+    let micros = unsafe { (*input.as_ptr()).start_time_realtime };
+    (micros != ffi::AV_NOPTS_VALUE && micros > 0).then(|| micros as f64 / 1e6)
+}
+
 /// The best video stream of an opened source, its decoder opened with `decoder_options`.
 struct Stream {
     input: Input,
@@ -177,7 +188,8 @@ impl Stream {
             None => None,
         };
         let url = c_string(&source.url(), path)?;
-        let opened = open_input(&url, format.as_deref(), options::demuxer(), &watch)
+        let demuxer_options = options::demuxer(source.options());
+        let opened = open_input(&url, format.as_deref(), demuxer_options, &watch)
             .map_err(|e| open_error(source, &watch, e))?;
         let Some((input, unused)) = opened else {
             let what = format!(
@@ -186,10 +198,11 @@ impl Stream {
             );
             return Err(Error::invalid(path, what));
         };
-        for (key, value) in unused.iter() {
-            tracing::debug!(
-                "{}: the demuxer ignored option {key}={value}",
-                path.display()
+        for (key, _) in unused.iter() {
+            tracing::warn!(
+                "{}: the demuxer ({}) did not use the input option {key}",
+                path.display(),
+                input.format().name()
             );
         }
         if source.is_stdin() && input.format().name().contains("mp4") {
@@ -309,6 +322,9 @@ pub struct Frame {
     /// waited in the network's buffers while reading was behind (measured against the
     /// source's own pace).
     pub arrival: SystemTime,
+    /// When the source says the frame was captured, where it says so: an RTSP sender's reports
+    /// (RTCP) give the wall-clock time of the stream's timestamps. `None` elsewhere.
+    pub captured: Option<SystemTime>,
     /// On the first frame after a reconnect: the seconds of stream lost in the gap.
     pub gap: Option<f64>,
     /// `size x size x 3` RGB bytes, row-major.
@@ -447,6 +463,10 @@ pub struct Video {
     arrivals: VecDeque<Sent>,
     /// When the frame being taken arrived.
     arrival: SystemTime,
+    /// The Unix time of the stream's timestamp 0, once the source has told it ([`capture_clock`]),
+    /// and when the frame being taken was captured by it.
+    capture_clock: Option<f64>,
+    captured: Option<SystemTime>,
     /// Live sources, with a consumer ([`Decoding`]): frames taken and not yet received, and
     /// how many may wait before new ones are dropped.
     gate: Option<(Arc<AtomicUsize>, usize)>,
@@ -548,6 +568,8 @@ impl Video {
             pace: source.is_paced().then(Pace::default),
             arrivals: VecDeque::new(),
             arrival: SystemTime::now(),
+            capture_clock: None,
+            captured: None,
             gate: None,
             gap: None,
             lost: None,
@@ -593,11 +615,13 @@ impl Video {
                 Ok(()) => {
                     if let Some(timestamp) = self.take_decoded() {
                         let arrival = self.arrival;
+                        let captured = self.captured;
                         let frame = std::mem::replace(&mut self.decoded, frame::Video::empty());
                         let motion = self.motion.as_mut().map(|m| m.take(timestamp));
                         return Some(Decoded {
                             timestamp,
                             arrival,
+                            captured,
                             gap: self.gap.take(),
                             frame,
                             motion,
@@ -644,6 +668,9 @@ impl Video {
                 Ok(()) => {
                     unreadable = 0;
                     self.watch.alive();
+                    if self.capture_clock.is_none() {
+                        self.capture_clock = capture_clock(&self.input);
+                    }
                     if packet.stream() != self.stream_index {
                         continue;
                     }
@@ -825,6 +852,7 @@ impl Video {
                     self.behind = 0.0;
                     self.lag.reset();
                     self.arrivals.clear();
+                    self.capture_clock = None;
                     if let Some(clock) = &mut self.clock {
                         self.gap = Some(clock.reconnected());
                     }
@@ -918,6 +946,10 @@ impl Video {
         let raw = pts as f64 * self.time_base;
         let sent = self.sent();
         self.arrival = sent.as_ref().map_or_else(SystemTime::now, |s| s.arrival);
+        self.captured = self
+            .capture_clock
+            .and_then(|zero| Duration::try_from_secs_f64(zero + raw).ok())
+            .map(|since| UNIX_EPOCH + since);
         let timestamp = match (&mut self.clock, sent.and_then(|s| s.time)) {
             (Some(_), Some(time)) if self.decoded.pts() == Some(pts) => time,
             (Some(clock), _) => clock.at(raw, false),
@@ -987,6 +1019,7 @@ struct Sent {
 struct Decoded {
     timestamp: f64,
     arrival: SystemTime,
+    captured: Option<SystemTime>,
     gap: Option<f64>,
     frame: frame::Video,
     motion: Option<Motion>,
@@ -1023,6 +1056,7 @@ impl Converter {
         let Decoded {
             timestamp,
             arrival,
+            captured,
             gap,
             frame,
             motion,
@@ -1055,6 +1089,7 @@ impl Converter {
         Ok(Frame {
             timestamp,
             arrival,
+            captured,
             gap,
             rgb,
             display,

@@ -155,6 +155,7 @@ impl Analysis {
                 motion: b.motion.as_deref(),
                 luma: &b.luma,
                 arrivals: &b.arrivals,
+                captures: &b.captures,
                 gap: b.gap,
                 frames: b.frames,
             };
@@ -353,6 +354,7 @@ impl Analysis {
                 .map(|f| crate::features::luma_stats(&f.rgb))
                 .collect();
             let arrivals: Vec<_> = taken.iter().map(|f| f.arrival).collect();
+            let captures: Vec<_> = taken.iter().map(|f| f.captured).collect();
             let gap = taken.first().and_then(|f| f.gap);
             let mut motion = Vec::with_capacity(taken.len());
             let mut shown = Vec::with_capacity(taken.len());
@@ -375,6 +377,7 @@ impl Analysis {
                 motion: motion.as_deref(),
                 luma: &luma,
                 arrivals: &arrivals,
+                captures: &captures,
                 gap,
                 frames: shown.into_iter().collect(),
             };

@@ -35,12 +35,14 @@ pub enum HeadRecord {
     },
 }
 
-/// When a frame of a live or streamed source arrived, and how long its record took.
+/// When a frame of a live or streamed source was captured or arrived, and how long its record
+/// took.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Timing {
-    /// Seconds since the Unix epoch at which the frame arrived (its packet was read).
+    /// Seconds since the Unix epoch at which the frame was captured, where the source says
+    /// (RTSP's sender reports), else at which it arrived (its packet was read).
     pub wall: f64,
-    /// Which clock `wall` is: `arrival` (the protocols read so far give no capture time).
+    /// Which clock `wall` is: `capture` or `arrival`.
     pub wall_clock: &'static str,
     /// Seconds from the frame's arrival to its record.
     pub latency: f64,
@@ -118,7 +120,8 @@ pub struct LiveSummary {
     /// Seconds from a frame's arrival to its record: median and 95th percentile.
     pub latency_median: f64,
     pub latency_p95: f64,
-    /// Which clock arrival is measured on: `arrival`.
+    /// Which clock the records' `wall` was last on: `capture` (the source gave capture times)
+    /// or `arrival`.
     pub wall_clock: &'static str,
     /// Why the stream ended, when it stalled or closed rather than being stopped.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -27,6 +27,8 @@ pub struct Rows<'a> {
     pub motion: Option<&'a [Motion]>,
     pub luma: &'a [(f32, f32)],
     pub arrivals: &'a [SystemTime],
+    /// When each frame was captured, where the source says.
+    pub captures: &'a [Option<SystemTime>],
     /// The stream was lost for this many seconds before the first row (a reconnect); never
     /// set on a later row.
     pub gap: Option<f64>,
@@ -46,6 +48,9 @@ pub struct Session {
     /// Records carry their [`Timing`] (live and streamed sources).
     streamed: bool,
     latencies: Latencies,
+    /// Which clock the records' `wall` is: `capture` where the source gives capture times,
+    /// else `arrival`.
+    wall_clock: &'static str,
     /// Samples that carried motion, and how many of them had any measured.
     with_motion: u64,
     measured: u64,
@@ -75,6 +80,7 @@ impl Session {
             top,
             streamed: liveness != Liveness::File,
             latencies: Latencies::default(),
+            wall_clock: "arrival",
             with_motion: 0,
             measured: 0,
             frames: 0,
@@ -136,11 +142,16 @@ impl Session {
                     .duration_since(arrival)
                     .map_or(0.0, |d| d.as_secs_f64());
                 self.latencies.add(latency);
+                let (wall, clock) = match rows.captures.get(i).copied().flatten() {
+                    Some(captured) => (captured, "capture"),
+                    None => (arrival, "arrival"),
+                };
+                self.wall_clock = clock;
                 Timing {
-                    wall: arrival
+                    wall: wall
                         .duration_since(UNIX_EPOCH)
                         .map_or(0.0, |d| d.as_secs_f64()),
-                    wall_clock: "arrival",
+                    wall_clock: clock,
                     latency,
                 }
             });
@@ -180,7 +191,7 @@ impl Session {
                 reconnects: decode.reconnects,
                 latency_median,
                 latency_p95,
-                wall_clock: "arrival",
+                wall_clock: self.wall_clock,
                 ended: decode.ended.clone(),
             }
         });

@@ -213,6 +213,13 @@ pub struct SourceArgs {
     /// `mpegts`, ...; `ffmpeg -formats` lists them).
     #[arg(long, value_name = "FORMAT")]
     pub input_format: Option<String>,
+    /// An option for the demuxer or protocol, by FFmpeg's name (the ffmpeg CLI's input
+    /// options): `rtsp_transport=tcp` (RTSP over the control connection, for cameras behind
+    /// NAT or a firewall), `rtsp_flags=listen` (wait for a sender to push RTSP),
+    /// `video_size=1280x720` (a capture device). Repeat for several; one the demuxer does not
+    /// use is warned about.
+    #[arg(long = "input-option", value_name = "KEY=VALUE", value_parser = parse_option)]
+    pub input_options: Vec<(String, String)>,
     /// Read a file at its own rate, as if it were live (the ffmpeg CLI's -re).
     #[arg(long)]
     pub realtime: bool,
@@ -228,7 +235,9 @@ pub struct SourceArgs {
 
 impl SourceArgs {
     pub fn source(&self, input: &std::ffi::OsStr) -> media::Source {
-        media::Source::parse(input, self.input_format.as_deref()).realtime(self.realtime)
+        media::Source::parse(input, self.input_format.as_deref())
+            .realtime(self.realtime)
+            .with_options(self.input_options.clone())
     }
 
     /// How to read, stopping when `stop` is raised.
@@ -238,6 +247,13 @@ impl SourceArgs {
             reconnect: self.reconnect,
             stop: Some(stop),
         }
+    }
+}
+
+fn parse_option(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
     }
 }
 
