@@ -26,6 +26,10 @@ kernels=${KERNELS:-}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+for k in $kernels; do
+  "$bin" info 2>/dev/null | grep -q -- "--kernels.* $k\b" \
+    || { echo "this CPU does not run --kernels $k (see \`pipeline info\`)" >&2; exit 2; }
+done
 echo "# $(basename "$video") on $(nproc) cores, $(date -u +%Y-%m-%d), $rounds rounds, motion $motion"
 frames=$(ffprobe -v error -select_streams v:0 -count_frames -show_entries stream=nb_read_frames -of csv=p=0 "$video")
 vf="scale=w='if(lt(iw,ih),224,-2)':h='if(lt(iw,ih),-2,224)',crop=224:224,format=rgb24"

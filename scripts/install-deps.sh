@@ -34,6 +34,10 @@ command -v cargo >/dev/null || {
   echo "cargo not found: install Rust 1.95+ from https://rustup.rs first" >&2
   exit 1
 }
-if $arm && ! rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$'; then
+if $arm && ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
+  command -v rustup >/dev/null || {
+    echo "--arm needs rustup to add Rust's aarch64 target (https://rustup.rs)" >&2
+    exit 1
+  }
   rustup target add aarch64-unknown-linux-gnu
 fi

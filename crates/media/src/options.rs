@@ -1,11 +1,10 @@
 //! Every option FFmpeg is given when a video is opened for decoding, built here and only here:
-//! the demuxer's (`avformat_open_input`) and the decoder's (`avcodec_open2`). A new setting
-//! (a live source's `rtsp_transport` or
-//! `fflags=nobuffer`) is one line in one of these functions.
+//! the demuxer's (`avformat_open_input`: the user's own, such as a live source's
+//! `rtsp_transport`) and the decoder's (`avcodec_open2`). A new setting of ours is one line in
+//! one of these functions.
 //!
-//! Options the demuxer leaves unused (all of them the user's) are warned about when the input is
-//! opened. The
-//! decoder's leftovers are dropped unseen (ffmpeg-next's `open_as_with` frees them), so a new
+//! Options the demuxer and its protocol leave unused are warned about when the input is opened.
+//! The decoder's leftovers are dropped unseen (ffmpeg-next's `open_as_with` frees them), so a new
 //! decoder option needs a test that it takes effect (see `decoder_options_reach_the_decoder`).
 
 use ffmpeg_next::Dictionary;

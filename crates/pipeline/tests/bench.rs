@@ -76,7 +76,7 @@ fn the_cpu_layer_profile_times_each_layer_of_the_fused_kernels() {
     );
 }
 
-/// `--kernels portable` times the path CPUs without AVX2 (and ARM) run, and says so.
+/// `--kernels portable` times the path CPUs without SIMD kernels run, and says so.
 #[test]
 fn the_portable_kernels_can_be_timed_on_any_cpu() {
     let out = run(&[

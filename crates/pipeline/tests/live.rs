@@ -692,7 +692,7 @@ fn an_rtsp_push_gives_records_with_capture_times() {
         );
     }
     assert!(
-        err.contains("did not use the input option no_such_option"),
+        err.contains("nor its protocol used the input option no_such_option"),
         "{err}"
     );
 }

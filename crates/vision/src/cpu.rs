@@ -23,8 +23,8 @@
 //!
 //! [`CpuBackbone`] is built from a loaded, BatchNorm-folded [`EfficientNet`], so the weights,
 //! their loading and the golden tests stay with the burn module. It computes the same function:
-//! both paths are tested against the module, the kernels against plain loops on odd shapes,
-//! and the path this CPU takes against the PyTorch golden outputs.
+//! every path this CPU runs is tested against the module, its kernels against plain loops on
+//! odd shapes, and against the PyTorch golden outputs.
 
 use std::cell::Cell;
 use std::ops::Range;
@@ -107,8 +107,8 @@ impl KernelPath {
     }
 }
 
-/// Which kernels [`CpuBackbone`] runs on this CPU by default: `"avx512"`, `"avx2"` or
-/// `"portable"`.
+/// Which kernels [`CpuBackbone`] runs on this CPU by default: `"avx512"`, `"avx2"`, `"neon"`
+/// or `"portable"`.
 pub fn kernels() -> &'static str {
     KernelPath::best().name()
 }
@@ -167,7 +167,7 @@ struct Pointwise {
     /// `[cin, cout]`.
     weight: Vec<f32>,
     bias: Vec<f32>,
-    /// The weights packed for the x86 kernels this backbone runs.
+    /// The weights packed for the SIMD kernels this backbone runs.
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     packed: Option<driver::Packed>,
 }
@@ -437,8 +437,8 @@ impl CpuBackbone {
         self.size
     }
 
-    /// The same network on the portable path only (what CPUs without SIMD kernels run), for tests and
-    /// comparisons.
+    /// The same network on the portable path only (what CPUs without SIMD kernels run), for
+    /// tests and comparisons.
     pub fn portable(mut self) -> Self {
         self.simd = None;
         self
@@ -1275,8 +1275,9 @@ mod tests {
     }
 
     /// Every path against a plain sum, with every epilogue, on channel counts that take each
-    /// width of tile (8 and 16; 32, 48 and 64 on AVX-512) or (12) fall back to the portable path, input widths that fit no
-    /// vector, and pixel counts that leave partial tiles or span several cache blocks.
+    /// width of tile (8 and 16; 32, 48 and 64 on AVX-512) or (12) fall back to the portable
+    /// path, input widths that fit no vector, and pixel counts that leave partial tiles or span
+    /// several cache blocks.
     #[test]
     fn pointwise_kernels_match_plain_loops() {
         for (cout, cin, pixels) in [8, 12, 16, 24, 40, 56, 88, 112]

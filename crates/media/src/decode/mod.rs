@@ -200,7 +200,7 @@ impl Stream {
         };
         for (key, _) in unused.iter() {
             tracing::warn!(
-                "{}: the demuxer ({}) did not use the input option {key}",
+                "{}: neither the demuxer ({}) nor its protocol used the input option {key}",
                 path.display(),
                 input.format().name()
             );

@@ -216,8 +216,8 @@ pub struct SourceArgs {
     /// An option for the demuxer or protocol, by FFmpeg's name (the ffmpeg CLI's input
     /// options): `rtsp_transport=tcp` (RTSP over the control connection, for cameras behind
     /// NAT or a firewall), `rtsp_flags=listen` (wait for a sender to push RTSP),
-    /// `video_size=1280x720` (a capture device). Repeat for several; one the demuxer does not
-    /// use is warned about.
+    /// `video_size=1280x720` (a capture device). Repeat for several; one neither the demuxer
+    /// nor its protocol uses is warned about. With several sources, every source gets them.
     #[arg(long = "input-option", value_name = "KEY=VALUE", value_parser = parse_option)]
     pub input_options: Vec<(String, String)>,
     /// Read a file at its own rate, as if it were live (the ffmpeg CLI's -re).

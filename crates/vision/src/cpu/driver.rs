@@ -106,6 +106,11 @@ pub(super) fn pointwise<K: Kernel>(
     // Values from one pixel to the next, and from one vector of 8 channels to the next.
     let (pixel, vector) = planes.map_or((cout, 8), |plane| (8, plane));
     assert!(residual.is_none_or(|r| r.len() == pixels * cout));
+    assert_eq!(
+        packed.step,
+        cpu.step(),
+        "weights packed for another ISA's tiles"
+    );
     let block = (BLOCK_VALUES / cin).max(MR) / MR * MR;
     // Input panels: each tile of MR pixels as [cin][MR], zero past the last pixel. Reused
     // from call to call on this thread (every value read is written first).
@@ -115,6 +120,7 @@ pub(super) fn pointwise<K: Kernel>(
     // tiles of output channels read them, but for a last tile of fewer than MR pixels: that one
     // as planes of MR pixels, zero past the last. When many tiles reread them, each tile's
     // blocks of MR x 8 values are gathered into one run that stays in L1.
+    // Counted in runs of 16 on every ISA (the threshold was measured on AVX2's tiles).
     let gather = groups(16, cout).count() >= GATHER_TILES;
     let mut tail = Vec::new();
     if let Pixels::Planes(values) = input
