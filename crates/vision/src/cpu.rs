@@ -354,15 +354,17 @@ impl Pointwise {
         layer
     }
 
-    /// Packs the weights for `simd`'s kernels (each ISA's tiles read their own layout).
+    /// Packs the weights for `simd`'s kernels (each ISA's tiles read their own layout), or
+    /// drops the packed copy where the portable path runs (`None`).
     #[cfg_attr(
         not(any(target_arch = "x86_64", target_arch = "aarch64")),
         allow(unused_variables)
     )]
     fn pack(&mut self, simd: Simd) {
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        if let Some(cpu) = simd {
-            self.packed = driver::Packed::new(cpu, &self.weight, self.cin, self.cout);
+        {
+            self.packed =
+                simd.and_then(|cpu| driver::Packed::new(cpu, &self.weight, self.cin, self.cout));
         }
     }
 }
@@ -439,9 +441,19 @@ impl CpuBackbone {
 
     /// The same network on the portable path only (what CPUs without SIMD kernels run), for
     /// tests and comparisons.
-    pub fn portable(mut self) -> Self {
-        self.simd = None;
-        self
+    pub fn portable(self) -> Self {
+        self.packed_for(None)
+    }
+
+    /// The same network with `simd`'s kernels, the weights packed for them.
+    fn packed_for(self, simd: Simd) -> Self {
+        let mut backbone = Self { simd, ..self };
+        let blocks = backbone.blocks.iter_mut();
+        let layers = blocks.flat_map(|b| b.expand.iter_mut().chain([&mut b.project]));
+        for layer in layers.chain([&mut backbone.stem.conv, &mut backbone.head]) {
+            layer.pack(simd);
+        }
+        backbone
     }
 
     /// The same network on `path`; an error where this CPU cannot run it.
@@ -453,14 +465,7 @@ impl CpuBackbone {
                 path.needs()
             )));
         }
-        let simd = detect_simd(path);
-        let mut backbone = Self { simd, ..self };
-        let blocks = backbone.blocks.iter_mut();
-        let layers = blocks.flat_map(|b| b.expand.iter_mut().chain([&mut b.project]));
-        for layer in layers.chain([&mut backbone.stem.conv, &mut backbone.head]) {
-            layer.pack(simd);
-        }
-        Ok(backbone)
+        Ok(self.packed_for(detect_simd(path)))
     }
 
     /// The kernels it runs.
