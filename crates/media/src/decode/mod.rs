@@ -152,6 +152,8 @@ struct Stream {
     duration: Option<f64>,
     decoder: ffmpeg::decoder::Video,
     liveness: Liveness,
+    /// The input options (the user's) that neither the demuxer nor its protocol used.
+    unused: Vec<String>,
     /// The interrupt callback's state: after `input`, so dropped after it is closed.
     watch: Arc<Watch>,
 }
@@ -198,13 +200,7 @@ impl Stream {
             );
             return Err(Error::invalid(path, what));
         };
-        for (key, _) in unused.iter() {
-            tracing::warn!(
-                "{}: neither the demuxer ({}) nor its protocol used the input option {key}",
-                path.display(),
-                input.format().name()
-            );
-        }
+        let unused = unused.iter().map(|(key, _)| key.to_string()).collect();
         if source.is_stdin() && input.format().name().contains("mp4") {
             return Err(Error::invalid(path, PIPE_MP4));
         }
@@ -237,6 +233,7 @@ impl Stream {
             duration,
             decoder,
             liveness,
+            unused,
             watch,
         })
     }
@@ -517,6 +514,14 @@ impl Video {
             return Err(Error::invalid(&path, "display size must be at least 2"));
         }
         let (mut stream, tracker) = open_stream(source, &options, &closed)?;
+        // Said once, not again at each reconnect.
+        for key in &stream.unused {
+            tracing::warn!(
+                "{}: neither the demuxer ({}) nor its protocol used the input option {key}",
+                path.display(),
+                stream.input.format().name()
+            );
+        }
         let info = stream.info();
         // Only a file seeks: a live source, or a pipe, starts where it is and the sampler
         // drops what precedes `start`. (Before the stream is taken apart: its input must close
