@@ -251,6 +251,29 @@ pub(super) struct Tile<'a> {
     pub(super) relu6: bool,
 }
 
+impl Tile<'_> {
+    /// Writes the tile's finished sums (`sums[r][v]`: row r's register v of L channels) to the
+    /// rows that exist, fewer than MR in a layer's last tile. The ISA's tile leaves its
+    /// registers into `sums` by constant indices (a loop the compiler unrolls), so that they
+    /// stay in registers through the sum rather than in memory (reading them by a row index
+    /// known only at run time made the compiler store every sum at every step).
+    pub(super) fn write<const L: usize, const NV: usize>(
+        &self,
+        sums: &[[[f32; L]; NV]; MR],
+        out: &mut [f32],
+    ) {
+        // Runs of at most 8 channels: one vector of a plane each.
+        let run = L.min(8);
+        for (&at, sums) in self.starts.iter().zip(sums) {
+            for (i, values) in sums.as_flattened().chunks_exact(run).enumerate() {
+                let c = i * run;
+                let at = at + self.first + c / 8 * self.vector + c % 8;
+                out[at..][..run].copy_from_slice(values);
+            }
+        }
+    }
+}
+
 /// Whether an ISA's depthwise kernel implements the layer: channels a multiple of 8, a 3x3 or
 /// 5x5 kernel, stride 1 or 2.
 pub(super) fn depthwise_fits(layer: &Depthwise) -> bool {

@@ -159,29 +159,14 @@ impl Tile<'_> {
                 }
             }
         }
-        // The sums leave their registers by constant indices (a loop the compiler unrolls), so
-        // that they stay in registers through the sum: the rows that exist, fewer than MR in
-        // a layer's last tile, are picked from memory after.
         let mut sums = [[[0.0; 4]; NV]; MR];
         for r in 0..MR {
             for v in 0..NV {
-                store(
-                    &mut sums[r][v],
-                    if self.relu6 {
-                        relu6(acc[r][v])
-                    } else {
-                        acc[r][v]
-                    },
-                );
+                let a = acc[r][v];
+                store(&mut sums[r][v], if self.relu6 { relu6(a) } else { a });
             }
         }
-        for (&at, sums) in self.starts.iter().zip(&sums) {
-            for (v, sum) in sums.iter().enumerate() {
-                // Register v is half v % 2 of vector v / 2 of 8 channels.
-                let at = at + self.first + v / 2 * self.vector + v % 2 * 4;
-                out[at..][..4].copy_from_slice(sum);
-            }
-        }
+        self.write(&sums, out);
     }
 }
 

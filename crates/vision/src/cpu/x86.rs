@@ -213,21 +213,21 @@ impl Tile<'_> {
             }
         }
         let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
-        for (&at, acc) in self.starts.iter().zip(&acc) {
-            for (v, &a) in acc.iter().enumerate() {
+        let mut sums = [[[0.0; 8]; NV]; MR];
+        for r in 0..MR {
+            for v in 0..NV {
+                let a = acc[r][v];
                 let a = if self.relu6 {
                     _mm256_min_ps(six, _mm256_max_ps(zero, a))
                 } else {
                     a
                 };
-                let (out, _) = out[at + self.first + v * self.vector..][..8].as_chunks_mut();
-                store(&mut out[0], a);
+                store(&mut sums[r][v], a);
             }
         }
+        self.write(&sums, out);
     }
-}
 
-impl Tile<'_> {
     /// `weights` is `[cin][16 * NV]`.
     #[target_feature(enable = "avx,avx2,fma,avx512f")]
     fn avx512<const NV: usize>(&self, weights: &[f32], out: &mut [f32]) {
@@ -278,33 +278,20 @@ impl Tile<'_> {
                 }
             }
         }
-        // The sums leave their registers by constant indices (a loop the compiler unrolls), so
-        // that they stay in registers through the sum: the rows that exist, fewer than MR in
-        // a layer's last tile, are picked from memory after.
         let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
         let mut sums = [[[0.0; 16]; NV]; MR];
         for r in 0..MR {
             for v in 0..NV {
+                let a = acc[r][v];
                 let a = if self.relu6 {
-                    _mm512_min_ps(six, _mm512_max_ps(zero, acc[r][v]))
+                    _mm512_min_ps(six, _mm512_max_ps(zero, a))
                 } else {
-                    acc[r][v]
+                    a
                 };
                 store16(&mut sums[r][v], a);
             }
         }
-        for (&at, sums) in self.starts.iter().zip(&sums) {
-            for (v, sum) in sums.iter().enumerate() {
-                let at = at + self.first;
-                if self.vector == 8 {
-                    out[at + v * 16..][..16].copy_from_slice(sum);
-                } else {
-                    for (h, half) in sum.chunks_exact(8).enumerate() {
-                        out[at + (2 * v + h) * self.vector..][..8].copy_from_slice(half);
-                    }
-                }
-            }
-        }
+        self.write(&sums, out);
     }
 }
 
