@@ -142,7 +142,7 @@ impl Session {
                     .duration_since(arrival)
                     .map_or(0.0, |d| d.as_secs_f64());
                 self.latencies.add(latency);
-                let (wall, clock) = match rows.captures.get(i).copied().flatten() {
+                let (wall, clock) = match rows.captures[i] {
                     Some(captured) => (captured, "capture"),
                     None => (arrival, "arrival"),
                 };
