@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use burn::prelude::*;
 use serde::Serialize;
+use temporal::Sequence;
 use temporal::baseline::MeanPoolBaseline;
 use temporal::metrics::Confusion;
-use temporal::{Sequence, TemporalModel};
 
 use crate::backbone::Backbone;
 use crate::data::{DataSettings, Purpose, Split, sequences};
-use crate::model_dir::{ModelCard, Task};
+use crate::model_dir::{HeadModel, ModelCard, Task};
 
 /// Clips `eval` scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,14 +92,14 @@ pub struct Scores {
 
 /// Scores `model` (and `baseline`, when there is one) on `sequences`.
 pub fn score(
-    model: &TemporalModel,
+    model: &HeadModel,
     baseline: Option<&MeanPoolBaseline>,
     card: &ModelCard,
     sequences: &[Sequence],
     split: &str,
     device: &Device,
 ) -> Result<Scores> {
-    let evaluation = temporal::train::evaluate(model, sequences, device)?;
+    let evaluation = model.evaluate(sequences, device)?;
     let baseline = baseline.map(|b| {
         b.evaluate(
             &sequences::baseline_view(sequences, &card.model.head),
@@ -185,7 +185,12 @@ pub fn tables(scores: &Scores, card: &ModelCard) -> String {
         .recipe
         .as_ref()
         .is_none_or(|r| r.selection == temporal::train::Selection::Best);
+    let weighed_on_val = card
+        .fusion
+        .as_ref()
+        .is_some_and(|f| f.weighed_on == crate::model_dir::WeighedOn::Validation);
     let role = match scores.split.as_str() {
+        "val" if weighed_on_val => " (validation: it chose the fusion weights)",
         "val" if chose => " (validation: it chose the kept epoch)",
         "val" => {
             " (validation: the last epoch was kept, so it chose nothing unless it chose the settings)"
@@ -193,9 +198,17 @@ pub fn tables(scores: &Scores, card: &ModelCard) -> String {
         "test" => " (held out: it chose nothing)",
         _ => "",
     };
+    let fused = card.fusion.as_ref().map_or(String::new(), |f| {
+        let weights: Vec<String> = f
+            .branches
+            .iter()
+            .map(|b| format!("{} {:.1}", b.stream.name(), b.weight))
+            .collect();
+        format!(", fused late: {}", weights.join(", "))
+    });
     let _ = writeln!(
         out,
-        "{} ({} {}), {} sequences of the {} split{role}",
+        "{} ({} {}{fused}), {} sequences of the {} split{role}",
         card.task().name(),
         cell_name(card),
         card.model.hidden,
@@ -385,7 +398,7 @@ pub fn evaluate(args: &EvalSettings) -> Result<Evaluation> {
         bail!("no clip could be read ({} skipped)", skipped.len());
     }
     let device = Device::flex();
-    let model = temporal::store::load(&args.model, &card.model, &device)?;
+    let model = HeadModel::load(&args.model, &card, &device)?;
     let baseline = temporal::store::load_baseline(&args.model, &card.model, &device)?;
     let scores = score(
         &model,

@@ -8,11 +8,11 @@ use std::path::Path;
 use anyhow::{Context as _, Result, anyhow, bail};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use temporal::{State, TemporalModel};
+use temporal::State;
 
 use crate::hash::{file_hash, hash_bytes};
-use crate::model_dir::ModelCard;
 use crate::model_dir::Task;
+use crate::model_dir::{HeadModel, ModelCard};
 
 /// The forecaster shipped in `models/forecaster/` (see its README), built into the binary so
 /// `pipeline run` says something about time out of the box.
@@ -38,9 +38,10 @@ pub struct StreamingHead {
     pub source: String,
     /// A hash of the head's weights: what outputs made with it depend on.
     pub fingerprint: u64,
-    model: TemporalModel,
+    model: HeadModel,
     device: Device,
-    state: Option<State>,
+    /// Each branch's state (one for a head that is not fused).
+    state: Option<Vec<State>>,
     /// Forecasts made for steps not seen yet, oldest first (forecast heads).
     pending: VecDeque<Vec<f32>>,
 }
@@ -53,9 +54,9 @@ impl StreamingHead {
         let (card, model, source, fingerprint) = match dir {
             Some(dir) => {
                 let card = ModelCard::open(dir)?;
-                let model = temporal::store::load(dir, &card.model, &device)?;
-                let weights = dir.join(temporal::store::WEIGHTS_FILE);
-                (card, model, dir.display().to_string(), file_hash(&weights)?)
+                let model = HeadModel::load(dir, &card, &device)?;
+                let fingerprint = weights_fingerprint(dir, &card)?;
+                (card, model, dir.display().to_string(), fingerprint)
             }
             None => {
                 let card = ModelCard::parse(DEFAULT_CARD)
@@ -67,7 +68,12 @@ impl StreamingHead {
                     Path::new("built-in forecaster"),
                 )?;
                 let source = "built-in forecaster (models/forecaster)".to_string();
-                (card, model, source, hash_bytes(DEFAULT_WEIGHTS))
+                (
+                    card,
+                    HeadModel::Single(Box::new(model)),
+                    source,
+                    hash_bytes(DEFAULT_WEIGHTS),
+                )
             }
         };
         if card.model.input_dim != card.inputs.dim() {
@@ -119,24 +125,25 @@ impl StreamingHead {
             &self.device,
         );
         let state = self.state.take();
+        let model = match (&self.model, self.card.task()) {
+            (HeadModel::Late(fused), _) => {
+                let (log_probs, state) = fused.forward(x, state);
+                self.state = Some(state);
+                return Ok(rows(read(log_probs.exp())?, n));
+            }
+            (HeadModel::Single(model), _) => model,
+        };
+        let state = state.and_then(|s| s.into_iter().next());
         match self.card.task() {
             Task::Classify | Task::Anticipate => {
-                let (logits, state) = self.model.forward(x, state);
-                self.state = Some(state);
-                let probs = read(softmax(logits, 2))?;
-                let classes = probs.len() / n;
-                Ok(probs
-                    .chunks_exact(classes)
-                    .map(|p| StepOutput {
-                        probabilities: Some(p.to_vec()),
-                        ..StepOutput::default()
-                    })
-                    .collect())
+                let (logits, state) = model.forward(x, state);
+                self.state = Some(vec![state]);
+                Ok(rows(read(softmax(logits, 2))?, n))
             }
             Task::Forecast => {
                 let ahead = self.card.horizon_steps.max(1);
-                let (forecast, state) = self.model.forecast(x, state);
-                self.state = Some(state);
+                let (forecast, state) = model.forecast(x, state);
+                self.state = Some(vec![state]);
                 let forecast = read(forecast)?;
                 let mut due = Vec::new();
                 let mut outputs = Vec::with_capacity(n);
@@ -163,7 +170,7 @@ impl StreamingHead {
                     let tensor = |v: Vec<f32>| {
                         Tensor::<2>::from_data(TensorData::new(v, [m, dim]), &self.device)
                     };
-                    let surprise = read(self.model.surprise(tensor(arrived), tensor(expected)))?;
+                    let surprise = read(model.surprise(tensor(arrived), tensor(expected)))?;
                     for ((i, _), s) in due.iter().zip(surprise) {
                         outputs[*i].surprise = Some(f64::from(s));
                     }
@@ -172,6 +179,32 @@ impl StreamingHead {
             }
         }
     }
+}
+
+/// Rows of `n` steps' class probabilities as step outputs.
+fn rows(probabilities: Vec<f32>, n: usize) -> Vec<StepOutput> {
+    let classes = probabilities.len() / n.max(1);
+    probabilities
+        .chunks_exact(classes.max(1))
+        .map(|p| StepOutput {
+            probabilities: Some(p.to_vec()),
+            ..StepOutput::default()
+        })
+        .collect()
+}
+
+/// A hash of the weights a head's outputs depend on: its `model.safetensors`, or for a head
+/// fused late each branch's and the weights that combine them.
+fn weights_fingerprint(dir: &Path, card: &ModelCard) -> Result<u64> {
+    let Some(fusion) = &card.fusion else {
+        return file_hash(&dir.join(temporal::store::WEIGHTS_FILE));
+    };
+    let mut text = String::new();
+    for b in &fusion.branches {
+        let hash = file_hash(&dir.join(&b.dir).join(temporal::store::WEIGHTS_FILE))?;
+        text.push_str(&format!("{}:{hash:016x}:{};", b.stream.name(), b.weight));
+    }
+    Ok(hash_bytes(text.as_bytes()))
 }
 
 fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
@@ -254,10 +287,11 @@ mod tests {
                 Tensor::<2>::from_data(TensorData::new(v.to_vec(), [1, dim]), &head.device)
             };
             let expected = out[i - ahead].forecast.as_deref().expect("a forecast");
-            let want = read(
-                head.model
-                    .surprise(tensor(&rows[i * dim..(i + 1) * dim]), tensor(expected)),
-            )?[0];
+            let HeadModel::Single(model) = &head.model else {
+                panic!("the built-in forecaster is one head");
+            };
+            let want =
+                read(model.surprise(tensor(&rows[i * dim..(i + 1) * dim]), tensor(expected)))?[0];
             let got = out[i].surprise.expect("due") as f32;
             assert!(
                 (got - want).abs() <= 1e-5 * want.abs().max(1.0),
@@ -266,6 +300,50 @@ mod tests {
         }
         Ok(())
     }
+
+    #[test]
+    fn a_fused_head_steps_each_branch_with_its_own_state() -> Result<()> {
+        let (_tmp, dir) = crate::model_dir::tests::fused_folder("head-fused", FEATURE, 0.7);
+        let mut head = StreamingHead::load(Some(&dir))?;
+        let dim = FEATURE + media::motion::LEN;
+        let rows: Vec<f32> = (0..9 * dim).map(|i| ((i * 7) % 13) as f32 / 6.0).collect();
+        let step = |head: &mut StreamingHead, batches: &[usize]| -> Result<Vec<Vec<f32>>> {
+            head.reset();
+            let mut at = 0;
+            let mut out = Vec::new();
+            for &n in batches {
+                for o in head.step(&rows[at * dim..(at + n) * dim], n)? {
+                    out.push(o.probabilities.expect("class probabilities"));
+                }
+                at += n;
+            }
+            Ok(out)
+        };
+        let whole = step(&mut head, &[9])?;
+        let pieces = step(&mut head, &[2, 1, 6])?;
+        assert_eq!(whole.len(), 9);
+        for (i, (a, b)) in whole.iter().zip(&pieces).enumerate() {
+            assert!(
+                (a.iter().sum::<f32>() - 1.0).abs() < 1e-5,
+                "step {i}: {a:?}"
+            );
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                worst < 1e-5,
+                "step {i}: batches change the output by {worst}"
+            );
+        }
+        // After a reset the first step is the first step again, on every branch.
+        let again = step(&mut head, &[1])?;
+        assert_eq!(again[0], whole[0]);
+        Ok(())
+    }
+
+    const FEATURE: usize = vision::FEATURE_DIM;
 
     #[test]
     fn reset_and_fresh_copies_start_with_nothing_pending() -> Result<()> {

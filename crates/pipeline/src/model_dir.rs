@@ -9,6 +9,11 @@
 //!   anticipate: on the frame now alone);
 //! - `metrics.json`, `curves.png`, `confusion.png`; `checkpoint/` while training.
 //!
+//! A head fused late (`fusion` in the card, format 5) keeps no weights of its own: each stream's
+//! head is a model folder of its own in a subfolder named after the stream (`features/`,
+//! `motion/`), and the card gives each one's weight. The fused folder keeps `labels.json`, the
+//! baseline (on all streams), and the fused scores in `metrics.json` and `confusion.png`.
+//!
 //! The folder is a file format users keep for years: `config.json` carries a `version`
 //! ([`FORMAT_VERSION`]); folders written before it had one read as version 1. [`ModelCard::open`]
 //! checks the whole contract before anything runs (the card against itself, `labels.json`
@@ -29,7 +34,9 @@ use crate::streams::{Stream, Streams};
 pub use crate::task::Task;
 use media::DecodeOptions;
 
-/// The version of the model folder format this release writes (and the newest it reads).
+/// The newest version of the model folder format: the newest this release reads, and what it
+/// writes for a head fused late (other heads are written as version 4, which older releases
+/// read).
 /// - 1: no `version` field; the task stored twice (`task`, and `model.head`'s tag).
 /// - 2: `version`; the task stored once, as `model.head`.
 /// - 3: `model.activation` (the projection's nonlinearity) and `model.projection_dropout`
@@ -37,7 +44,8 @@ use media::DecodeOptions;
 ///   trained); `sampling.chosen` (why the sampling is what it is, when `train` chose it).
 /// - 4: `inputs` (the streams the head reads: `["features"]` for older models, or motion
 ///   too) and `motion_layout` (the version of `media::motion`'s layout it was trained on).
-pub const FORMAT_VERSION: u32 = 4;
+/// - 5: `fusion` (late fusion: a head per stream in subfolders, and their weights).
+pub const FORMAT_VERSION: u32 = 5;
 
 pub const CARD: &str = "config.json";
 pub const LABELS: &str = "labels.json";
@@ -49,7 +57,8 @@ pub const CHECKPOINT: &str = "checkpoint";
 /// `config.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelCard {
-    /// [`FORMAT_VERSION`] when written; a card read from an older folder is upgraded on load.
+    /// The oldest format version that holds all the card has (4, or 5 with `fusion`) when
+    /// written; [`FORMAT_VERSION`] once read (older cards are upgraded on load).
     pub version: u32,
     /// The temporal model's settings (cell, head and with it the task, sizes).
     pub model: TemporalConfig,
@@ -82,6 +91,43 @@ pub struct ModelCard {
     pub recipe: Option<Recipe>,
     pub normalization: String,
     pub producer: String,
+    /// Late fusion: the heads of each stream and their weights. `model` then gives the
+    /// settings the branches share, its `input_dim` the width of a whole step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<FusionCard>,
+}
+
+/// How the streams of a head fused late are combined: at each step, the log-probabilities of
+/// each stream's head times its weight, summed and normalised again (`temporal::fusion`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusionCard {
+    /// One per stream, in the order of `inputs`.
+    pub branches: Vec<BranchCard>,
+    /// The clips that chose the weights.
+    pub weighed_on: WeighedOn,
+    /// How the weights were chosen, in words.
+    pub chosen: String,
+}
+
+/// The clips a late fusion's weights were fitted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeighedOn {
+    /// The validation split.
+    Validation,
+    /// Out-of-fold predictions on the training split, folds by group.
+    OutOfFold,
+    /// None: every weight 1.
+    Equal,
+}
+
+/// One stream's head of a late fusion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BranchCard {
+    pub stream: Stream,
+    /// Its model folder, a subfolder of this one.
+    pub dir: String,
+    pub weight: f64,
 }
 
 /// The optimisation that trained a head: what `train` was asked for, in the card so a model
@@ -182,6 +228,10 @@ impl ModelCard {
     pub fn open(dir: &Path) -> Result<Self> {
         let card = Self::read(dir)?;
         card.check_labels(dir)?;
+        if card.fusion.is_some() {
+            card.branches(dir)?;
+            return Ok(card);
+        }
         let weights = dir.join(temporal::store::WEIGHTS_FILE);
         let header = safetensors_header(&std::fs::read(&weights).with_context(|| {
             format!(
@@ -193,6 +243,60 @@ impl ModelCard {
         card.check_tensors(&header)
             .map_err(|e| anyhow!("{} does not match {CARD}: {e}", weights.display()))?;
         Ok(card)
+    }
+
+    /// The branches of a head fused late, each opened as a model folder of its own and
+    /// checked against this card: the stream named, and the same task, classes, sampling,
+    /// backbone and clip length. Empty for a head that is not fused.
+    pub fn branches(&self, dir: &Path) -> Result<Vec<(BranchCard, ModelCard)>> {
+        let Some(fusion) = &self.fusion else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(fusion.branches.len());
+        for branch in &fusion.branches {
+            let path = dir.join(&branch.dir);
+            // Read before opening: a branch that is fused itself (a folder linked to its
+            // parent) is refused, not followed.
+            if Self::read(&path)?.fusion.is_some() {
+                bail!(
+                    "{}: the {} branch is fused itself; a branch reads one stream",
+                    path.join(CARD).display(),
+                    branch.stream.name()
+                );
+            }
+            let card = Self::open(&path)?;
+            let differs = |what: &str| {
+                anyhow!(
+                    "{}: the {} branch's {what} differs from {}'s",
+                    path.join(CARD).display(),
+                    branch.stream.name(),
+                    dir.join(CARD).display()
+                )
+            };
+            if card.inputs != Streams::one(branch.stream) {
+                return Err(differs("inputs"));
+            }
+            if branch.stream == Stream::Motion
+                && (card.motion_layout != self.motion_layout
+                    || card.motion_source != self.motion_source)
+            {
+                return Err(differs("motion layout or source"));
+            }
+            if card.classes != self.classes {
+                return Err(differs("classes"));
+            }
+            if card.model.head != self.model.head {
+                return Err(differs("head"));
+            }
+            if card.sampling != self.sampling
+                || card.backbone != self.backbone
+                || card.clip_len != self.clip_len
+            {
+                return Err(differs("sampling, backbone or clip length"));
+            }
+            out.push((branch.clone(), card));
+        }
+        Ok(out)
     }
 
     /// `config.json` of `dir`, read and checked against itself.
@@ -327,6 +431,45 @@ impl ModelCard {
                 self.step_seconds
             );
         }
+        if let Some(fusion) = &self.fusion {
+            if self.task() == Task::Forecast {
+                bail!("fusion: forecast heads are not fused");
+            }
+            let streams: Vec<Stream> = fusion.branches.iter().map(|b| b.stream).collect();
+            if streams != self.inputs.list() {
+                bail!(
+                    "fusion names the streams [{}], but inputs are {}",
+                    streams
+                        .iter()
+                        .map(|s| s.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    self.inputs.name()
+                );
+            }
+            for b in &fusion.branches {
+                let plain = Path::new(&b.dir)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+                if b.dir.is_empty() || !plain {
+                    bail!(
+                        "fusion: the {} branch's dir {:?} is not a subfolder name",
+                        b.stream.name(),
+                        b.dir
+                    );
+                }
+                if !(b.weight.is_finite() && b.weight >= 0.0) {
+                    bail!(
+                        "fusion: the {} branch's weight is {}, not a number of at least 0",
+                        b.stream.name(),
+                        b.weight
+                    );
+                }
+            }
+            if fusion.branches.iter().all(|b| b.weight == 0.0) {
+                bail!("fusion: every branch has weight 0");
+            }
+        }
         Ok(())
     }
 
@@ -414,9 +557,14 @@ impl ModelCard {
         Ok(())
     }
 
-    /// Writes `config.json` and `labels.json`.
+    /// Writes `config.json` and `labels.json`. The card says the oldest format version that
+    /// holds all it has (4 without `fusion`), so older releases read what they can.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        write_json(&dir.join(CARD), self)?;
+        let card = Self {
+            version: if self.fusion.is_some() { 5 } else { 4 },
+            ..self.clone()
+        };
+        write_json(&dir.join(CARD), &card)?;
         write_json(&dir.join(LABELS), &self.classes)
     }
 
@@ -510,6 +658,58 @@ impl ModelCard {
     }
 }
 
+/// The model a folder holds: one head, or one per stream fused late.
+#[derive(Debug, Clone)]
+pub enum HeadModel {
+    Single(Box<temporal::TemporalModel>),
+    Late(temporal::fusion::LateFusion),
+}
+
+impl HeadModel {
+    /// The model of the folder `dir`, whose card (from [`ModelCard::open`]) is `card`.
+    pub fn load(dir: &Path, card: &ModelCard, device: &burn::prelude::Device) -> Result<Self> {
+        if card.fusion.is_none() {
+            return Ok(Self::Single(Box::new(temporal::store::load(
+                dir,
+                &card.model,
+                device,
+            )?)));
+        }
+        // The branches read the streams in the order of `inputs`, which the card checked.
+        let mut branches = Vec::new();
+        let mut at = 0;
+        for (branch, branch_card) in card.branches(dir)? {
+            let columns = at..at + branch_card.model.input_dim;
+            at = columns.end;
+            branches.push(temporal::fusion::Branch {
+                columns,
+                model: temporal::store::load(&dir.join(&branch.dir), &branch_card.model, device)?,
+                weight: branch.weight,
+            });
+        }
+        if at != card.model.input_dim {
+            bail!(
+                "{}: the branches read {at} values a step, model.input_dim is {}",
+                dir.join(CARD).display(),
+                card.model.input_dim
+            );
+        }
+        Ok(Self::Late(temporal::fusion::LateFusion::new(branches)?))
+    }
+
+    /// Loss and metrics on `sequences` (steps of the card's whole input width).
+    pub fn evaluate(
+        &self,
+        sequences: &[temporal::Sequence],
+        device: &burn::prelude::Device,
+    ) -> Result<temporal::train::Evaluation> {
+        Ok(match self {
+            Self::Single(model) => temporal::train::evaluate(model, sequences, device)?,
+            Self::Late(fused) => fused.evaluate(sequences, device)?,
+        })
+    }
+}
+
 /// What else a resumed run must share with the interrupted one: the data and how it was
 /// split into sequences.
 #[derive(Debug, Clone)]
@@ -559,7 +759,7 @@ pub fn safetensors_header(bytes: &[u8]) -> Result<BTreeMap<String, Vec<usize>>> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use burn::prelude::*;
     use temporal::CellKind;
 
@@ -567,13 +767,18 @@ mod tests {
 
     /// A small classify folder (8-wide features, 2 classes) that loads: card, labels, weights.
     fn folder(name: &str) -> (tempfile::TempDir, PathBuf) {
+        folder_of(name, 8)
+    }
+
+    /// [`folder`] with features `feature_dim` wide.
+    fn folder_of(name: &str, feature_dim: usize) -> (tempfile::TempDir, PathBuf) {
         let tmp = tempfile::Builder::new()
             .prefix(name)
             .tempdir()
             .expect("temp dir");
         let dir = tmp.path().to_path_buf();
         let config = TemporalConfig::new(CellKind::Gru, Head::Classify { classes: 2 })
-            .with_input_dim(8)
+            .with_input_dim(feature_dim)
             .with_projection(4)
             .with_hidden(3);
         let model = config.init(&Device::flex());
@@ -586,7 +791,7 @@ mod tests {
                 name: "test".into(),
                 weights: "test".into(),
                 fingerprint: "test".into(),
-                feature_dim: 8,
+                feature_dim,
             },
             sampling: SamplingCard {
                 fps: Some(4.0),
@@ -607,9 +812,134 @@ mod tests {
             recipe: None,
             normalization: String::new(),
             producer: "test".into(),
+            fusion: None,
         };
         card.write(&dir).expect("write card");
         (tmp, dir)
+    }
+
+    /// [`folder_of`] turned into a late fusion of features (its own head, moved to
+    /// `features/`, weight `features_weight`) and motion (a new head in `motion/`, weight 1.2).
+    pub(crate) fn fused_folder(
+        name: &str,
+        feature_dim: usize,
+        features_weight: f64,
+    ) -> (tempfile::TempDir, PathBuf) {
+        let (tmp, dir) = folder_of(name, feature_dim);
+        let single = ModelCard::read(&dir).expect("card");
+        let features = dir.join("features");
+        std::fs::create_dir_all(&features).expect("mkdir");
+        for f in [CARD, LABELS, temporal::store::WEIGHTS_FILE] {
+            std::fs::rename(dir.join(f), features.join(f)).expect("move");
+        }
+        let motion = dir.join("motion");
+        let config = single.model.clone().with_input_dim(media::motion::LEN);
+        temporal::store::save(&config.init(&Device::flex()), &motion).expect("save");
+        let with_motion = |model: TemporalConfig, inputs: &str| ModelCard {
+            model,
+            inputs: Streams::parse(inputs).expect("streams"),
+            motion_layout: Some(media::motion::LAYOUT_VERSION),
+            motion_source: Some("auto".into()),
+            ..single.clone()
+        };
+        with_motion(config, "motion").write(&motion).expect("write");
+        let branch = |stream, weight| BranchCard {
+            stream,
+            dir: match stream {
+                Stream::Features => "features".into(),
+                Stream::Motion => "motion".into(),
+            },
+            weight,
+        };
+        ModelCard {
+            fusion: Some(FusionCard {
+                branches: vec![
+                    branch(Stream::Features, features_weight),
+                    branch(Stream::Motion, 1.2),
+                ],
+                weighed_on: WeighedOn::Validation,
+                chosen: "test".into(),
+            }),
+            ..with_motion(
+                single
+                    .model
+                    .clone()
+                    .with_input_dim(feature_dim + media::motion::LEN),
+                "features,motion",
+            )
+        }
+        .write(&dir)
+        .expect("write");
+        (tmp, dir)
+    }
+
+    #[test]
+    fn a_fused_folder_loads_each_stream_head_on_its_own_columns() -> Result<()> {
+        let (_tmp, dir) = fused_folder("fused", 8, 0.0);
+        let card = ModelCard::open(&dir)?;
+        let device = Device::flex();
+        let HeadModel::Late(fused) = HeadModel::load(&dir, &card, &device)? else {
+            panic!("a fused folder loads as late fusion");
+        };
+        let branches: Vec<_> = fused
+            .branches()
+            .iter()
+            .map(|b| (b.columns.clone(), b.weight))
+            .collect();
+        assert_eq!(branches, [(0..8, 0.0), (8..8 + media::motion::LEN, 1.2)]);
+        // The features head has weight 0: the fused head is the motion head alone, sharpened
+        // by its weight of 1.2.
+        let motion = &fused.branches()[1].model;
+        let x = Tensor::<3>::random(
+            [1, 3, 8 + media::motion::LEN],
+            burn::tensor::Distribution::Default,
+            &device,
+        );
+        let (fused_out, _) = fused.forward(x.clone(), None);
+        let (alone, _) = motion.forward(x.slice([0..1, 0..3, 8..8 + media::motion::LEN]), None);
+        let log_softmax = burn::tensor::activation::log_softmax::<3>;
+        let diff = (fused_out - log_softmax(log_softmax(alone, 2) * 1.2, 2))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(diff < 1e-5, "{diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_fused_folder_with_a_bad_branch_is_refused_by_name() {
+        let (_tmp, dir) = fused_folder("fused-bad", 8, 0.0);
+        edit_card(&dir, |v| {
+            v["fusion"]["branches"][1]["dir"] = "../elsewhere".into()
+        });
+        let err = open_error(&dir);
+        assert!(
+            err.contains("\"../elsewhere\" is not a subfolder name"),
+            "{err}"
+        );
+        // Each branch must read the stream the card names.
+        edit_card(&dir, |v| {
+            v["fusion"]["branches"][1]["dir"] = "features".into()
+        });
+        let err = open_error(&dir);
+        assert!(
+            err.contains("features/config.json: the motion branch's inputs differs"),
+            "{err}"
+        );
+        edit_card(&dir, |v| v["fusion"]["branches"][1]["dir"] = "gone".into());
+        let err = open_error(&dir);
+        assert!(err.contains("gone: not a model folder"), "{err}");
+        edit_card(&dir, |v| {
+            v["fusion"]["branches"][1]["dir"] = "motion".into();
+            v["fusion"]["branches"][1]["weight"] = 0.0.into();
+        });
+        assert!(open_error(&dir).contains("every branch has weight 0"));
+        edit_card(&dir, |v| {
+            v["fusion"]["branches"][1]["weight"] = 1.0.into();
+            v["model"]["head"] = serde_json::json!({"task": "forecast", "ahead": 1});
+            v["horizon_steps"] = 1.into();
+        });
+        assert!(open_error(&dir).contains("forecast heads are not fused"));
     }
 
     /// `config.json` of `dir` with `edit` applied to its JSON.

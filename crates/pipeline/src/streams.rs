@@ -69,6 +69,29 @@ impl Streams {
         Ok(Self(streams))
     }
 
+    /// One stream alone.
+    pub fn one(stream: Stream) -> Self {
+        Self(vec![stream])
+    }
+
+    /// The streams, in the order their values are laid side by side.
+    pub fn list(&self) -> Vec<Stream> {
+        self.0.clone()
+    }
+
+    /// Where each stream's values lie in a step, in order.
+    pub fn columns(&self) -> Vec<(Stream, std::ops::Range<usize>)> {
+        let mut at = 0;
+        self.0
+            .iter()
+            .map(|&s| {
+                let range = at..at + s.dim();
+                at = range.end;
+                (s, range)
+            })
+            .collect()
+    }
+
     pub fn has(&self, stream: Stream) -> bool {
         self.0.contains(&stream)
     }

@@ -444,6 +444,8 @@ fn anticipation_trains_on_segments_of_a_longer_video() {
 
 /// A head on features and motion: the card records its inputs and the motion layout, `run`
 /// and `eval` feed it both, and `run --no-motion` is refused in one line before any work.
+/// By default it is fused late: a head per stream, each a model folder of its own, weighed on
+/// the validation split.
 #[test]
 fn a_head_that_reads_motion_is_fed_motion_and_refuses_to_run_without() {
     let dir = temp_dir("train-inputs");
@@ -457,6 +459,35 @@ fn a_head_that_reads_motion_is_fed_motion_and_refuses_to_run_without() {
     assert_eq!(card["inputs"], serde_json::json!(["features", "motion"]));
     assert_eq!(card["motion_layout"], 1);
     assert_eq!(card["model"]["input_dim"], 1280 + 58);
+    let branches = card["fusion"]["branches"].as_array().expect("fused late");
+    let streams: Vec<_> = branches.iter().map(|b| b["stream"].clone()).collect();
+    assert_eq!(
+        streams,
+        [serde_json::json!("features"), serde_json::json!("motion")]
+    );
+    for b in branches {
+        let weight = b["weight"].as_f64().expect("a weight");
+        assert!((0.0..=2.0).contains(&weight), "{b}");
+        // Each stream's head is a model folder that reads that stream alone.
+        let branch = model.join(b["dir"].as_str().expect("dir"));
+        assert!(
+            branch.join("model.safetensors").is_file(),
+            "{}",
+            branch.display()
+        );
+        assert_eq!(
+            json(&branch.join("config.json"))["inputs"],
+            serde_json::json!([b["stream"]])
+        );
+    }
+    let metrics = json(&model.join("metrics.json"));
+    let chosen_on = metrics["fusion"]["chosen_on"].as_str().expect("chosen_on");
+    assert!(chosen_on.starts_with("the validation split"), "{chosen_on}");
+    assert!(
+        stdout(&result).contains("fused late: features weight"),
+        "{}",
+        stdout(&result)
+    );
 
     let clip = data.join("grow/grow_000.mp4");
     let out = dir.join("records.jsonl");
@@ -484,4 +515,88 @@ fn a_head_that_reads_motion_is_fed_motion_and_refuses_to_run_without() {
     assert!(scored.status.success(), "{}", stderr(&scored));
     let bad = train(&data, &dir.join("bad"), &["--inputs", "features,flow"]);
     assert!(the_error_line(&bad).contains("unknown stream \"flow\""));
+    let one = train(
+        &data,
+        &dir.join("one"),
+        &["--inputs", "motion", "--fusion", "late"],
+    );
+    assert!(the_error_line(&one).contains("--fusion late needs several streams"));
+}
+
+/// Without a validation split, late fusion weighs its heads on out-of-fold predictions over
+/// the training groups; forecast heads are not fused late.
+#[test]
+fn late_fusion_without_a_validation_split_weighs_on_out_of_fold_predictions() {
+    let dir = temp_dir("train-folds");
+    let data = dir.join("data");
+    subset(&data, &["grow", "shrink"], 3);
+    let model = dir.join("model");
+    let flags = [
+        "--epochs",
+        "1",
+        "--inputs",
+        "features,motion",
+        "--val-fraction",
+        "0",
+    ];
+    let result = train(&data, &model, &flags);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let fusion = &json(&model.join("metrics.json"))["fusion"];
+    let chosen_on = fusion["chosen_on"].as_str().expect("chosen_on");
+    // Six clips, each its own group: five folds.
+    assert!(
+        chosen_on.starts_with(
+            "out-of-fold predictions on the training split (6 sequences; 6 groups in 5 folds"
+        ),
+        "{chosen_on}"
+    );
+    for b in fusion["branches"].as_array().expect("branches") {
+        assert!(b["held_out_accuracy"].as_f64().is_some(), "{b}");
+    }
+    // Clips with no group named: each is its own, which the folds cannot keep apart.
+    assert!(
+        stderr(&result).contains("every training clip is a group of its own"),
+        "{}",
+        stderr(&result)
+    );
+    assert_eq!(
+        json(&model.join("config.json"))["fusion"]["weighed_on"],
+        "out-of-fold"
+    );
+    let forecast = train(
+        &data,
+        &dir.join("forecast"),
+        &[
+            "--task",
+            "forecast",
+            "--inputs",
+            "features,motion",
+            "--fusion",
+            "late",
+        ],
+    );
+    assert!(the_error_line(&forecast).contains("a forecast head predicts the whole step"));
+}
+
+/// `--fusion early`: one head on both streams side by side, as before late fusion.
+#[test]
+fn early_fusion_is_one_head_on_the_streams_side_by_side() {
+    let dir = temp_dir("train-early");
+    let data = dir.join("data");
+    subset(&data, &["grow", "shrink"], 3);
+    let model = dir.join("model");
+    let flags = [
+        "--epochs",
+        "1",
+        "--inputs",
+        "features,motion",
+        "--fusion",
+        "early",
+    ];
+    let result = train(&data, &model, &flags);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let card = json(&model.join("config.json"));
+    assert!(card.get("fusion").is_none(), "{card}");
+    assert!(model.join("model.safetensors").is_file());
+    assert!(!model.join("motion").exists());
 }

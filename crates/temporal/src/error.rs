@@ -90,6 +90,9 @@ pub enum Error {
         "the checkpoint in {path} was made from other training or validation sequences; resume with the same data or start a new output folder"
     )]
     CheckpointData { path: PathBuf },
+    /// Heads that cannot be fused, or a fused model asked for what it cannot give.
+    #[error("late fusion: {0}")]
+    Fusion(String),
 }
 
 impl Error {

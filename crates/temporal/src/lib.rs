@@ -8,6 +8,7 @@
 //! - [`train`]: one training loop for the three heads (AdamW, clipping, constant or cosine
 //!   schedule, the last or the best validation epoch, input normalisation, a checkpoint per
 //!   epoch); [`baseline`]: the order-blind comparison.
+//! - [`fusion`]: late fusion, one head per input stream and weights fitted on held-out clips.
 //! - [`metrics`]: confusion matrix, accuracy, per-class precision/recall/F1, macro-F1.
 //! - [`store`]: a trained model's weights on disk.
 //! - [`enum@Error`]: the one error type of all of them.
@@ -16,11 +17,13 @@
 //! 1. `error`, `rng`, `sequence` (the data), `model`, `metrics`;
 //! 2. `progress` (the loop's state), `baseline`;
 //! 3. `checkpoint` (stores the progress), `store` (stores models and baselines);
-//! 4. `train`.
+//! 4. `train`;
+//! 5. `fusion` (scores fused heads as `train` scores one).
 
 pub mod baseline;
 mod checkpoint;
 mod error;
+pub mod fusion;
 pub mod metrics;
 mod model;
 mod progress;

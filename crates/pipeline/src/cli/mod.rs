@@ -397,6 +397,22 @@ impl From<Normalize> for temporal::train::Normalization {
     }
 }
 
+/// `train --fusion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FusionArg {
+    Early,
+    Late,
+}
+
+impl From<FusionArg> for pipeline::train::Fusion {
+    fn from(f: FusionArg) -> Self {
+        match f {
+            FusionArg::Early => Self::Early,
+            FusionArg::Late => Self::Late,
+        }
+    }
+}
+
 /// Which epoch's model `train` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Select {
@@ -462,7 +478,8 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = Task::Classify)]
     pub task: Task,
     /// Output folder: model.safetensors, config.json, labels.json, metrics.json, curves.png,
-    /// confusion.png, baseline.safetensors, checkpoint/.
+    /// confusion.png, baseline.safetensors, checkpoint/. A head fused late (--fusion) keeps a
+    /// model folder per stream in it instead of its own weights: features/, motion/.
     #[arg(long, short, value_name = "MODEL_DIR", value_hint = ValueHint::DirPath)]
     pub out: PathBuf,
     /// The recurrent cell (rnn: the plain tanh cell, to see what gating buys on your data).
@@ -547,9 +564,17 @@ pub struct TrainArgs {
     pub seed: u64,
     /// What the head reads at each step, as a comma list: `features` (the CNN's 1280), `motion`
     /// (the 58-value motion descriptor: camera pan, zoom, roll; object motion on a 4x4 grid;
-    /// coverage; see the README), or `features,motion` side by side.
+    /// coverage; see the README), or `features,motion` (both: see --fusion).
     #[arg(long, default_value = "features", value_name = "LIST")]
     pub inputs: String,
+    /// How a head reading several --inputs combines them. `late` (the default for classify
+    /// and anticipate): a head per stream, in subfolders of MODEL_DIR, their class
+    /// probabilities weighed by how well each did on clips it never trained on (the
+    /// validation split, else out-of-fold predictions over the training split's groups: each
+    /// stream's head is trained once more per fold). `early` (forecast's only choice): one
+    /// head on the streams side by side.
+    #[arg(long, value_enum)]
+    pub fusion: Option<FusionArg>,
     /// Carry on an interrupted run from the last checkpoint in MODEL_DIR.
     #[arg(long)]
     pub resume: bool,

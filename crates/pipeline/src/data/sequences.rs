@@ -29,6 +29,8 @@ pub struct Unit {
     pub label: Option<String>,
     pub segment: Option<(f64, f64)>,
     pub split: Split,
+    /// The footage it was cut from (see [`super::Clip::group`]).
+    pub group: String,
     labels: Labels,
 }
 
@@ -54,6 +56,7 @@ pub fn units(dataset: &Dataset, task: Task, class_of: impl Fn(&str) -> Option<us
                     label: c.label.clone(),
                     segment: c.segment,
                     split: c.split,
+                    group: c.group.clone(),
                     labels: Labels::Clip(label(c)?),
                 })
             })
@@ -66,6 +69,7 @@ pub fn units(dataset: &Dataset, task: Task, class_of: impl Fn(&str) -> Option<us
                 label: None,
                 segment: c.segment,
                 split: c.split,
+                group: c.group.clone(),
                 labels: Labels::None,
             })
             .collect(),
@@ -103,6 +107,7 @@ pub fn units(dataset: &Dataset, task: Task, class_of: impl Fn(&str) -> Option<us
                         label: None,
                         segment: None,
                         split: c.split,
+                        group: c.group.clone(),
                         labels: Labels::Spans(vec![(start, end, class)]),
                     }),
                 }
@@ -222,11 +227,23 @@ pub fn sequences(
     clip_len: usize,
     shift: usize,
 ) -> Vec<Sequence> {
+    sequences_of(
+        loaded,
+        |l| split.is_none_or(|s| l.unit.split == s),
+        clip_len,
+        shift,
+    )
+}
+
+/// [`sequences`] of the units `keep` accepts.
+pub fn sequences_of(
+    loaded: &[Loaded],
+    keep: impl Fn(&Loaded) -> bool,
+    clip_len: usize,
+    shift: usize,
+) -> Vec<Sequence> {
     let mut out = Vec::new();
-    for l in loaded
-        .iter()
-        .filter(|l| split.is_none_or(|s| l.unit.split == s))
-    {
+    for l in loaded.iter().filter(|l| keep(l)) {
         let f = &l.features;
         match &l.unit.labels {
             Labels::Clip(class) => {

@@ -1,7 +1,7 @@
 //! `pipeline train`: a recurrent head trained on labelled clips, and its model folder.
 
 use pipeline::evaluate::tables;
-use pipeline::train::{TrainSettings, train};
+use pipeline::train::{TrainSettings, fusion_line, train};
 
 use crate::cli::TrainArgs;
 use crate::cli::exit::{Classify as _, Done, Outcome};
@@ -35,16 +35,25 @@ pub fn run(args: &TrainArgs) -> Outcome {
         resume: args.resume,
         sampling: args.sampling.settings(),
         inputs: pipeline::streams::Streams::parse(&args.inputs).usage()?,
+        fusion: args.fusion.map(Into::into),
     };
     let trained = train(&settings).usage()?;
-    println!(
-        "trained {} epoch(s) in {:.1} s ({:.0} sequences/s); kept epoch {} of {}",
-        trained.epochs,
-        trained.seconds,
-        trained.sequences_per_second,
-        trained.best_epoch,
-        trained.epochs_total
-    );
+    match (&trained.fusion, trained.best_epoch) {
+        (Some(fusion), _) => println!(
+            "trained a head per stream, {} epoch(s) in all, in {:.1} s; fused late: {}",
+            trained.epochs,
+            trained.seconds,
+            fusion_line(fusion)
+        ),
+        (None, Some(best)) => println!(
+            "trained {} epoch(s) in {:.1} s ({:.0} sequences/s); kept epoch {best} of {}",
+            trained.epochs, trained.seconds, trained.sequences_per_second, trained.epochs_total
+        ),
+        (None, None) => println!(
+            "trained {} epoch(s) in {:.1} s ({:.0} sequences/s)",
+            trained.epochs, trained.seconds, trained.sequences_per_second
+        ),
+    }
     print!("{}", tables(&trained.val, &trained.card));
     match &trained.test {
         Some(test) => {
