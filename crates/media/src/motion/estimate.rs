@@ -1,15 +1,18 @@
 //! Motion estimated from the pixels, for streams whose decoder exports no vectors (HEVC, VP9,
 //! AV1, intra-only codecs): block matching between small grayscale copies of consecutive
-//! decoded frames. Blocks of 8 x 8 pixels on a copy whose longer side is [`SIDE`] pixels; a
+//! decoded frames. Blocks of 8 x 8 pixels on a copy whose longer side is about [`SIDE`] pixels
+//! ([`factor`]); a
 //! coarse search at half size (+-4 pixels there, +-8 here), refined +-2 pixels here, then to a
 //! fraction of a pixel by equiangular lines through the match errors either side of the best
 //! (a quarter of a pixel or better on textured blocks). The fastest pan it follows is 10
-//! pixels of the copy between frames: 6% of the frame's width, 1.5 widths a second at 25
-//! frames per second.
+//! pixels of the copy between frames: 6% of the frame's width on a 160-pixel copy, 1.5 widths
+//! a second at 25 frames per second.
 
-/// Longer side of the grayscale copy.
+/// Longer side the grayscale copy is brought near.
 pub(crate) const SIDE: u32 = 160;
 const BLOCK: usize = 8;
+/// Block side of the coarse search, on the half-size copy.
+const HALF: usize = BLOCK / 2;
 /// Mean absolute difference (grey levels) under which a block counts as found again in the
 /// previous frame: a hard cut or a covered lens leaves most blocks above it.
 const TRACED: f64 = 12.0;
@@ -25,7 +28,63 @@ pub(crate) struct Gray {
     pub data: Vec<u8>,
 }
 
+/// The whole factor a frame of `width x height` is boxed down by for its grayscale copy: the
+/// nearest to its longer side over [`SIDE`], at least 1, the same for every pixel format. From
+/// 560 pixels up the copy's longer side is within 12% of [`SIDE`] (153 for 768 x 576, 160 for
+/// 1280 x 720, 170 for 854 x 480); smaller frames keep more of their pixels (up to 239: a
+/// 176 x 144 frame is its own copy).
+pub(crate) fn factor(width: usize, height: usize) -> usize {
+    let side = SIDE as usize;
+    ((width.max(height) + side / 2) / side).max(1)
+}
+
 impl Gray {
+    /// The copy of an 8-bit luma plane (`width x height` pixels, rows `stride` bytes apart):
+    /// each pixel the mean of a whole `k x k` square ([`factor`]); limited-range luma (16-235)
+    /// stretched to 0-255. `None` where that leaves a side under 16 pixels or the plane is
+    /// shorter than its size says.
+    pub(crate) fn from_luma(
+        plane: &[u8],
+        stride: usize,
+        (width, height): (usize, usize),
+        full_range: bool,
+    ) -> Option<Gray> {
+        let k = factor(width, height);
+        let (gw, gh) = (width / k, height / k);
+        if gw < 16 || gh < 16 || stride < width || plane.len() < (height - 1) * stride + width {
+            return None;
+        }
+        let used = gw * k;
+        // Columns summed down k rows (a vector at a time), then k columns at a time.
+        let mut columns = vec![0u16; used];
+        let mut data = Vec::with_capacity(gw * gh);
+        let area = (k * k) as u32;
+        for gy in 0..gh {
+            columns.fill(0);
+            for row in 0..k {
+                let line = &plane[(gy * k + row) * stride..][..used];
+                for (c, &v) in columns.iter_mut().zip(line) {
+                    *c = c.wrapping_add(u16::from(v));
+                }
+            }
+            for square in columns.chunks_exact(k) {
+                let sum: u32 = square.iter().map(|&c| u32::from(c)).sum();
+                let mean = (sum + area / 2) / area;
+                let v = if full_range {
+                    mean
+                } else {
+                    (mean.saturating_sub(16) * 255 + 109) / 219
+                };
+                data.push(v.min(255) as u8);
+            }
+        }
+        Some(Gray {
+            width: gw,
+            height: gh,
+            data,
+        })
+    }
+
     fn at(&self, x: usize, y: usize) -> u8 {
         self.data[y * self.width + x]
     }
@@ -50,29 +109,36 @@ impl Gray {
         }
     }
 
-    /// Sum of absolute differences between the `n x n` block at `(x, y)` here and the one at
+    /// Sum of absolute differences between the `N x N` block at `(x, y)` here and the one at
     /// `(x + dx, y + dy)` in `prev`; `None` where that falls outside `prev`.
-    fn sad(
+    fn sad<const N: usize>(
         &self,
         prev: &Gray,
         (x, y): (usize, usize),
         (dx, dy): (i32, i32),
-        n: usize,
     ) -> Option<u32> {
         let (px, py) = (x as i32 + dx, y as i32 + dy);
-        if px < 0 || py < 0 || px as usize + n > prev.width || py as usize + n > prev.height {
+        if px < 0 || py < 0 || px as usize + N > prev.width || py as usize + N > prev.height {
             return None;
         }
         let (px, py) = (px as usize, py as usize);
+        // Rows of a fixed width and wrapping adds, so the compiler sums each row a vector at a
+        // time (`psadbw` on x86) with no overflow check in between (N x N differences of at
+        // most 255 fit a u32, a row of 8 a u16).
         let mut sum = 0u32;
-        for row in 0..n {
-            let a = &self.data[(y + row) * self.width + x..][..n];
-            let b = &prev.data[(py + row) * prev.width + px..][..n];
-            sum += a
-                .iter()
-                .zip(b)
-                .map(|(a, b)| u32::from(a.abs_diff(*b)))
-                .sum::<u32>();
+        let (mut i, mut j) = (y * self.width + x, py * prev.width + px);
+        for _ in 0..N {
+            let a = self.data.get(i..).and_then(|r| r.first_chunk::<N>());
+            let b = prev.data.get(j..).and_then(|r| r.first_chunk::<N>());
+            if let (Some(a), Some(b)) = (a, b) {
+                let mut row = 0u16;
+                for k in 0..N {
+                    row = row.wrapping_add(u16::from(a[k].abs_diff(b[k])));
+                }
+                sum = sum.wrapping_add(u32::from(row));
+            }
+            i = i.wrapping_add(self.width);
+            j = j.wrapping_add(prev.width);
         }
         Some(sum)
     }
@@ -112,19 +178,14 @@ pub(crate) fn match_blocks(prev: &Gray, now: &Gray) -> Vec<Matched> {
     for by in 0..now.height / BLOCK {
         for bx in 0..now.width / BLOCK {
             let at = (bx * BLOCK, by * BLOCK);
-            let coarse = best(
-                &now_half,
-                &prev_half,
-                (at.0 / 2, at.1 / 2),
-                (0, 0),
-                4,
-                BLOCK / 2,
-            );
+            let half_at = (at.0 / 2, at.1 / 2);
+            let coarse = best(|d| now_half.sad::<HALF>(&prev_half, half_at, d), (0, 0), 4);
             let guess = coarse.map_or((0, 0), |(d, _)| (2 * d.0, 2 * d.1));
-            let Some(((dx, dy), sad)) = best(now, prev, at, guess, 2, BLOCK) else {
+            let fine = |d| now.sad::<BLOCK>(prev, at, d);
+            let Some(((dx, dy), sad)) = best(fine, guess, 2) else {
                 continue;
             };
-            let cost = |d: (i32, i32)| now.sad(prev, at, d, BLOCK).map(f64::from);
+            let cost = |d: (i32, i32)| fine(d).map(f64::from);
             // Equiangular lines through the errors either side (suits absolute differences,
             // which grow linearly near the best, better than a parabola does).
             let centre = f64::from(sad);
@@ -153,21 +214,19 @@ pub(crate) fn match_blocks(prev: &Gray, now: &Gray) -> Vec<Matched> {
     out
 }
 
-/// The offset within `range` of `around` whose block in `prev` best matches the `n x n` block
-/// at `at` in `now`, and its error; ties go to the smaller offset (flat blocks stay still).
+/// The offset within `range` of `around` with the smallest error `sad` gives (`None`: that
+/// offset falls outside the image), and its error; ties go to the smaller offset (flat blocks
+/// stay still).
 fn best(
-    now: &Gray,
-    prev: &Gray,
-    at: (usize, usize),
+    sad: impl Fn((i32, i32)) -> Option<u32>,
     around: (i32, i32),
     range: i32,
-    n: usize,
 ) -> Option<((i32, i32), u32)> {
     let mut found: Option<((i32, i32), u32)> = None;
     for dy in -range..=range {
         for dx in -range..=range {
             let d = (around.0 + dx, around.1 + dy);
-            let Some(sad) = now.sad(prev, at, d, n) else {
+            let Some(sad) = sad(d) else {
                 continue;
             };
             let better = match found {
@@ -238,6 +297,43 @@ mod tests {
         // All but blocks at the edge, whose content came in from outside.
         let traced = found.iter().filter(|m| m.traced).count();
         assert!(traced * 10 >= found.len() * 9, "{traced} traced");
+    }
+
+    #[test]
+    fn a_luma_plane_is_boxed_down_to_the_small_copy() {
+        // 1280 x 720 in rows of 1300 bytes: k = 8, 160 x 90.
+        let (w, h, stride) = (1280, 720, 1300);
+        let plane: Vec<u8> = (0..h * stride)
+            .map(|i| ((i % stride) / 8 + (i / stride) / 8) as u8)
+            .collect();
+        let full = Gray::from_luma(&plane, stride, (w, h), true).expect("a copy");
+        assert_eq!((full.width, full.height), (160, 90));
+        // Each square of 8 x 8 is one value here.
+        assert_eq!(full.at(3, 2), 5);
+        assert_eq!(full.at(159, 89), (159 + 89) as u8);
+        // Limited range: 16 is black, 235 white; 320 wide, k = 2: each square half of each.
+        let limited =
+            Gray::from_luma(&[16, 235].repeat(160 * 32), 320, (320, 32), false).expect("a copy");
+        assert_eq!((limited.width, limited.height), (160, 16));
+        assert!(
+            limited.data.iter().all(|&v| v == 128),
+            "{:?}",
+            &limited.data[..4]
+        );
+        let black = Gray::from_luma(&[16; 32 * 32], 32, (32, 32), false).expect("a copy");
+        assert!(black.data.iter().all(|&v| v == 0));
+        // The nearest whole factor: 854 x 480 by 5, 176 x 144 by 1.
+        assert_eq!(
+            (factor(854, 480), factor(768, 576), factor(176, 144)),
+            (5, 5, 1)
+        );
+        assert_eq!(
+            (factor(1920, 1080), factor(239, 100), factor(240, 100)),
+            (12, 1, 2)
+        );
+        // Too small, or a plane shorter than its size.
+        assert!(Gray::from_luma(&[0; 15 * 15], 15, (15, 15), true).is_none());
+        assert!(Gray::from_luma(&[0; 100], 32, (32, 32), true).is_none());
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub(crate) use tracker::Tracker;
 
 /// Version of [`LAYOUT`]: bumped whenever a field is added, moved or changes meaning.
 pub const LAYOUT_VERSION: u32 = 1;
+/// Version of how motion is measured, where the layout stays the same: what a cache of motion
+/// is keyed on besides [`LAYOUT_VERSION`].
+/// - 1: estimation on a 160-pixel grayscale copy made by swscale.
+/// - 2: estimation on a copy boxed down from the luma plane by a whole factor (longer side
+///   about 160 pixels), swscale only for formats without an 8-bit luma plane.
+pub const MEASURE_VERSION: u32 = 2;
 /// Side of the grid of object motion.
 pub const GRID: usize = 4;
 /// Length of [`Motion::to_vec`].

@@ -25,6 +25,27 @@ const GIVE_UP: f64 = 2.0;
 const MAX_VECTORS: usize = 2048;
 /// Timestamps are rationals turned into f64.
 const EPS: f64 = 1e-6;
+/// Whether `format` keeps 8-bit luma in its first plane, and if so whether its range is full
+/// (0-255: the JPEG formats, grayscale, or a frame that says so) rather than 16-235.
+fn luma_range(format: Pixel, range: ffmpeg::util::color::Range) -> Option<bool> {
+    let full = range == ffmpeg::util::color::Range::JPEG;
+    match format {
+        Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P | Pixel::YUVJ440P | Pixel::GRAY8 => {
+            Some(true)
+        }
+        Pixel::YUV420P
+        | Pixel::YUV422P
+        | Pixel::YUV444P
+        | Pixel::YUV440P
+        | Pixel::YUV411P
+        | Pixel::YUV410P
+        | Pixel::YUVA420P
+        | Pixel::NV12
+        | Pixel::NV21 => Some(full),
+        _ => None,
+    }
+}
+
 /// Values of a [`Fitted`] that are averaged over an interval.
 const VALUES: usize = 6 + GRID * GRID * 3;
 
@@ -224,16 +245,31 @@ impl Tracker {
         }
     }
 
-    /// The grayscale copy of `frame`, longer side [`estimate::SIDE`]; `None` (logged) where
+    /// The grayscale copy of `frame`, boxed down by [`estimate::factor`]; `None` (logged) where
     /// swscale cannot make it.
     fn gray(&mut self, frame: &frame::Video) -> Option<Gray> {
         let (format, w, h) = (frame.format(), frame.width(), frame.height());
         if w == 0 || h == 0 {
             return None;
         }
-        let k = f64::from(estimate::SIDE) / f64::from(w.max(h));
-        let side = |v: u32| ((f64::from(v) * k).round() as u32).max(16);
-        let (gw, gh) = (side(w), side(h));
+        // Straight from an 8-bit luma plane where there is one: swscale's area filter to the
+        // same size cost as much as decoding the frame.
+        if let Some(full) = luma_range(format, frame.color_range())
+            && let Some(gray) = Gray::from_luma(
+                frame.data(0),
+                frame.stride(0),
+                (w as usize, h as usize),
+                full,
+            )
+        {
+            return Some(gray);
+        }
+        // The size `Gray::from_luma` gives, so motion does not depend on the pixel format.
+        let k = estimate::factor(w as usize, h as usize) as u32;
+        let (gw, gh) = (w / k, h / k);
+        if gw < 16 || gh < 16 {
+            return None;
+        }
         let key = (format, w, h);
         let context = match &mut self.gray {
             Some((context, k)) if *k == key => context,

@@ -84,9 +84,10 @@ impl FeatureCache {
         if motion {
             // Entries without motion keep their old names (and stay valid).
             settings.push_str(&format!(
-                " | motion={} v{}",
+                " | motion={} v{} m{}",
                 crate::features::describe_motion(&options),
-                media::motion::LAYOUT_VERSION
+                media::motion::LAYOUT_VERSION,
+                media::motion::MEASURE_VERSION
             ));
         }
         let entry = self.dir.join(format!(
