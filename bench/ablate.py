@@ -13,10 +13,18 @@ footage, test clips from videos training never saw):
   python3 bench/ablate.py --data /tmp/transitions/manifest.csv --out /tmp/ablation \
       --pipeline target/debug/pipeline --reference ../.venv-ref/bin/python
 
+--row FLAGS (repeatable) runs those rows instead of the built-in ones, e.g. the camera-motion
+table of the README (clips from `pipeline make-clips --kind camera`, see "Motion as an input"):
+
+  python3 bench/ablate.py --data cam --out /tmp/cam-ablation \
+      --row "--inputs features,motion --group-by ^(.*)-[0-9]+\\.mp4$" \
+      --row "--inputs features,motion --fusion early --group-by ^(.*)-[0-9]+\\.mp4$" \
+      --row "--inputs motion --group-by ^(.*)-[0-9]+\\.mp4$"
+
 Runs already finished (their metrics.json is there) are read back, not retrained, so an
 interrupted ablation carries on. Prints a Markdown table; --json writes every run's numbers.
 Standard library only."""
-import argparse, json, os, statistics, subprocess, sys, time
+import argparse, json, os, shlex, statistics, subprocess, sys, time
 
 # The recipe before this ablation (pipeline 0.1.0 and the first releases), spelled out so the
 # row does not move when the defaults do.
@@ -99,7 +107,8 @@ def train(args, row, flags, seed):
     test = m.get("test") or {}
     return {"seed": seed, "dir": out, "val": m["validation"].get("accuracy"),
             "test": test.get("accuracy"), "baseline_test": test.get("baseline_accuracy"),
-            "epochs": len(m["epochs"]), "seconds": m["train_seconds"]}
+            # A head fused late keeps its epochs in each stream's folder.
+            "epochs": len(m.get("epochs", [])), "seconds": m["train_seconds"]}
 
 
 def main():
@@ -110,15 +119,18 @@ def main():
     p.add_argument("--cache", help="feature cache (default: OUT/cache)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--rows", help="comma-separated row numbers to run (default: all)")
+    p.add_argument("--row", action="append", metavar="FLAGS",
+                   help="a row of train flags, instead of the built-in rows (repeatable)")
     p.add_argument("--reference", metavar="PYTHON", help="a Python with torch: add the plain PyTorch recipe row")
     p.add_argument("--json", metavar="FILE", help="write every run's numbers here")
     args = p.parse_args()
     args.cache = args.cache or os.path.join(args.out, "cache")
     seeds = [int(s) for s in args.seeds.split(",")]
-    chosen = [int(r) for r in args.rows.split(",")] if args.rows else range(len(ROWS))
+    rows = [(flags, shlex.split(flags)) for flags in args.row] if args.row else ROWS
+    chosen = [int(r) for r in args.rows.split(",")] if args.rows else range(len(rows))
     results = []
     for row in chosen:
-        name, flags = ROWS[row]
+        name, flags = rows[row]
         print(f"row {row}: {name}: {' '.join(flags) or '(defaults)'}", file=sys.stderr, flush=True)
         runs = [train(args, row, flags, seed) for seed in seeds]
         results.append({"row": row, "name": name, "flags": flags, "runs": runs,
