@@ -11,7 +11,10 @@ Kinds, each replacing 1.6 s (40 frames) of the video from its start time:
   reversed  the same 1.6 s played backwards
   speedup   the next 3.2 s played in 1.6 s (the video then resumes 1.6 s later)
 The videos: vtest.avi cut in three (a street camera: tuning uses part a only), tree.avi,
-bikes.mp4 and Megamind_bugy.avi (damaged on purpose: its damage is part of its normal). Every
+bikes.mp4 and Megamind_bugy.avi (damaged on purpose: its damage is part of its normal), and
+parts b and c again with splices, freezes and black stretches only (vtest-d, vtest-e: the
+held-out videos then hold 6 splices; their normal footage is parts b and c again). Kinds
+rotate through KINDS from a different place in each video, except where a video lists its own. Every
 output is 25 frames/s, its source's size, H.264 (libx264 defaults). OUT/anomalies.csv lists
 video,kind,start,end,tuning (1 for the videos thresholds may be tuned on). Standard library and
 the ffmpeg CLI only.
@@ -31,14 +34,16 @@ KINDS = ["frozen", "black", "splice", "reversed", "speedup"]
 LENGTH = 1.6  # 40 frames
 GAP = 4.0  # normal seconds between anomalies (100 frames)
 FPS = 25
-# (name, source, start, end, tuning, the video spliced in)
+# (name, source, start, end, tuning, the video spliced in, its kinds in order or None)
 VIDEOS = [
-    ("vtest-a", "vtest.avi", 0.0, 26.0, True, "tree.avi"),
-    ("vtest-b", "vtest.avi", 26.0, 52.0, False, "bikes.mp4"),
-    ("vtest-c", "vtest.avi", 52.0, 79.0, False, "Megamind_bugy.avi"),
-    ("tree", "tree.avi", 0.0, 29.5, True, "vtest.avi"),
-    ("bikes", "bikes.mp4", 0.0, 10.0, False, "tree.avi"),
-    ("megamind", "Megamind_bugy.avi", 0.0, 9.0, False, "bikes.mp4"),
+    ("vtest-a", "vtest.avi", 0.0, 26.0, True, "tree.avi", None),
+    ("vtest-b", "vtest.avi", 26.0, 52.0, False, "bikes.mp4", None),
+    ("vtest-c", "vtest.avi", 52.0, 79.0, False, "Megamind_bugy.avi", None),
+    ("tree", "tree.avi", 0.0, 29.5, True, "vtest.avi", None),
+    ("bikes", "bikes.mp4", 0.0, 10.0, False, "tree.avi", None),
+    ("megamind", "Megamind_bugy.avi", 0.0, 9.0, False, "bikes.mp4", None),
+    ("vtest-d", "vtest.avi", 26.0, 52.0, False, "tree.avi", ["splice", "frozen", "splice", "black"]),
+    ("vtest-e", "vtest.avi", 52.0, 79.0, False, "bigbuckbunny.mp4", ["splice", "black", "splice", "frozen"]),
 ]
 
 
@@ -60,15 +65,15 @@ def exact(segment: str, seconds: float | None) -> str:
     return segment + f",trim=end_frame={round(seconds * FPS)},setpts=N/(25*TB)"
 
 
-def build(name, src: Path, lo: float, hi: float, other: Path, kind_offset: int, out: Path):
+def build(name, src: Path, lo: float, hi: float, other: Path, kinds: list[str], out: Path):
     """The filter graph and the anomalies' times (in the output's timeline)."""
     w, h = probe_size(src)
     norm = f"fps=25,scale={w}:{h},setsar=1,format=yuv420p"
     parts, rows = [], []
-    t_src, t_out, k = lo, 0.0, kind_offset
+    t_src, t_out, k = lo, 0.0, 0
     while True:
         normal_end = t_src + GAP
-        kind = KINDS[k % len(KINDS)]
+        kind = kinds[k % len(kinds)]
         need = 2 * LENGTH if kind == "speedup" else LENGTH
         if normal_end + need + 1.0 > hi:
             break
@@ -116,9 +121,10 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     lines = [f"# made by scripts/make-anomalies.py with {ffmpeg_version()}", "video,kind,start,end,tuning"]
-    for i, (name, source, lo, hi, tuning, other) in enumerate(VIDEOS):
+    for i, (name, source, lo, hi, tuning, other, kinds) in enumerate(VIDEOS):
         out = args.out / f"{name}.mp4"
-        rows = build(name, args.media / source, lo, hi, args.media / other, i, out)
+        kinds = kinds or KINDS[i:] + KINDS[:i]
+        rows = build(name, args.media / source, lo, hi, args.media / other, kinds, out)
         for kind, a, b in rows:
             lines.append(f"{out.name},{kind},{a},{b},{int(tuning)}")
         print(f"{out.name}: {len(rows)} anomalies", file=sys.stderr)

@@ -21,11 +21,15 @@
 //!   coverage collapsing (below [`CUT_COVERAGE`]) on an inter frame; either way a change of at
 //!   least [`CUT_FLOOR`], and not into or out of a black or flat picture (that is reported as
 //!   such).
-//!   A jump is a cut when the sample after it is calm again (reported there, one sample late);
-//!   a run of jumps (a swinging camera, fast action) is the stream's own business.
+//!   A jump (or two in a row: a transition that straddles a sample) is a cut when the sample
+//!   after it is calm again (reported there, one sample late); a longer run of jumps (a swinging
+//!   camera, fast action) is the stream's own business. With motion measured, a jump is a cut
+//!   only where the motion lost the view (coverage collapsed, or a key or intra frame): a view
+//!   the motion followed across the jump is motion, not a cut.
 //! - **surprise**: the forecaster's surprise more than [`SURPRISE_SIGMAS`] standard deviations
 //!   (divided by the sensitivity) above its running mean of log surprise; an episode lasts
-//!   while it stays there, and the running mean follows, so a lasting new level ends it.
+//!   while it stays there, and the running mean follows, so a lasting new level ends it. Within
+//!   the forecaster's horizon of another anomaly it is that anomaly's, not one of its own.
 //!
 //! Each anomaly is an interval: it starts, and ends once the stream is normal again (a cut
 //! spans the two samples it lies between).
@@ -42,6 +46,9 @@ pub struct Sample<'a> {
     pub luma: (f32, f32),
     /// Coverage of the frame's motion, when measured on an inter frame.
     pub coverage: Option<f32>,
+    /// With motion measured: whether the interval since the previous sample holds a key or
+    /// intra frame.
+    pub key: Option<bool>,
     pub surprise: Option<f64>,
 }
 
@@ -166,17 +173,36 @@ pub struct Detector {
     flat_since: Option<(Kind, f64)>,
     /// The open surprise episode.
     peak: Option<usize>,
-    /// A jump waiting for the next sample to be calm: (start, end, standard deviations).
-    pending_cut: Option<(f64, f64, f64)>,
+    /// A jump waiting for the next sample to be calm.
+    pending_cut: Option<Jump>,
     /// Inside a stretch of jumps.
     busy: bool,
     surprise: Running,
+    /// Seconds after another anomaly in which surprise is that anomaly's (the forecaster's
+    /// horizon: forecasts made during it come due up to a horizon after).
+    holdoff: f64,
     /// Every anomaly so far, open ones with no end.
     pub found: Vec<Anomaly>,
 }
 
+/// A jump of the view not called yet: one sample, or two in a row (a transition that spans a
+/// sample).
+#[derive(Debug, Clone, Copy)]
+struct Jump {
+    start: f64,
+    end: f64,
+    /// Standard deviations above the running mean, the larger of the two.
+    z: f64,
+    samples: u8,
+    /// With motion measured: whether the motion lost the view (coverage collapsed, or a key or
+    /// intra frame) in it. `None` without motion.
+    lost: Option<bool>,
+}
+
 impl Detector {
-    pub fn new(settings: AnomalySettings) -> Self {
+    /// Detectors for one stream; a surprise within `holdoff` seconds of another anomaly
+    /// belongs to it (give the forecaster's horizon).
+    pub fn new(settings: AnomalySettings, holdoff: f64) -> Self {
         Self {
             settings,
             previous: None,
@@ -188,6 +214,7 @@ impl Detector {
             pending_cut: None,
             busy: false,
             surprise: Running::default(),
+            holdoff,
             found: Vec::new(),
         }
     }
@@ -263,16 +290,44 @@ impl Detector {
                 && !flat_edge
                 && change >= CUT_FLOOR
                 && (z > CUT_SIGMAS / sensitivity || collapsed);
-            // A cut is one jump between calmer samples: called once the next sample is calm,
-            // so a stretch of jumps (a swinging camera, fast action) is not a string of cuts.
+            // With motion, whether it lost the view here: a cut or a splice leaves blocks that
+            // nothing in the previous frame matches (coverage collapses) or starts an intra
+            // frame; a view the motion followed across the jump (a swaying tree, a fast move)
+            // is motion, not a cut.
+            let lost = s.key.map(|key| key || collapsed);
+            // A cut is a jump between calmer samples (one, or two in a row: a transition that
+            // straddles a sample), called once the next sample is calm, so a stretch of jumps
+            // (a swinging camera, fast action) is not a string of cuts.
             match (self.pending_cut.take(), jump) {
-                (Some((start, end, z)), false) => {
-                    let i = self.open(Kind::Cut, start, z);
-                    self.found[i].end = Some(end);
-                    out.push(format!("anomaly: cut ({z:.1} sd, {start:.2}-{end:.2} s)"));
+                (Some(j), false) => {
+                    if j.lost != Some(false) {
+                        let i = self.open(Kind::Cut, j.start, j.z);
+                        self.found[i].end = Some(j.end);
+                        out.push(format!(
+                            "anomaly: cut ({:.1} sd, {:.2}-{:.2} s)",
+                            j.z, j.start, j.end
+                        ));
+                    }
+                }
+                (Some(j), true) if j.samples == 1 => {
+                    self.pending_cut = Some(Jump {
+                        end: s.t,
+                        z: j.z.max(z),
+                        samples: 2,
+                        lost: j.lost.zip(lost).map(|(a, b)| a || b),
+                        ..j
+                    });
                 }
                 (Some(_), true) => self.busy = true,
-                (None, true) if !self.busy => self.pending_cut = Some((before, s.t, z)),
+                (None, true) if !self.busy => {
+                    self.pending_cut = Some(Jump {
+                        start: before,
+                        end: s.t,
+                        z,
+                        samples: 1,
+                        lost,
+                    });
+                }
                 (None, true) => {}
                 (None, false) => self.busy = false,
             }
@@ -310,7 +365,14 @@ impl Detector {
         if let Some(v) = s.surprise {
             let log = (v.max(0.0) + 1e-9).ln();
             let z = self.surprise.z(log, 0.1);
-            let high = self.surprise.n >= SURPRISE_WARM_UP && z > SURPRISE_SIGMAS / sensitivity;
+            // Forecasts made during another anomaly come due after it: their surprise is that
+            // anomaly's, for a horizon after it ends.
+            let other = self.found.iter().any(|a| {
+                a.kind != Kind::Surprise && a.end.is_none_or(|end| s.t - end <= self.holdoff)
+            });
+            let high = self.surprise.n >= SURPRISE_WARM_UP
+                && z > SURPRISE_SIGMAS / sensitivity
+                && (self.peak.is_some() || !other);
             match (self.peak, high) {
                 (None, true) => {
                     self.peak = Some(self.open(Kind::Surprise, s.t, z));
@@ -332,9 +394,11 @@ impl Detector {
     /// order they started. A jump at the last sample is a cut found here (in the summary only:
     /// no record follows to carry it).
     pub fn finish(&mut self, t: f64) {
-        if let Some((start, end, z)) = self.pending_cut.take() {
-            let i = self.open(Kind::Cut, start, z);
-            self.found[i].end = Some(end);
+        if let Some(j) = self.pending_cut.take()
+            && j.lost != Some(false)
+        {
+            let i = self.open(Kind::Cut, j.start, j.z);
+            self.found[i].end = Some(j.end);
         }
         self.found.sort_by(|a, b| a.start.total_cmp(&b.start));
         for a in self.found.iter_mut().filter(|a| a.end.is_none()) {
@@ -368,7 +432,18 @@ mod tests {
         settings: AnomalySettings,
         kind: impl Fn(usize) -> &'static str,
     ) -> Detector {
-        let mut detector = Detector::new(settings);
+        stream_with(n, settings, kind, |_| (None, None), |_| None)
+    }
+
+    /// [`stream`] with motion (coverage, key) and surprise per sample.
+    fn stream_with(
+        n: usize,
+        settings: AnomalySettings,
+        kind: impl Fn(usize) -> &'static str,
+        motion: impl Fn(usize) -> (Option<f32>, Option<bool>),
+        surprise: impl Fn(usize) -> Option<f64>,
+    ) -> Detector {
+        let mut detector = Detector::new(settings, 1.0);
         let mut features: Vec<f32> = (0..64).map(|j| 1.0 + (j % 7) as f32 * 0.1).collect();
         let mut x = 0x2545_F491_u32;
         for i in 0..n {
@@ -392,12 +467,14 @@ mod tests {
             } else {
                 (110.0, 40.0)
             };
+            let (coverage, key) = motion(i);
             detector.observe(&Sample {
                 t: i as f64 * 0.25,
                 features: &features,
                 luma,
-                coverage: None,
-                surprise: None,
+                coverage,
+                key,
+                surprise: surprise(i),
             });
         }
         detector.finish(n as f64 * 0.25);
@@ -462,6 +539,73 @@ mod tests {
             if i == 15 { "swing" } else { "normal" }
         });
         assert_eq!(kinds(&d), [(Kind::Cut, 3.5, 3.75)], "{:?}", d.found);
+    }
+
+    /// With motion: a jump the motion followed (blocks found again, no intra frame: a swaying
+    /// tree, a fast move) is not a cut; one where it lost the view is.
+    #[test]
+    fn a_jump_is_a_cut_only_where_the_motion_lost_the_view() {
+        let jump = |i| if i == 15 { "swing" } else { "normal" };
+        let followed = |_| (Some(0.95), Some(false));
+        let d = stream_with(40, AnomalySettings::default(), jump, followed, |_| None);
+        assert!(d.found.is_empty(), "{:?}", d.found);
+        for lost in [(Some(0.1), Some(false)), (None, Some(true))] {
+            let motion = |i| if i == 15 { lost } else { followed(i) };
+            let d = stream_with(40, AnomalySettings::default(), jump, motion, |_| None);
+            assert_eq!(
+                kinds(&d),
+                [(Kind::Cut, 3.5, 3.75)],
+                "{lost:?}: {:?}",
+                d.found
+            );
+        }
+        // A transition that straddles a sample (two jumps in a row) is one cut.
+        let two = |i| {
+            if i == 15 || i == 16 {
+                "swing"
+            } else {
+                "normal"
+            }
+        };
+        let d = stream(40, AnomalySettings::default(), two);
+        assert_eq!(kinds(&d), [(Kind::Cut, 3.5, 4.0)], "{:?}", d.found);
+    }
+
+    /// Surprise a forecaster's horizon after a cut is the cut's (its forecasts were made
+    /// across it); the same surprise later is an anomaly of its own.
+    #[test]
+    fn surprise_just_after_another_anomaly_is_that_anomaly() {
+        let jump = |i| if i == 15 { "cut" } else { "normal" };
+        let surprise = |at: usize| {
+            move |i: usize| {
+                Some(if i == at {
+                    1e4
+                } else {
+                    1.0 + (i % 3) as f64 * 0.1
+                })
+            }
+        };
+        let d = stream_with(
+            60,
+            AnomalySettings::default(),
+            jump,
+            |_| (None, None),
+            surprise(18),
+        );
+        assert_eq!(kinds(&d), [(Kind::Cut, 3.5, 3.75)], "{:?}", d.found);
+        let d = stream_with(
+            60,
+            AnomalySettings::default(),
+            jump,
+            |_| (None, None),
+            surprise(40),
+        );
+        assert_eq!(
+            kinds(&d),
+            [(Kind::Cut, 3.5, 3.75), (Kind::Surprise, 10.0, 10.25)],
+            "{:?}",
+            d.found
+        );
     }
 
     #[test]

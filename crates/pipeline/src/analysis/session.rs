@@ -71,11 +71,12 @@ impl Session {
         top: usize,
     ) -> Self {
         head.reset();
+        let detector = anomaly::Detector::new(anomaly, holdoff(&head));
         Self {
             name: source.name(),
             head,
             anomaly,
-            detector: anomaly::Detector::new(anomaly),
+            detector,
             events: Events::default(),
             top,
             streamed: liveness != Liveness::File,
@@ -101,7 +102,7 @@ impl Session {
         let n = rows.timestamps.len();
         if rows.gap.is_some() {
             self.head.reset();
-            self.detector = anomaly::Detector::new(self.anomaly);
+            self.detector = anomaly::Detector::new(self.anomaly, holdoff(&self.head));
         }
         let card = &self.head.card;
         let k = self.top;
@@ -132,6 +133,9 @@ impl Session {
                 coverage: motion
                     .filter(|m| !m.key && m.source() != media::motion::Source::None)
                     .map(|m| m.coverage),
+                key: motion
+                    .filter(|m| m.source() != media::motion::Source::None)
+                    .map(|m| m.key),
                 surprise: step.surprise,
             });
             self.events.note(t, &found, step.surprise);
@@ -251,6 +255,12 @@ impl Latencies {
         };
         (at(0.5), at(0.95))
     }
+}
+
+/// How long after another anomaly the head's surprise is that anomaly's: its forecasts look a
+/// horizon ahead, so those made during it come due up to a horizon after it.
+fn holdoff(head: &StreamingHead) -> f64 {
+    head.card.horizon_steps as f64 * head.card.step_seconds
 }
 
 #[cfg(test)]
