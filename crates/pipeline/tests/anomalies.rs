@@ -140,3 +140,37 @@ fn a_stream_still_from_its_first_frame_raises_nothing() {
     let found = anomaly_events(&run_records(&dir, &clip));
     assert!(found.is_empty(), "{found:?}");
 }
+
+/// Colour bars, still for 6 s, then a patch of moving test pattern sliding in: motion where the
+/// scene had none, found from where it starts; nothing before it.
+#[test]
+fn objects_moving_in_a_still_scene_are_motion() {
+    let dir = temp_dir("anomalies-motion");
+    let clip = dir.join("intruder.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "smptebars=size=320x240:rate=25:duration=10",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=120x90:rate=25:duration=10",
+        "-filter_complex",
+        "[0:v][1:v]overlay=x='if(gte(t,6),(t-6)*40,-200)':y=80,format=yuv420p",
+        "-c:v",
+        "libx264",
+        s(&clip),
+    ]);
+    let found = anomaly_events(&run_records(&dir, &clip));
+    assert!(
+        found
+            .iter()
+            .any(|(e, t)| e.starts_with("anomaly: motion (") && (6.0..=7.5).contains(t)),
+        "no motion between 6 and 7.5 s: {found:?}"
+    );
+    assert!(
+        found.iter().all(|(_, t)| *t >= 6.0),
+        "an anomaly before anything moved: {found:?}"
+    );
+}

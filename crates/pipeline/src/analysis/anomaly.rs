@@ -31,6 +31,17 @@
 //!   while it stays there, and the running mean follows, so a lasting new level ends it. Within
 //!   the forecaster's horizon of another anomaly it is that anomaly's, not one of its own.
 //!
+//! - **motion**: objects move in a scene that had no object motion: the object motion
+//!   (averaged over the last [`SMOOTH`] seconds: one sample's measure is noisy) at least
+//!   [`MOVING`] frame widths a second (divided by the sensitivity) where the median of the
+//!   [`QUIET_FOR`] seconds before was under [`QUIET`]. Someone walks into an empty room; leaves
+//!   in a still garden start to thrash. It ends when the motion falls under half that.
+//! - **stopped**: motion stops in a scene that had it (the median of the last [`QUIET_FOR`]
+//!   seconds at least [`STEADY`]): the averaged object motion under [`STOPPED_SHARE`] of that
+//!   median and under [`QUIET`] for longer than `freeze_after`, while the picture still changes
+//!   (a stalled conveyor, traffic that stopped; a picture that stops changing altogether is
+//!   frozen).
+//!
 //! Each anomaly is an interval: it starts, and ends once the stream is normal again (a cut
 //! spans the two samples it lies between).
 
@@ -49,6 +60,9 @@ pub struct Sample<'a> {
     /// With motion measured: whether the interval since the previous sample holds a key or
     /// intra frame.
     pub key: Option<bool>,
+    /// With motion measured on inter frames: the objects' motion (root mean square, frame
+    /// widths a second, the camera's taken out).
+    pub objects: Option<f32>,
     pub surprise: Option<f64>,
 }
 
@@ -80,6 +94,8 @@ pub enum Kind {
     Uniform,
     Cut,
     Surprise,
+    Motion,
+    Stopped,
 }
 
 impl Kind {
@@ -90,6 +106,8 @@ impl Kind {
             Self::Uniform => "uniform",
             Self::Cut => "cut",
             Self::Surprise => "surprise",
+            Self::Motion => "motion",
+            Self::Stopped => "stopped",
         }
     }
 }
@@ -124,6 +142,18 @@ pub const SURPRISE_SIGMAS: f64 = 6.0;
 /// Surprise values before an episode can start (5 s of forecasts at the built-in
 /// forecaster's 4 a second, after its first second).
 pub const SURPRISE_WARM_UP: u64 = 20;
+/// Object motion (frame widths a second) under which a scene has none.
+pub const QUIET: f64 = 0.005;
+/// Seconds of object motion a scene's median is taken over.
+pub const QUIET_FOR: f64 = 5.0;
+/// Object motion that is motion in a scene that had none (divided by the sensitivity).
+pub const MOVING: f64 = 0.03;
+/// Median object motion of a scene that has motion that can stop.
+pub const STEADY: f64 = 0.01;
+/// Object motion under this share of the scene's median has stopped.
+pub const STOPPED_SHARE: f64 = 0.25;
+/// Seconds object motion is averaged over.
+pub const SMOOTH: f64 = 1.0;
 /// Weight of each new sample in the running statistics (about the last 50 samples).
 const RATE: f64 = 0.02;
 
@@ -181,6 +211,15 @@ pub struct Detector {
     /// Seconds after another anomaly in which surprise is that anomaly's (the forecaster's
     /// horizon: forecasts made during it come due up to a horizon after).
     holdoff: f64,
+    /// Object motion of the last [`SMOOTH`] seconds, as measured.
+    recent: std::collections::VecDeque<(f64, f64)>,
+    /// Averaged object motion over the last [`QUIET_FOR`] seconds before the sample.
+    objects: std::collections::VecDeque<(f64, f64)>,
+    /// The open motion anomaly.
+    moving: Option<usize>,
+    /// Since when object motion has been under [`QUIET`] while the picture changed, whether
+    /// the scene had motion then, and the stopped anomaly called.
+    calm: Option<(f64, bool, Option<usize>)>,
     /// Every anomaly so far, open ones with no end.
     pub found: Vec<Anomaly>,
 }
@@ -215,6 +254,10 @@ impl Detector {
             busy: false,
             surprise: Running::default(),
             holdoff,
+            recent: std::collections::VecDeque::new(),
+            objects: std::collections::VecDeque::new(),
+            moving: None,
+            calm: None,
             found: Vec::new(),
         }
     }
@@ -273,6 +316,7 @@ impl Detector {
         let flat_now = self.flat.is_some() || self.flat_since.is_some();
 
         // Change since the previous sample: frozen and cut.
+        let mut still_now = false;
         if let Some((before, prev)) = self.previous.take() {
             let change = 1.0 - cosine(&prev, s.features);
             let log = (change.max(0.0) + 1e-7).ln();
@@ -331,6 +375,7 @@ impl Detector {
                 (None, true) => {}
                 (None, false) => self.busy = false,
             }
+            still_now = is_still;
             if is_still {
                 let (since, called) = *self.still.get_or_insert((before, None));
                 // A black or flat picture is still too: it is reported as what it is.
@@ -359,6 +404,11 @@ impl Detector {
             }
         }
         self.previous = Some((s.t, s.features.to_vec()));
+
+        if let Some(objects) = s.objects {
+            let texts = self.observe_objects(s.t, f64::from(objects), still_now || flat_now);
+            out.extend(texts);
+        }
 
         // The learned score, against its own running normal, which follows a new level of
         // surprise that lasts: an episode is one anomaly, however long.
@@ -390,6 +440,73 @@ impl Detector {
         out
     }
 
+    /// Motion where the scene had none, and motion stopping; `still`: the picture did not
+    /// change (frozen or flat: those detectors' business).
+    fn observe_objects(&mut self, t: f64, measured: f64, still: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        self.recent.push_back((t, measured));
+        while self
+            .recent
+            .front()
+            .is_some_and(|&(t0, _)| t - t0 > SMOOTH - 1e-6)
+        {
+            self.recent.pop_front();
+        }
+        let objects =
+            self.recent.iter().map(|&(_, v)| v).sum::<f64>() / self.recent.len().max(1) as f64;
+        let sensitivity = self.settings.sensitivity.max(1e-3);
+        let span = self.objects.front().map_or(0.0, |&(t0, _)| t - t0);
+        let mut window: Vec<f64> = self.objects.iter().map(|&(_, v)| v).collect();
+        window.sort_by(f64::total_cmp);
+        let median = window.get(window.len() / 2).copied().unwrap_or(0.0);
+        let known = span >= QUIET_FOR - 1e-6;
+        let moving = MOVING / sensitivity;
+        match self.moving {
+            None if known && median < QUIET && !still && objects >= moving => {
+                let start = began(&self.recent, t, |v| v >= moving);
+                self.moving = Some(self.open(Kind::Motion, start, objects));
+                out.push(format!(
+                    "anomaly: motion ({objects:.3} frame widths/s in a scene without motion for {span:.1} s)"
+                ));
+            }
+            Some(i) if objects < moving / 2.0 => {
+                out.push(self.close(i, t));
+                self.moving = None;
+            }
+            Some(i) => self.found[i].score = self.found[i].score.max(objects),
+            None => {}
+        }
+        let calm_below = QUIET.min(STOPPED_SHARE * median);
+        if objects < calm_below && !still {
+            let first = began(&self.recent, t, |v| v < calm_below);
+            let (since, had_motion, called) =
+                *self
+                    .calm
+                    .get_or_insert((first, known && median >= STEADY, None));
+            if had_motion && called.is_none() && t - since >= self.settings.freeze_after - 1e-6 {
+                let i = self.open(Kind::Stopped, since, t - since);
+                self.calm = Some((since, had_motion, Some(i)));
+                out.push(format!("anomaly: stopped (since {since:.2} s)"));
+            }
+            if let Some((since, _, Some(i))) = self.calm {
+                self.found[i].score = t - since;
+            }
+        } else if let Some((_, _, called)) = self.calm.take()
+            && let Some(i) = called
+        {
+            out.push(self.close(i, t));
+        }
+        self.objects.push_back((t, objects));
+        while self
+            .objects
+            .front()
+            .is_some_and(|&(t0, _)| t - t0 > QUIET_FOR + 1e-6)
+        {
+            self.objects.pop_front();
+        }
+        out
+    }
+
     /// Closes what is still open at the end of the stream, `t`, and puts the anomalies in the
     /// order they started. A jump at the last sample is a cut found here (in the summary only:
     /// no record follows to carry it).
@@ -405,6 +522,21 @@ impl Detector {
             a.end = Some(t);
         }
     }
+}
+
+/// Where the run of measures at the end of `recent` that meet `test` began (`t` if none
+/// does).
+fn began(
+    recent: &std::collections::VecDeque<(f64, f64)>,
+    t: f64,
+    test: impl Fn(f64) -> bool,
+) -> f64 {
+    recent
+        .iter()
+        .rev()
+        .take_while(|&&(_, v)| test(v))
+        .last()
+        .map_or(t, |&(t0, _)| t0)
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -432,15 +564,15 @@ mod tests {
         settings: AnomalySettings,
         kind: impl Fn(usize) -> &'static str,
     ) -> Detector {
-        stream_with(n, settings, kind, |_| (None, None), |_| None)
+        stream_with(n, settings, kind, |_| (None, None, None), |_| None)
     }
 
-    /// [`stream`] with motion (coverage, key) and surprise per sample.
+    /// [`stream`] with motion (coverage, key, objects) and surprise per sample.
     fn stream_with(
         n: usize,
         settings: AnomalySettings,
         kind: impl Fn(usize) -> &'static str,
-        motion: impl Fn(usize) -> (Option<f32>, Option<bool>),
+        motion: impl Fn(usize) -> (Option<f32>, Option<bool>, Option<f32>),
         surprise: impl Fn(usize) -> Option<f64>,
     ) -> Detector {
         let mut detector = Detector::new(settings, 1.0);
@@ -467,13 +599,14 @@ mod tests {
             } else {
                 (110.0, 40.0)
             };
-            let (coverage, key) = motion(i);
+            let (coverage, key, objects) = motion(i);
             detector.observe(&Sample {
                 t: i as f64 * 0.25,
                 features: &features,
                 luma,
                 coverage,
                 key,
+                objects,
                 surprise: surprise(i),
             });
         }
@@ -546,10 +679,10 @@ mod tests {
     #[test]
     fn a_jump_is_a_cut_only_where_the_motion_lost_the_view() {
         let jump = |i| if i == 15 { "swing" } else { "normal" };
-        let followed = |_| (Some(0.95), Some(false));
+        let followed = |_| (Some(0.95), Some(false), None);
         let d = stream_with(40, AnomalySettings::default(), jump, followed, |_| None);
         assert!(d.found.is_empty(), "{:?}", d.found);
-        for lost in [(Some(0.1), Some(false)), (None, Some(true))] {
+        for lost in [(Some(0.1), Some(false), None), (None, Some(true), None)] {
             let motion = |i| if i == 15 { lost } else { followed(i) };
             let d = stream_with(40, AnomalySettings::default(), jump, motion, |_| None);
             assert_eq!(
@@ -589,7 +722,7 @@ mod tests {
             60,
             AnomalySettings::default(),
             jump,
-            |_| (None, None),
+            |_| (None, None, None),
             surprise(18),
         );
         assert_eq!(kinds(&d), [(Kind::Cut, 3.5, 3.75)], "{:?}", d.found);
@@ -597,7 +730,7 @@ mod tests {
             60,
             AnomalySettings::default(),
             jump,
-            |_| (None, None),
+            |_| (None, None, None),
             surprise(40),
         );
         assert_eq!(
@@ -606,6 +739,69 @@ mod tests {
             "{:?}",
             d.found
         );
+    }
+
+    /// Objects start to move in a scene that had none for 5 s: motion, until it calms; the same
+    /// motion in a scene that always had some is its normal. Motion that stops in a busy scene
+    /// whose picture still changes: stopped.
+    #[test]
+    fn motion_in_a_still_scene_and_motion_that_stops_are_found() {
+        let objects = |from: usize, to: usize, inside: f32, outside: f32| {
+            move |i: usize| {
+                let v = if (from..to).contains(&i) {
+                    inside
+                } else {
+                    outside
+                };
+                (Some(0.95), Some(false), Some(v))
+            }
+        };
+        let normal = |_| "normal";
+        let d = stream_with(
+            60,
+            AnomalySettings::default(),
+            normal,
+            objects(30, 36, 0.05, 0.001),
+            |_| None,
+        );
+        // Called once the average over 1 s is over the line (8 s), from where the motion began;
+        // ended once the average falls under half of it.
+        assert_eq!(kinds(&d), [(Kind::Motion, 7.5, 9.5)], "{:?}", d.found);
+        let d = stream_with(
+            60,
+            AnomalySettings::default(),
+            normal,
+            objects(30, 36, 0.05, 0.02),
+            |_| None,
+        );
+        assert!(d.found.is_empty(), "{:?}", d.found);
+        // Within the first 5 s the scene's normal is not known yet.
+        let d = stream_with(
+            60,
+            AnomalySettings::default(),
+            normal,
+            objects(10, 16, 0.05, 0.001),
+            |_| None,
+        );
+        assert!(d.found.is_empty(), "{:?}", d.found);
+        // Busy, then 2 s without object motion while the picture keeps changing.
+        let d = stream_with(
+            60,
+            AnomalySettings::default(),
+            normal,
+            objects(30, 38, 0.001, 0.02),
+            |_| None,
+        );
+        assert_eq!(kinds(&d), [(Kind::Stopped, 7.5, 9.5)], "{:?}", d.found);
+        // Shorter than --freeze-after: nothing.
+        let d = stream_with(
+            60,
+            AnomalySettings::default(),
+            normal,
+            objects(30, 33, 0.001, 0.02),
+            |_| None,
+        );
+        assert!(d.found.is_empty(), "{:?}", d.found);
     }
 
     #[test]

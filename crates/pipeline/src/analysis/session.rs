@@ -136,6 +136,9 @@ impl Session {
                 key: motion
                     .filter(|m| m.source() != media::motion::Source::None)
                     .map(|m| m.key),
+                objects: motion
+                    .filter(|m| !m.key && m.source() != media::motion::Source::None)
+                    .map(|m| m.objects),
                 surprise: step.surprise,
             });
             self.events.note(t, &found, step.surprise);
