@@ -12,7 +12,8 @@ Kinds, each replacing 1.6 s (40 frames) of the video from its start time:
   speedup   the next 3.2 s played in 1.6 s (the video then resumes 1.6 s later)
 The videos: vtest.avi cut in three (a street camera: tuning uses part a only), tree.avi,
 bikes.mp4 and Megamind_bugy.avi (damaged on purpose: its damage is part of its normal), and
-parts b and c again with splices, freezes and black stretches only (vtest-d, vtest-e: the
+parts b and c again with splices (from tree.avi and bigbuckbunny.mp4), freezes and black
+stretches only (vtest-d, vtest-e: the
 held-out videos then hold 6 splices; their normal footage is parts b and c again). Kinds
 rotate through KINDS from a different place in each video, except where a video lists its own. Every
 output is 25 frames/s, its source's size, H.264 (libx264 defaults). OUT/anomalies.csv lists
@@ -123,7 +124,8 @@ def main() -> None:
     lines = [f"# made by scripts/make-anomalies.py with {ffmpeg_version()}", "video,kind,start,end,tuning"]
     for i, (name, source, lo, hi, tuning, other, kinds) in enumerate(VIDEOS):
         out = args.out / f"{name}.mp4"
-        kinds = kinds or KINDS[i:] + KINDS[:i]
+        k = i % len(KINDS)
+        kinds = kinds or KINDS[k:] + KINDS[:k]
         rows = build(name, args.media / source, lo, hi, args.media / other, kinds, out)
         for kind, a, b in rows:
             lines.append(f"{out.name},{kind},{a},{b},{int(tuning)}")

@@ -37,10 +37,11 @@
 //!   [`QUIET_FOR`] seconds before was under [`QUIET`]. Someone walks into an empty room; leaves
 //!   in a still garden start to thrash. It ends when the motion falls under half that.
 //! - **stopped**: motion stops in a scene that had it (the median of the last [`QUIET_FOR`]
-//!   seconds at least [`STEADY`]): the averaged object motion under [`STOPPED_SHARE`] of that
-//!   median and under [`QUIET`] for longer than `freeze_after`, while the picture still changes
-//!   (a stalled conveyor, traffic that stopped; a picture that stops changing altogether is
-//!   frozen).
+//!   seconds at least [`STEADY`]): the averaged object motion under [`STOPPED_SHARE`] (times the
+//!   sensitivity) of that median and under [`QUIET`] for longer than `freeze_after`, while the
+//!   picture still changes (a stalled conveyor, traffic that stopped; a picture that stops
+//!   changing altogether is frozen). The line is drawn when the calm begins; still and flat
+//!   samples say nothing of the scene's motion, and a cut starts the scene afresh.
 //!
 //! Each anomaly is an interval: it starts, and ends once the stream is normal again (a cut
 //! spans the two samples it lies between).
@@ -112,9 +113,9 @@ impl Kind {
     }
 }
 
-/// One anomaly: from `start`, until `end` once known, with a score (frozen: seconds still;
+/// One anomaly: from `start`, until `end` once known, with a score (frozen, stopped: seconds;
 /// black, uniform: the luma's standard deviation; cut, surprise: standard deviations above the
-/// stream's mean).
+/// stream's mean; motion: the most object motion, frame widths a second).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Anomaly {
     pub kind: Kind,
@@ -217,11 +218,22 @@ pub struct Detector {
     objects: std::collections::VecDeque<(f64, f64)>,
     /// The open motion anomaly.
     moving: Option<usize>,
-    /// Since when object motion has been under [`QUIET`] while the picture changed, whether
-    /// the scene had motion then, and the stopped anomaly called.
-    calm: Option<(f64, bool, Option<usize>)>,
+    /// Object motion under the stopped line while the picture changes.
+    calm: Option<Calm>,
     /// Every anomaly so far, open ones with no end.
     pub found: Vec<Anomaly>,
+}
+
+/// A stretch of object motion under the line a busy scene drew.
+#[derive(Debug, Clone, Copy)]
+struct Calm {
+    since: f64,
+    /// The scene had motion (its median at least [`STEADY`]) when the calm began.
+    had_motion: bool,
+    /// [`QUIET`], or [`STOPPED_SHARE`] (times the sensitivity) of the scene's median, if less.
+    line: f64,
+    /// The stopped anomaly, once called.
+    called: Option<usize>,
 }
 
 /// A jump of the view not called yet: one sample, or two in a row (a transition that spans a
@@ -351,6 +363,8 @@ impl Detector {
                             "anomaly: cut ({:.1} sd, {:.2}-{:.2} s)",
                             j.z, j.start, j.end
                         ));
+                        let closed = self.new_scene(j.end);
+                        out.extend(closed);
                     }
                 }
                 (Some(j), true) if j.samples == 1 => {
@@ -358,7 +372,11 @@ impl Detector {
                         end: s.t,
                         z: j.z.max(z),
                         samples: 2,
-                        lost: j.lost.zip(lost).map(|(a, b)| a || b),
+                        // Lost if either sample says so; unknown only if neither knows.
+                        lost: match (j.lost, lost) {
+                            (Some(a), Some(b)) => Some(a || b),
+                            (known, None) | (None, known) => known,
+                        },
                         ..j
                     });
                 }
@@ -416,10 +434,18 @@ impl Detector {
             let log = (v.max(0.0) + 1e-9).ln();
             let z = self.surprise.z(log, 0.1);
             // Forecasts made during another anomaly come due after it: their surprise is that
-            // anomaly's, for a horizon after it ends.
-            let other = self.found.iter().any(|a| {
-                a.kind != Kind::Surprise && a.end.is_none_or(|end| s.t - end <= self.holdoff)
-            });
+            // anomaly's, for a horizon after it ends. Another anomaly: a cut, a freeze or a flat
+            // picture, found or about to be (a jump waiting for a calm sample, a first flat or
+            // still sample). Motion and stopped are the scene's own, not a broken view.
+            let other = self.pending_cut.is_some()
+                || self.flat_since.is_some()
+                || self.still.is_some()
+                || self.found.iter().any(|a| {
+                    matches!(
+                        a.kind,
+                        Kind::Cut | Kind::Frozen | Kind::Black | Kind::Uniform
+                    ) && a.end.is_none_or(|end| s.t - end <= self.holdoff)
+                });
             let high = self.surprise.n >= SURPRISE_WARM_UP
                 && z > SURPRISE_SIGMAS / sensitivity
                 && (self.peak.is_some() || !other);
@@ -441,9 +467,20 @@ impl Detector {
     }
 
     /// Motion where the scene had none, and motion stopping; `still`: the picture did not
-    /// change (frozen or flat: those detectors' business).
+    /// change (frozen or flat: those detectors' business, and no measure of the scene's motion).
     fn observe_objects(&mut self, t: f64, measured: f64, still: bool) -> Vec<String> {
         let mut out = Vec::new();
+        // The scene's median over the QUIET_FOR seconds before this sample.
+        while self
+            .objects
+            .front()
+            .is_some_and(|&(t0, _)| t - t0 > QUIET_FOR + 1e-6)
+        {
+            self.objects.pop_front();
+        }
+        if still {
+            return out;
+        }
         self.recent.push_back((t, measured));
         while self
             .recent
@@ -462,11 +499,11 @@ impl Detector {
         let known = span >= QUIET_FOR - 1e-6;
         let moving = MOVING / sensitivity;
         match self.moving {
-            None if known && median < QUIET && !still && objects >= moving => {
+            None if known && median < QUIET && objects >= moving => {
                 let start = began(&self.recent, t, |v| v >= moving);
                 self.moving = Some(self.open(Kind::Motion, start, objects));
                 out.push(format!(
-                    "anomaly: motion ({objects:.3} frame widths/s in a scene without motion for {span:.1} s)"
+                    "anomaly: motion (since {start:.2} s: {objects:.3} frame widths/s in a scene without motion for {span:.1} s)"
                 ));
             }
             Some(i) if objects < moving / 2.0 => {
@@ -476,33 +513,62 @@ impl Detector {
             Some(i) => self.found[i].score = self.found[i].score.max(objects),
             None => {}
         }
-        let calm_below = QUIET.min(STOPPED_SHARE * median);
-        if objects < calm_below && !still {
-            let first = began(&self.recent, t, |v| v < calm_below);
-            let (since, had_motion, called) =
-                *self
-                    .calm
-                    .get_or_insert((first, known && median >= STEADY, None));
-            if had_motion && called.is_none() && t - since >= self.settings.freeze_after - 1e-6 {
-                let i = self.open(Kind::Stopped, since, t - since);
-                self.calm = Some((since, had_motion, Some(i)));
-                out.push(format!("anomaly: stopped (since {since:.2} s)"));
+        // Stopped: under the line the scene's median drew when the calm began (the calm
+        // itself must not lower it).
+        let line = match self.calm {
+            Some(calm) => calm.line,
+            None => QUIET.min(STOPPED_SHARE * sensitivity * median),
+        };
+        if objects < line {
+            let calm = *self.calm.get_or_insert(Calm {
+                since: began(&self.recent, t, |v| v < line),
+                had_motion: known && median >= STEADY,
+                line,
+                called: None,
+            });
+            if calm.had_motion
+                && calm.called.is_none()
+                && t - calm.since >= self.settings.freeze_after - 1e-6
+            {
+                let i = self.open(Kind::Stopped, calm.since, t - calm.since);
+                self.calm = Some(Calm {
+                    called: Some(i),
+                    ..calm
+                });
+                out.push(format!("anomaly: stopped (since {:.2} s)", calm.since));
             }
-            if let Some((since, _, Some(i))) = self.calm {
+            if let Some(Calm {
+                since,
+                called: Some(i),
+                ..
+            }) = self.calm
+            {
                 self.found[i].score = t - since;
             }
-        } else if let Some((_, _, called)) = self.calm.take()
-            && let Some(i) = called
+        } else if let Some(Calm {
+            called: Some(i), ..
+        }) = self.calm.take()
         {
             out.push(self.close(i, t));
         }
         self.objects.push_back((t, objects));
-        while self
-            .objects
-            .front()
-            .is_some_and(|&(t0, _)| t - t0 > QUIET_FOR + 1e-6)
+        out
+    }
+
+    /// A new view (a cut): the scene's motion so far says nothing of it. Closes the motion
+    /// anomalies at `t`.
+    fn new_scene(&mut self, t: f64) -> Vec<String> {
+        self.recent.clear();
+        self.objects.clear();
+        let mut out = Vec::new();
+        if let Some(i) = self.moving.take() {
+            out.push(self.close(i, t));
+        }
+        if let Some(Calm {
+            called: Some(i), ..
+        }) = self.calm.take()
         {
-            self.objects.pop_front();
+            out.push(self.close(i, t));
         }
         out
     }
@@ -718,14 +784,17 @@ mod tests {
                 })
             }
         };
-        let d = stream_with(
-            60,
-            AnomalySettings::default(),
-            jump,
-            |_| (None, None, None),
-            surprise(18),
-        );
-        assert_eq!(kinds(&d), [(Kind::Cut, 3.5, 3.75)], "{:?}", d.found);
+        // At the jump itself (before the cut is called), the sample after, and 0.75 s on.
+        for at in [15, 16, 18] {
+            let d = stream_with(
+                60,
+                AnomalySettings::default(),
+                jump,
+                |_| (None, None, None),
+                surprise(at),
+            );
+            assert_eq!(kinds(&d), [(Kind::Cut, 3.5, 3.75)], "{at}: {:?}", d.found);
+        }
         let d = stream_with(
             60,
             AnomalySettings::default(),
@@ -802,6 +871,30 @@ mod tests {
             |_| None,
         );
         assert!(d.found.is_empty(), "{:?}", d.found);
+        // A long stop stays one anomaly until the motion resumes (its own calm does not move
+        // the line), with a longer --freeze-after too.
+        let patient = AnomalySettings {
+            freeze_after: 3.0,
+            ..AnomalySettings::default()
+        };
+        let d = stream_with(100, patient, normal, objects(30, 70, 0.001, 0.02), |_| None);
+        assert_eq!(kinds(&d), [(Kind::Stopped, 7.5, 17.5)], "{:?}", d.found);
+        // A busy scene through a black stretch: the black is black, and the motion coming back
+        // after it is not motion in a still scene.
+        let black = |i| {
+            if (30..45).contains(&i) {
+                "black"
+            } else {
+                "normal"
+            }
+        };
+        let busy = objects(0, 80, 0.04, 0.04);
+        let d = stream_with(80, AnomalySettings::default(), black, busy, |_| None);
+        assert!(
+            d.found.iter().all(|a| a.kind == Kind::Black),
+            "{:?}",
+            d.found
+        );
     }
 
     #[test]
