@@ -424,7 +424,10 @@ impl Detector {
         self.previous = Some((s.t, s.features.to_vec()));
 
         if let Some(objects) = s.objects {
-            let texts = self.observe_objects(s.t, f64::from(objects), still_now || flat_now);
+            // A freeze (the stream had been changing) or a flat picture says nothing of the
+            // scene's motion; a scene still from its first frame is a scene without motion.
+            let frozen = still_now && self.change.n >= WARM_UP;
+            let texts = self.observe_objects(s.t, f64::from(objects), frozen || flat_now);
             out.extend(texts);
         }
 
