@@ -39,7 +39,7 @@ def events(records: list[dict]) -> list[tuple[str, float, float]]:
                 m = SPAN.search(e)
                 open_.pop(kind, None)
                 out.append((kind, float(m.group(1)), float(m.group(2))))
-            elif kind == "cut":
+            elif kind in ("cut", "reversed"):
                 m = SPAN.search(e)
                 out.append((kind, float(m.group(1)), float(m.group(2))))
             else:

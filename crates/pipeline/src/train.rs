@@ -90,7 +90,7 @@ impl Fusion {
 /// early otherwise (one stream has nothing to fuse; a forecast's target is the whole step).
 /// On camera-motion clips from videos training never saw, a head on features and motion side
 /// by side fit the training videos' appearance and scored at chance, where the motion stream
-/// alone scored 0.94 (README, "Motion as an input").
+/// alone scored 0.95 (README, "Motion as an input").
 pub fn default_fusion(task: Task, inputs: &Streams) -> Fusion {
     if task != Task::Forecast && inputs.list().len() > 1 {
         Fusion::Late

@@ -174,3 +174,33 @@ fn objects_moving_in_a_still_scene_are_motion() {
         "an anomaly before anything moved: {found:?}"
     );
 }
+
+/// A window panning right over a still picture that turns back at 3 s at once (as footage
+/// played backwards does): reversed there, and nothing else.
+#[test]
+fn a_pan_that_turns_back_at_once_is_reversed() {
+    let dir = temp_dir("anomalies-reversed");
+    let clip = dir.join("pan.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=25:duration=1",
+        "-vf",
+        "trim=end_frame=1,tpad=stop_mode=clone:stop_duration=7,crop=320:240:x='if(lt(t,3),20+t*60,20+(6-t)*60)':y=60,format=yuv420p",
+        "-c:v",
+        "libx264",
+        s(&clip),
+    ]);
+    let found = anomaly_events(&run_records(&dir, &clip));
+    assert!(
+        found
+            .iter()
+            .any(|(e, t)| e.starts_with("anomaly: reversed (") && (2.9..=3.6).contains(t)),
+        "no reversal at 3 s: {found:?}"
+    );
+    assert!(
+        found.iter().all(|(_, t)| (2.9..=3.6).contains(t)),
+        "an anomaly away from the turn: {found:?}"
+    );
+}

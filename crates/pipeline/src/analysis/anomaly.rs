@@ -43,8 +43,13 @@
 //!   changing altogether is frozen). The line is drawn when the calm begins; still and flat
 //!   samples say nothing of the scene's motion, and a cut starts the scene afresh.
 //!
-//! Each anomaly is an interval: it starts, and ends once the stream is normal again (a cut
-//! spans the two samples it lies between).
+//! - **reversed**: the camera's pan turns back on itself within [`REVERSED_WITHIN`] seconds, at
+//!   least [`PAN_FAST`] (divided by the sensitivity) either side: a camera slows through zero,
+//!   footage played backwards turns at once. Reversed playback of a still camera's scene is not
+//!   found.
+//!
+//! Each anomaly is an interval: it starts, and ends once the stream is normal again (a cut and
+//! a reversal span the two samples they lie between).
 
 use serde::Serialize;
 
@@ -64,6 +69,9 @@ pub struct Sample<'a> {
     /// With motion measured on inter frames: the objects' motion (root mean square, frame
     /// widths a second, the camera's taken out).
     pub objects: Option<f32>,
+    /// With motion measured on inter frames: the camera's pan (frame widths a second, x right,
+    /// y down).
+    pub pan: Option<[f32; 2]>,
     pub surprise: Option<f64>,
 }
 
@@ -97,6 +105,7 @@ pub enum Kind {
     Surprise,
     Motion,
     Stopped,
+    Reversed,
 }
 
 impl Kind {
@@ -109,13 +118,15 @@ impl Kind {
             Self::Surprise => "surprise",
             Self::Motion => "motion",
             Self::Stopped => "stopped",
+            Self::Reversed => "reversed",
         }
     }
 }
 
 /// One anomaly: from `start`, until `end` once known, with a score (frozen, stopped: seconds;
 /// black, uniform: the luma's standard deviation; cut, surprise: standard deviations above the
-/// stream's mean; motion: the most object motion, frame widths a second).
+/// stream's mean; motion: the most object motion, reversed: the slower of the two pans, frame
+/// widths a second).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Anomaly {
     pub kind: Kind,
@@ -155,6 +166,13 @@ pub const STEADY: f64 = 0.01;
 pub const STOPPED_SHARE: f64 = 0.25;
 /// Seconds object motion is averaged over.
 pub const SMOOTH: f64 = 1.0;
+/// Pan speed (frame widths a second; divided by the sensitivity) on both sides of a reversal.
+pub const PAN_FAST: f64 = 0.1;
+/// Cosine between two pans under which the second goes back the way the first came.
+pub const REVERSED_COSINE: f64 = -0.5;
+/// Seconds within which a pan must turn back to be reversed: two samples at 4 a second (a
+/// sample whose interval holds the turn averages both ways and reads slow).
+pub const REVERSED_WITHIN: f64 = 0.6;
 /// Weight of each new sample in the running statistics (about the last 50 samples).
 const RATE: f64 = 0.02;
 
@@ -220,6 +238,8 @@ pub struct Detector {
     moving: Option<usize>,
     /// Object motion under the stopped line while the picture changes.
     calm: Option<Calm>,
+    /// The measured pans of the last [`REVERSED_WITHIN`] seconds before the sample, and when.
+    pans: std::collections::VecDeque<(f64, [f64; 2])>,
     /// Every anomaly so far, open ones with no end.
     pub found: Vec<Anomaly>,
 }
@@ -270,6 +290,7 @@ impl Detector {
             objects: std::collections::VecDeque::new(),
             moving: None,
             calm: None,
+            pans: std::collections::VecDeque::new(),
             found: Vec::new(),
         }
     }
@@ -429,6 +450,37 @@ impl Detector {
             let frozen = still_now && self.change.n >= WARM_UP;
             let texts = self.observe_objects(s.t, f64::from(objects), frozen || flat_now);
             out.extend(texts);
+        }
+
+        // The camera's pan turning back on itself within two samples: a camera has inertia
+        // (a pan slows through zero over a second or so); footage played backwards, or a
+        // backwards stretch spliced in, turns at once.
+        if let Some(pan) = s.pan.filter(|_| !(still_now || flat_now)) {
+            let pan = [f64::from(pan[0]), f64::from(pan[1])];
+            let fast = PAN_FAST / sensitivity;
+            while self
+                .pans
+                .front()
+                .is_some_and(|&(t0, _)| s.t - t0 > REVERSED_WITHIN + 1e-6)
+            {
+                self.pans.pop_front();
+            }
+            let speed = pan[0].hypot(pan[1]);
+            let turned = self.pans.iter().rev().find(|(_, last)| {
+                let before = last[0].hypot(last[1]);
+                let cosine = (last[0] * pan[0] + last[1] * pan[1]) / (before * speed).max(1e-12);
+                before >= fast && speed >= fast && cosine < REVERSED_COSINE
+            });
+            if let Some(&(before, last)) = turned {
+                let i = self.open(Kind::Reversed, before, last[0].hypot(last[1]).min(speed));
+                self.found[i].end = Some(s.t);
+                out.push(format!(
+                    "anomaly: reversed (the camera's pan turned from {:+.2},{:+.2} to {:+.2},{:+.2} frame widths/s, {before:.2}-{:.2} s)",
+                    last[0], last[1], pan[0], pan[1], s.t
+                ));
+                self.pans.clear();
+            }
+            self.pans.push_back((s.t, pan));
         }
 
         // The learned score, against its own running normal, which follows a new level of
@@ -676,6 +728,7 @@ mod tests {
                 coverage,
                 key,
                 objects,
+                pan: None,
                 surprise: surprise(i),
             });
         }
@@ -898,6 +951,35 @@ mod tests {
             "{:?}",
             d.found
         );
+    }
+
+    /// The camera's pan turning back at once between two samples is reversed; a camera that
+    /// slows through zero over two seconds is not.
+    #[test]
+    fn a_pan_that_turns_back_at_once_is_reversed() {
+        let pans = |pan: &dyn Fn(usize) -> f32| {
+            let mut d = Detector::new(AnomalySettings::default(), 1.0);
+            let mut features: Vec<f32> = (0..64).map(|j| 1.0 + (j % 7) as f32 * 0.1).collect();
+            for i in 0..40 {
+                features.rotate_left(1);
+                d.observe(&Sample {
+                    t: i as f64 * 0.25,
+                    features: &features,
+                    luma: (110.0, 40.0),
+                    coverage: Some(0.95),
+                    key: Some(false),
+                    objects: Some(0.001),
+                    pan: Some([pan(i), 0.0]),
+                    surprise: None,
+                });
+            }
+            d.finish(10.0);
+            kinds(&d)
+        };
+        let turned = pans(&|i| if i < 20 { 0.25 } else { -0.25 });
+        assert_eq!(turned, [(Kind::Reversed, 4.75, 5.0)]);
+        let slowed = pans(&|i| 0.25 - (i as f32 - 16.0).clamp(0.0, 8.0) * 0.0625);
+        assert!(slowed.is_empty(), "{slowed:?}");
     }
 
     #[test]

@@ -139,6 +139,9 @@ impl Session {
                 objects: motion
                     .filter(|m| !m.key && m.source() != media::motion::Source::None)
                     .map(|m| m.objects),
+                pan: motion
+                    .filter(|m| !m.key && m.source() != media::motion::Source::None)
+                    .map(|m| m.pan),
                 surprise: step.surprise,
             });
             self.events.note(t, &found, step.surprise);
