@@ -83,6 +83,10 @@ pub struct Sampler {
 
 /// Timestamps are rationals turned into f64: allow for the rounding.
 const EPS: f64 = 1e-6;
+/// Intervals of the fps clock behind the pending tick whose witnesses are kept: a packet can
+/// arrive that far behind the frames decoded so far (B-frame reordering, frame threads'
+/// delay) and still be skipped the same way whatever the decoder's progress.
+const WITNESS_MARGIN: u64 = 64;
 
 impl Sampler {
     pub fn new(sampling: Sampling) -> Self {
@@ -112,7 +116,7 @@ impl Sampler {
     /// then never be taken.
     pub fn will_see(&mut self, t: f64) {
         if let Some(k) = self.interval(t)
-            && k >= self.next_tick
+            && k + WITNESS_MARGIN >= self.next_tick
         {
             let earliest = self.witnesses.entry(k).or_insert(t);
             *earliest = earliest.min(t);
@@ -122,12 +126,16 @@ impl Sampler {
     /// Whether a frame at `t` will be skipped, whatever frames reach [`Self::decide`] before
     /// it, so that it need not be decoded at all unless other frames are predicted from it:
     /// - it is before `start`;
-    /// - it is before the fps clock's pending tick (ticks only move forward);
     /// - an earlier frame of its interval of the fps clock will reach `decide` ([`Self::will_see`]).
     ///   Whether that one is taken or skipped, the pending tick is past the interval's start
     ///   by then, and `t` is clear of the interval's end, so it is skipped.
     ///
-    /// Frames reach `decide` in timestamp order, as decoders output them.
+    /// Frames reach `decide` in timestamp order, as decoders output them. Once the first frame
+    /// has come out (the fps clock's origin), the answer depends on the packets sent before
+    /// and not on how far decoding has got (a frame-threaded decoder outputs frames a varying
+    /// number of packets late), so the frames decoded, and motion measured over them, are the
+    /// same run to run; before it nothing is skipped, and how many packets that is depends on
+    /// the decoder's progress.
     pub fn skips_unseen(&self, t: f64) -> bool {
         if self.sampling.start.is_some_and(|start| t < start - EPS) {
             return true;
@@ -135,9 +143,6 @@ impl Sampler {
         let (Every::Fps(fps), Some(origin)) = (self.sampling.every, self.origin) else {
             return false;
         };
-        if t + EPS < origin + self.next_tick as f64 / fps {
-            return true;
-        }
         let k = ((t - origin) * fps + EPS).floor();
         let end = origin + (k + 1.0) / fps;
         k >= 0.0
@@ -175,7 +180,9 @@ impl Sampler {
                 // The next tick strictly after this frame: a gap in the stream yields one
                 // sample, not a burst of catch-up samples.
                 self.next_tick = ((t - origin) * fps + EPS).floor() as u64 + 1;
-                self.witnesses = self.witnesses.split_off(&self.next_tick);
+                self.witnesses = self
+                    .witnesses
+                    .split_off(&self.next_tick.saturating_sub(WITNESS_MARGIN));
                 Decision::Take
             }
         }
@@ -264,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn frames_before_start_or_the_pending_tick_are_skipped_unseen() {
+    fn frames_before_start_are_skipped_unseen_and_decoding_progress_changes_nothing() {
         let sampler = Sampler::new(Sampling {
             start: Some(1.0),
             ..Default::default()
@@ -278,8 +285,23 @@ mod tests {
         // No origin before the first frame: nothing is known.
         assert!(!sampler.skips_unseen(0.3));
         assert_eq!(sampler.decide(0.0), Decision::Take);
+        // What the decoder has output since (the pending tick moved on) changes nothing: only
+        // the packets sent do (0.25 went to the decoder, so the rest of its interval is
+        // skipped).
+        assert!(!sampler.skips_unseen(0.3));
+        sampler.will_see(0.25);
         assert!(sampler.skips_unseen(0.3) && sampler.skips_unseen(0.4999));
         assert!(!sampler.skips_unseen(0.5) && !sampler.skips_unseen(0.52));
+        let mut later = Sampler::new(Sampling {
+            every: Every::Fps(2.0),
+            ..Default::default()
+        });
+        assert_eq!(later.decide(0.0), Decision::Take);
+        assert_eq!(later.decide(0.5), Decision::Take);
+        assert_eq!(later.decide(1.0), Decision::Take);
+        // A late packet of an interval already sampled, with no witness: decoded, as it would
+        // be had the decoder been slower.
+        assert!(!later.skips_unseen(0.7));
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub const LAYOUT_VERSION: u32 = 1;
 /// - 1: estimation on a 160-pixel grayscale copy made by swscale.
 /// - 2: estimation on a copy boxed down from the luma plane by a whole factor (longer side
 ///   about 160 pixels), swscale only for formats without an 8-bit luma plane.
-pub const MEASURE_VERSION: u32 = 2;
+/// - 3: codec vectors from a slice-threaded decoder (frame threads exported them racily), and
+///   the frames a sparse sampling decodes fixed by the packets alone.
+pub const MEASURE_VERSION: u32 = 3;
 /// Side of the grid of object motion.
 pub const GRID: usize = 4;
 /// Length of [`Motion::to_vec`].
