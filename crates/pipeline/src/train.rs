@@ -77,15 +77,6 @@ pub enum Fusion {
     Late,
 }
 
-impl Fusion {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Early => "early",
-            Self::Late => "late",
-        }
-    }
-}
-
 /// `--fusion` when not given: late for classify and anticipate heads reading several streams,
 /// early otherwise (one stream has nothing to fuse; a forecast's target is the whole step).
 /// On camera-motion clips from videos training never saw, a head on features and motion side
