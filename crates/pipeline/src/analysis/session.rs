@@ -126,22 +126,18 @@ impl Session {
                 said_events.insert(0, format!("reconnected after {gap:.1} s"));
             }
             let dim = vision::FEATURE_DIM;
+            // Motion that was measured, and measured on inter frames (a key frame's interval
+            // carries no coverage, object motion or pan of its own).
+            let measured = motion.filter(|m| m.source() != media::motion::Source::None);
+            let inter = measured.filter(|m| !m.key);
             let found = self.detector.observe(&anomaly::Sample {
                 t,
                 features: &rows.features[i * dim..(i + 1) * dim],
                 luma: rows.luma[i],
-                coverage: motion
-                    .filter(|m| !m.key && m.source() != media::motion::Source::None)
-                    .map(|m| m.coverage),
-                key: motion
-                    .filter(|m| m.source() != media::motion::Source::None)
-                    .map(|m| m.key),
-                objects: motion
-                    .filter(|m| !m.key && m.source() != media::motion::Source::None)
-                    .map(|m| m.objects),
-                pan: motion
-                    .filter(|m| !m.key && m.source() != media::motion::Source::None)
-                    .map(|m| m.pan),
+                coverage: inter.map(|m| m.coverage),
+                key: measured.map(|m| m.key),
+                objects: inter.map(|m| m.objects),
+                pan: inter.map(|m| m.pan),
                 surprise: step.surprise,
             });
             self.events.note(t, &found, step.surprise);
