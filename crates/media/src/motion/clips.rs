@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::decode::{DecodeOptions, Decoding, Every, Sampling};
+use crate::decode::{DecodeOptions, Decoding, Every, Sampling, Video};
 use crate::testing::temp_dir;
 use crate::{Motion, MotionSource, VideoCodec, VideoWriter};
 
@@ -271,4 +271,59 @@ fn estimation_agrees_with_the_codec_and_key_frames_carry_none() {
     let decoding = Decoding::start(&clip, options, 4).expect("starts");
     assert!(decoding.frames.iter().all(|f| f.motion.is_none()));
     decoding.finish().expect("finishes");
+}
+
+/// Measuring on a thread of its own (a decoding with converter threads) gives the motion
+/// measured on the decoding thread, sample for sample, from vectors and from pixels, with
+/// every frame and with a sparse sampling.
+#[test]
+fn motion_measured_apart_is_motion_measured_inline() {
+    let dir = temp_dir();
+    let pan: Camera = |t| ((60.0 * t, -20.0 * t), 1.0 + 0.1 * t);
+    for (codec, ext, _) in codecs() {
+        let clip = write(
+            dir.path(),
+            &format!("apart-{codec:?}.{ext}"),
+            codec,
+            pan,
+            2.0,
+            None,
+        );
+        for (every, source) in [
+            (Every::Frame, MotionSource::Auto),
+            (Every::Stride(3), MotionSource::Auto),
+            (Every::Stride(3), MotionSource::Estimated),
+        ] {
+            let options = DecodeOptions {
+                sampling: Sampling {
+                    every,
+                    ..Sampling::default()
+                },
+                size: 32,
+                display: None,
+                motion: source,
+                read: crate::ReadOptions::default(),
+            };
+            let mut video = Video::open(&clip, options.clone()).expect("opens");
+            let inline: Vec<(f64, Option<Motion>)> =
+                std::iter::from_fn(|| video.next_frame().expect("decodes"))
+                    .map(|f| (f.timestamp, f.motion))
+                    .collect();
+            let measured = inline
+                .iter()
+                .filter(|(_, m)| m.as_ref().is_some_and(|m| m.pan[0].abs() > 0.05))
+                .count();
+            let what = format!("{codec:?} {every:?} {source:?}");
+            assert!(measured * 2 > inline.len(), "{what}: {inline:?}");
+            let decoding = Decoding::with_converters(&crate::Source::file(&clip), options, 4, 1)
+                .expect("starts");
+            let apart: Vec<(f64, Option<Motion>)> = decoding
+                .frames
+                .iter()
+                .map(|f| (f.timestamp, f.motion))
+                .collect();
+            decoding.finish().expect("finishes");
+            assert_eq!(apart, inline, "{what}");
+        }
+    }
 }

@@ -42,13 +42,13 @@ pub(crate) struct Fitted {
 }
 
 /// Fewest trusted vectors for a fit.
-const MIN_SAMPLES: usize = 6;
+pub(crate) const MIN_SAMPLES: usize = 6;
 /// Most vectors the fit itself uses.
 const FIT_SAMPLES: usize = 1024;
 
 /// Fits the camera's motion to `samples` in a frame `aspect` (height / width) times as high
 /// as it is wide. Residuals below `floor` (the vectors' own precision) always count as the
-/// camera's. `None` with fewer than [`MIN_SAMPLES`] trusted vectors.
+/// camera's. `None` with fewer than [`MIN_SAMPLES`] trusted vectors, a fit otherwise.
 pub(crate) fn fit(samples: &[Sample], aspect: f64, floor: f64) -> Option<Fitted> {
     let all: Vec<&Sample> = samples.iter().filter(|s| s.weight > 0.0).collect();
     if all.len() < MIN_SAMPLES {
@@ -147,7 +147,8 @@ pub(crate) fn fit(samples: &[Sample], aspect: f64, floor: f64) -> Option<Fitted>
 fn residual(p: &[f64; 4], s: &Sample) -> (f64, f64, f64) {
     let rx = s.u - (p[0] + p[2] * s.x - p[3] * s.y);
     let ry = s.v - (p[1] + p[3] * s.x + p[2] * s.y);
-    (rx, ry, rx.hypot(ry))
+    // Not `hypot`: its care for overflow cost a third of the fit, and these are small numbers.
+    (rx, ry, (rx * rx + ry * ry).sqrt())
 }
 
 /// Weighted least squares for `[pan_x, pan_y, zoom, roll]`: each sample gives two equations,
@@ -207,7 +208,8 @@ fn gauss(mut a: [[f64; 4]; 4], mut b: [f64; 4]) -> Option<[f64; 4]> {
 /// The value below which half the weight lies (0 for no weight).
 fn weighted_median(values: impl Iterator<Item = (f64, f64)>) -> f64 {
     let mut v: Vec<(f64, f64)> = values.filter(|(_, w)| *w > 0.0).collect();
-    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Unstable is enough: values that tie return the same value whatever their order.
+    v.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let half = v.iter().map(|(_, w)| w).sum::<f64>() / 2.0;
     let mut seen = 0.0;
     for (x, w) in &v {

@@ -13,8 +13,12 @@
 //!   displacement is overstated by that factor; the robust fit keeps the majority's.
 //! - **estimated**: for decoders that export none (HEVC, VP9, AV1, intra-only codecs), block
 //!   matching between small grayscale copies of consecutive decoded frames (see `estimate`).
-//!   Every frame is then decoded (none is skipped before decoding), and each costs one more
-//!   swscale pass to a 160-pixel grayscale copy on the decoding thread.
+//!   Every frame is then decoded (none is skipped before decoding), and each costs a
+//!   grayscale copy (about 160 pixels across) on the decoding thread.
+//!
+//! The decoding thread only reads each frame's vectors or makes its grayscale copy when the
+//! decode has threads to spare ([`crate::Decoding`]): the fits, the block matching and the
+//! intervals run on a thread of their own, with the same results.
 //!
 //! A stream whose codec should export vectors but has given none for two seconds (an
 //! all-intra stream) goes over to estimation for the rest of the run.

@@ -1,6 +1,9 @@
 //! Follows one stream's motion frame by frame (every decoded frame, sampled or not) and hands
 //! each sample the motion of its interval ([`Tracker::take`]).
 
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
+use std::thread::JoinHandle;
+
 use ffmpeg::codec::Id;
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
@@ -11,7 +14,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::estimate::{self, Gray};
 use super::fit::{self, Fitted, Sample};
-use super::vectors;
+use super::vectors::{self, BlockVector};
 use super::{GRID, Motion, MotionSource, Source};
 
 /// Frames further apart than this are not compared (a gap in the stream, damage): their
@@ -86,9 +89,71 @@ struct Interval {
     key: bool,
 }
 
-/// One stream's motion, frame by frame.
+/// One stream's motion, frame by frame. The decoding thread keeps what decides its own work
+/// (which frames the motion needs decoded, when to give up on the codec's vectors) and reads
+/// each frame's vectors or grayscale copy; the fits and the intervals ([`Measure`]) run here or,
+/// after [`Tracker::measure_apart`], on a thread of their own, with the same results.
 pub(crate) struct Tracker {
     mode: Mode,
+    /// Codec: the previous I or P frame's time, the reference of the next P frame's vectors.
+    anchor: Option<f64>,
+    /// Codec: the latest frame with vectors enough for a fit, or the first frame, for giving
+    /// up on them.
+    heard: Option<f64>,
+    /// Estimated: the swscale context to the grayscale copy, and the frame it writes.
+    gray: Option<(scaling::Context, (Pixel, u32, u32))>,
+    gray_out: frame::Video,
+    measuring: Measuring,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("mode", &self.mode)
+            .field("apart", &matches!(self.measuring, Measuring::There(_)))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a [`Tracker`]'s measuring runs.
+enum Measuring {
+    Here(Box<Measure>),
+    /// On a thread of its own, fed through this queue.
+    There(SyncSender<Step>),
+}
+
+/// Steps a measuring thread may fall behind the decoding thread.
+const STEPS_AHEAD: usize = 16;
+
+/// What the decoding thread hands the measuring, in decoding order.
+enum Step {
+    /// A frame whose vectors the decoder exported: whether it is a key frame, intra or
+    /// predicted (a P frame), its size, its vectors (none for intra frames), and for a P frame
+    /// its anchor's distance when a fit may use it.
+    Vectors {
+        t: f64,
+        key: bool,
+        intra: bool,
+        predicted: bool,
+        size: (u32, u32),
+        blocks: Vec<BlockVector>,
+        since_anchor: Option<f64>,
+    },
+    /// A frame to estimate from: whether it is a key frame, and its grayscale copy.
+    Pixels {
+        t: f64,
+        key: bool,
+        gray: Option<Gray>,
+    },
+    /// A sample taken at this time: the measuring answers with its [`Motion`].
+    Take(f64),
+    /// A reconnected stream's measuring, from scratch.
+    Restart(Box<Measure>),
+}
+
+/// The measuring of one stream: each frame's fit, and the interval each sample is handed.
+#[derive(Default)]
+struct Measure {
     rotation: u32,
     /// The previous sample's time (or the sampling's start): the current interval opens after it.
     since: Option<f64>,
@@ -96,23 +161,8 @@ pub(crate) struct Tracker {
     /// The latest measurement: when it ended, what it found, where from.
     last: Option<(f64, Fitted, Source)>,
     last_coverage: f64,
-    /// Codec: the previous I or P frame's time, the reference of the next P frame's vectors.
-    anchor: Option<f64>,
-    /// Codec: the latest vectors, or the first frame, for giving up on them.
-    heard: Option<f64>,
-    /// Estimated: the swscale context to the grayscale copy, and the previous copy.
-    gray: Option<(scaling::Context, (Pixel, u32, u32))>,
-    gray_out: frame::Video,
+    /// Estimated: the previous frame's copy.
     previous: Option<(f64, Gray)>,
-}
-
-impl std::fmt::Debug for Tracker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tracker")
-            .field("mode", &self.mode)
-            .field("since", &self.since)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Tracker {
@@ -126,17 +176,71 @@ impl Tracker {
         };
         Some(Self {
             mode,
-            rotation,
-            since: start,
-            interval: Interval::default(),
-            last: None,
-            last_coverage: 0.0,
             anchor: None,
             heard: None,
             gray: None,
             gray_out: frame::Video::empty(),
-            previous: None,
+            measuring: Measuring::Here(Box::new(Measure {
+                rotation,
+                since: start,
+                ..Measure::default()
+            })),
         })
+    }
+
+    /// Moves the measuring to a thread of its own (called once, before the first frame): the
+    /// decoding thread then only reads each frame's vectors or makes its grayscale copy, and
+    /// [`Tracker::take`] answers `None`; each sample's [`Motion`] comes, in order, from the
+    /// receiver returned. The thread ends once the tracker is dropped.
+    pub fn measure_apart(&mut self) -> std::io::Result<(Receiver<Motion>, JoinHandle<()>)> {
+        let (steps, rx) = sync_channel(STEPS_AHEAD);
+        let (motions, received) = channel();
+        let handle = std::thread::Builder::new()
+            .name("motion".into())
+            .spawn(move || {
+                let mut measure = Measure::default();
+                for step in rx {
+                    if let Some(motion) = measure.step(step)
+                        && motions.send(motion).is_err()
+                    {
+                        break; // nobody reads the motion any more
+                    }
+                }
+            })?;
+        if let Measuring::Here(measure) =
+            std::mem::replace(&mut self.measuring, Measuring::There(steps))
+        {
+            self.measure(Step::Restart(measure));
+        }
+        Ok((received, handle))
+    }
+
+    /// Starts afresh as `fresh` (the stream reconnected), measuring where this one does.
+    pub fn restart(&mut self, mut fresh: Tracker) {
+        if let Measuring::There(steps) = &self.measuring
+            && let Measuring::Here(measure) =
+                std::mem::replace(&mut fresh.measuring, Measuring::There(steps.clone()))
+        {
+            fresh.measure(Step::Restart(measure));
+        }
+        *self = fresh;
+    }
+
+    fn measure(&mut self, step: Step) -> Option<Motion> {
+        match &mut self.measuring {
+            Measuring::Here(measure) => measure.step(step),
+            Measuring::There(steps) => {
+                // A measuring thread that has ended has no reader left: nothing is lost.
+                let _ = steps.send(step);
+                None
+            }
+        }
+    }
+
+    /// The motion of the interval since the previous sample, for a sample at `t`; `None` when
+    /// measuring apart (it comes from [`Tracker::measure_apart`]'s receiver).
+    pub fn take(&mut self, t: f64) -> Option<Motion> {
+        self.measure(Step::Take(t))
     }
 
     /// Whether the decoder is to export its motion vectors.
@@ -162,42 +266,36 @@ impl Tracker {
         let kind = frame.kind();
         let intra = matches!(kind, I | SI | BI);
         let predicted = matches!(kind, P | S | SP);
-        self.interval.key |= intra || frame.is_key();
-        if !intra {
-            let blocks = frame
+        let blocks = if intra {
+            Vec::new()
+        } else {
+            frame
                 .side_data(SideData::MotionVectors)
                 .map(|data| vectors::parse(data.data()))
-                .unwrap_or_default();
-            let size = (f64::from(frame.width()), f64::from(frame.height()));
-            self.covered(coverage(&blocks, frame.width(), frame.height(), predicted));
-            let since_anchor = self.anchor.map(|a| t - a);
-            if let Some(d) = since_anchor.filter(|d| predicted && *d > EPS && *d <= MAX_GAP) {
-                // An even spread of at most MAX_VECTORS of them (a 720p frame has thousands):
-                // the camera's fit and the objects' averages come out the same, for less work
-                // on the decoding thread.
-                let past = blocks.iter().filter(|b| b.source < 0).count();
-                let step = past.div_ceil(MAX_VECTORS).max(1);
-                let samples: Vec<Sample> = blocks
-                    .iter()
-                    .filter(|b| b.source < 0)
-                    .step_by(step)
-                    .map(|b| {
-                        let centre = (f64::from(b.dst.0), f64::from(b.dst.1));
-                        let ahead = (-f64::from(b.offset.0), -f64::from(b.offset.1));
-                        self.sample(centre, ahead, size, d, b.area(), b.area())
-                    })
-                    .collect();
-                // Quarter-pixel vectors, and the encoder's own noise: half a pixel.
-                let floor = 0.5 / self.display_width(size) / d;
-                if let Some(fitted) = fit::fit(&samples, self.aspect(size), floor) {
-                    self.measured(t, d, fitted, Source::Codec);
-                    self.heard = Some(t);
-                }
-            }
+                .unwrap_or_default()
+        };
+        let since_anchor = self
+            .anchor
+            .map(|a| t - a)
+            .filter(|d| predicted && *d > EPS && *d <= MAX_GAP);
+        // What the fit will find a measurement in (it fits every field of that many vectors).
+        if since_anchor.is_some()
+            && blocks.iter().filter(|b| b.source < 0).count() >= fit::MIN_SAMPLES
+        {
+            self.heard = Some(t);
         }
         if intra || predicted {
             self.anchor = Some(t);
         }
+        self.measure(Step::Vectors {
+            t,
+            key: intra || frame.is_key(),
+            intra,
+            predicted,
+            size: (frame.width(), frame.height()),
+            blocks,
+            since_anchor,
+        });
         let heard = *self.heard.get_or_insert(t);
         if t - heard > GIVE_UP {
             tracing::info!(
@@ -208,41 +306,12 @@ impl Tracker {
     }
 
     fn observe_pixels(&mut self, frame: &frame::Video, t: f64) {
-        self.interval.key |= frame.is_key();
-        let Some(now) = self.gray(frame) else {
-            return;
-        };
-        if let Some((before, prev)) = self.previous.take() {
-            let d = t - before;
-            if d > EPS && d <= MAX_GAP && (prev.width, prev.height) == (now.width, now.height) {
-                self.compare(&prev, &now, t, d);
-            }
-        }
-        self.previous = Some((t, now));
-    }
-
-    /// Measures the motion from `prev` to `now`, `d` seconds up to `t`.
-    fn compare(&mut self, prev: &Gray, now: &Gray, t: f64, d: f64) {
-        let matched = estimate::match_blocks(prev, now);
-        if matched.is_empty() {
-            return;
-        }
-        let size = (now.width as f64, now.height as f64);
-        let traced = matched.iter().filter(|m| m.traced).count();
-        self.covered(traced as f64 / matched.len() as f64);
-        let samples: Vec<Sample> = matched
-            .iter()
-            .filter(|m| m.traced)
-            .map(|m| {
-                let trust = if m.textured { 1.0 } else { 0.0 };
-                self.sample(m.centre, (-m.offset.0, -m.offset.1), size, d, trust, 1.0)
-            })
-            .collect();
-        // Sub-pixel matches on the small copy: a third of its pixel.
-        let floor = 0.3 / self.display_width(size) / d;
-        if let Some(fitted) = fit::fit(&samples, self.aspect(size), floor) {
-            self.measured(t, d, fitted, Source::Estimated);
-        }
+        let gray = self.gray(frame);
+        self.measure(Step::Pixels {
+            t,
+            key: frame.is_key(),
+            gray,
+        });
     }
 
     /// The grayscale copy of `frame`, boxed down by [`estimate::factor`]; `None` (logged) where
@@ -308,6 +377,96 @@ impl Tracker {
             data,
         })
     }
+}
+
+impl Measure {
+    /// Takes in one step; a [`Step::Take`] answers with the sample's motion.
+    fn step(&mut self, step: Step) -> Option<Motion> {
+        match step {
+            Step::Vectors {
+                t,
+                key,
+                intra,
+                predicted,
+                size: (w, h),
+                blocks,
+                since_anchor,
+            } => {
+                self.interval.key |= key;
+                if !intra {
+                    self.covered(coverage(&blocks, w, h, predicted));
+                }
+                if let Some(d) = since_anchor {
+                    self.fit_vectors(&blocks, (f64::from(w), f64::from(h)), t, d);
+                }
+            }
+            Step::Pixels { t, key, gray } => {
+                self.interval.key |= key;
+                if let Some(now) = gray {
+                    if let Some((before, prev)) = self.previous.take() {
+                        let d = t - before;
+                        if d > EPS
+                            && d <= MAX_GAP
+                            && (prev.width, prev.height) == (now.width, now.height)
+                        {
+                            self.compare(&prev, &now, t, d);
+                        }
+                    }
+                    self.previous = Some((t, now));
+                }
+            }
+            Step::Take(t) => return Some(self.take(t)),
+            Step::Restart(fresh) => *self = *fresh,
+        }
+        None
+    }
+
+    /// Fits a P frame's `blocks` (of a `size` frame), whose anchor was `d` seconds before `t`.
+    fn fit_vectors(&mut self, blocks: &[BlockVector], size: (f64, f64), t: f64, d: f64) {
+        // An even spread of at most MAX_VECTORS of them (a 720p frame has thousands): the
+        // camera's fit and the objects' averages come out the same, for less work.
+        let past = blocks.iter().filter(|b| b.source < 0).count();
+        let step = past.div_ceil(MAX_VECTORS).max(1);
+        let samples: Vec<Sample> = blocks
+            .iter()
+            .filter(|b| b.source < 0)
+            .step_by(step)
+            .map(|b| {
+                let centre = (f64::from(b.dst.0), f64::from(b.dst.1));
+                let ahead = (-f64::from(b.offset.0), -f64::from(b.offset.1));
+                self.sample(centre, ahead, size, d, b.area(), b.area())
+            })
+            .collect();
+        // Quarter-pixel vectors, and the encoder's own noise: half a pixel.
+        let floor = 0.5 / self.display_width(size) / d;
+        if let Some(fitted) = fit::fit(&samples, self.aspect(size), floor) {
+            self.measured(t, d, fitted, Source::Codec);
+        }
+    }
+
+    /// Measures the motion from `prev` to `now`, `d` seconds up to `t`.
+    fn compare(&mut self, prev: &Gray, now: &Gray, t: f64, d: f64) {
+        let matched = estimate::match_blocks(prev, now);
+        if matched.is_empty() {
+            return;
+        }
+        let size = (now.width as f64, now.height as f64);
+        let traced = matched.iter().filter(|m| m.traced).count();
+        self.covered(traced as f64 / matched.len() as f64);
+        let samples: Vec<Sample> = matched
+            .iter()
+            .filter(|m| m.traced)
+            .map(|m| {
+                let trust = if m.textured { 1.0 } else { 0.0 };
+                self.sample(m.centre, (-m.offset.0, -m.offset.1), size, d, trust, 1.0)
+            })
+            .collect();
+        // Sub-pixel matches on the small copy: a third of its pixel.
+        let floor = 0.3 / self.display_width(size) / d;
+        if let Some(fitted) = fit::fit(&samples, self.aspect(size), floor) {
+            self.measured(t, d, fitted, Source::Estimated);
+        }
+    }
 
     /// A vector at `centre` of a `size` frame whose content moved `ahead` pixels in `d`
     /// seconds, in the displayed frame's widths per second.
@@ -370,7 +529,7 @@ impl Tracker {
     }
 
     /// The motion of the interval since the previous sample, for a sample at `t`.
-    pub fn take(&mut self, t: f64) -> Motion {
+    fn take(&mut self, t: f64) -> Motion {
         let interval = std::mem::take(&mut self.interval);
         let span = self.since.map(|since| t - since);
         self.since = Some(t);
