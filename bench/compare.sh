@@ -9,6 +9,7 @@
 # Usage: bench/compare.sh VIDEO [PIPELINE_BINARY]
 #   KERNELS="avx2 portable" also times the CNN and extract on those CPU kernel paths each round
 #   (`pipeline info` lists the paths this CPU runs; the default run takes the fastest).
+#   PRECISIONS=bf16 likewise times them with `--precision bf16` (CPUs with AVX-512 BF16).
 #   MOTION=off (the default) leaves motion out of decode, extract and run, as the reference
 #   pipelines measure none; MOTION=auto times them as `run` and `extract` run by default.
 # Needs: the reference venv (see reference_pipeline.py's docstring) at $REF_VENV
@@ -23,12 +24,17 @@ threads=$(nproc)
 rounds=${ROUNDS:-3}
 motion=${MOTION:-off}
 kernels=${KERNELS:-}
+precisions=${PRECISIONS:-}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 for k in $kernels; do
   "$bin" info 2>/dev/null | grep -q -- "--kernels.* $k\b" \
     || { echo "this CPU does not run --kernels $k (see \`pipeline info\`)" >&2; exit 2; }
+done
+for p in $precisions; do
+  "$bin" info 2>/dev/null | grep -q -- "--precision $p available" \
+    || { echo "this CPU does not run --precision $p (see \`pipeline info\`)" >&2; exit 2; }
 done
 echo "# $(basename "$video") on $(nproc) cores, $(date -u +%Y-%m-%d), $rounds rounds, motion $motion"
 frames=$(ffprobe -v error -select_streams v:0 -count_frames -show_entries stream=nb_read_frames -of csv=p=0 "$video")
@@ -40,6 +46,10 @@ for round in $(seq "$rounds"); do
   for k in $kernels; do
     "$bin" bench "$video" --device cpu --stage cnn,extract --kernels "$k" --repeats "${REPEATS:-3}" \
       --motion "$motion" 2>/dev/null | grep 'frames/s median' | sed "s/^/ours-$k $round /" | tee -a "$log"
+  done
+  for p in $precisions; do
+    "$bin" bench "$video" --device cpu --stage cnn,extract --precision "$p" --repeats "${REPEATS:-3}" \
+      --motion "$motion" 2>/dev/null | grep 'frames/s median' | sed "s/^/ours-$p $round /" | tee -a "$log"
   done
   best=0 # the CLI's best of 3 (its start-up is a good part of a short file's time)
   for _ in 1 2 3; do

@@ -22,6 +22,9 @@ pub enum Precision {
     F32,
     /// Half precision, on GPUs with f16 shaders: half the memory traffic.
     F16,
+    /// bfloat16 1x1 convolutions (sums in f32), on CPUs with AVX-512 BF16
+    /// ([`CpuBackbone::in_bf16`]).
+    Bf16,
 }
 
 impl Precision {
@@ -29,6 +32,7 @@ impl Precision {
         match self {
             Self::F32 => "f32",
             Self::F16 => "f16",
+            Self::Bf16 => "bf16",
         }
     }
 }
@@ -121,12 +125,21 @@ impl Backbone {
         let dtype = match args.precision {
             Precision::F32 => FloatDType::F32,
             Precision::F16 if *device == Device::flex() => {
-                bail!("--precision f16 needs a GPU (--device wgpu): the CPU kernels compute in f32")
+                bail!(
+                    "--precision f16 needs a GPU (--device wgpu); on the CPU, --precision bf16 (with AVX-512 BF16)"
+                )
             }
             Precision::F16 if !device.supports_dtype(DType::F16) => {
                 bail!("--precision f16: this GPU adapter has no f16 shader support")
             }
             Precision::F16 => FloatDType::F16,
+            Precision::Bf16 if *device != Device::flex() => {
+                bail!(
+                    "--precision bf16 is for the CPU (--device cpu, AVX-512 BF16); on a GPU use --precision f16"
+                )
+            }
+            // The burn module stays f32; the CPU kernels round to bf16 themselves.
+            Precision::Bf16 => FloatDType::F32,
         };
         let weights_path = args.weights.as_deref();
         let mut model = EfficientNetConfig::new()
@@ -171,6 +184,12 @@ impl Backbone {
                 Some(cpu)
             }
             (cpu, _) => cpu,
+        };
+        let cpu = match cpu {
+            Some(cpu) if args.precision == Precision::Bf16 => {
+                Some(cpu.in_bf16().context("--precision bf16")?)
+            }
+            cpu => cpu,
         };
         Ok(Self {
             fingerprint,

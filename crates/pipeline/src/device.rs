@@ -46,13 +46,19 @@ pub struct Selected {
 }
 
 impl Selected {
-    /// The same, its line naming `kernels` (`--kernels`) where the CNN runs on the CPU.
-    pub fn with_kernels(mut self, kernels: Option<vision::cpu::KernelPath>) -> Self {
+    /// The same, its line naming the kernels (`--kernels`) and a bf16 precision
+    /// (`--precision bf16`) of `settings` where the CNN runs on the CPU.
+    pub fn for_backbone(mut self, settings: &crate::backbone::BackboneSettings) -> Self {
         let best = cpu_description(vision::cpu::kernels());
-        if let Some(path) = kernels
-            && let Some(rest) = self.description.strip_prefix(&best)
-        {
-            self.description = format!("{}{rest}", cpu_description(path.name()));
+        if let Some(rest) = self.description.strip_prefix(&best) {
+            let path = settings
+                .kernels
+                .map_or(vision::cpu::kernels(), |p| p.name());
+            let path = match settings.precision {
+                crate::backbone::Precision::Bf16 => format!("{path} bf16"),
+                _ => path.to_string(),
+            };
+            self.description = format!("{}{rest}", cpu_description(&path));
         }
         self
     }

@@ -145,6 +145,55 @@ fn cpu_kernels_match_pytorch_reference() {
     }
 }
 
+/// `--precision bf16`: the 1x1 convolutions in bf16 stay within cosine 0.999 of f32 and of the
+/// reference, with the reference's top-1 class (the top-5 may reorder), and give the same bits
+/// every time. Skipped (said so) where the CPU lacks AVX-512 BF16.
+#[test]
+fn cpu_bf16_stays_close_to_the_pytorch_reference() {
+    let device = Device::flex();
+    let model = shipped_model(&device).fold_batchnorm();
+    let Ok(bf16) = CpuBackbone::new(&model).and_then(CpuBackbone::in_bf16) else {
+        assert!(!vision::cpu::bf16_available());
+        eprintln!("skipped: this CPU has no AVX-512 BF16");
+        return;
+    };
+    let f32s = CpuBackbone::new(&model).expect("compiles");
+    let features = bf16.features_normalized(&golden_inputs(), 4);
+    assert_eq!(features, bf16.features_normalized(&golden_inputs(), 4));
+    let full = f32s.features_normalized(&golden_inputs(), 4);
+    let logits = model
+        .classify(Tensor::<2>::from_data(
+            TensorData::new(features.clone(), [4, 1280]),
+            &device,
+        ))
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32");
+    let cosine = |a: &[f32], b: &[f32]| {
+        let dot: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum();
+        let norm = |v: &[f32]| v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+        dot / (norm(a) * norm(b))
+    };
+    for (i, name) in IMAGES.iter().enumerate() {
+        let (_, want_f) = read_npy(&fixture(&format!("{name}.features.npy")));
+        let (_, want_l) = read_npy(&fixture(&format!("{name}.logits.npy")));
+        let got = &features[i * 1280..][..1280];
+        let (to_f32, to_reference) = (cosine(got, &full[i * 1280..][..1280]), cosine(got, &want_f));
+        eprintln!("{name} bf16: cosine {to_f32:.6} to f32, {to_reference:.6} to the reference");
+        assert!(to_f32 >= 0.999, "{name}: cosine to f32 {to_f32}");
+        assert!(
+            to_reference >= 0.999,
+            "{name}: cosine to the reference {to_reference}"
+        );
+        let top1 = top5(&logits[i * 1000..][..1000])[0];
+        assert_eq!(top1, top5(&want_l)[0], "{name}: top-1 differs");
+    }
+}
+
 #[test]
 #[ignore = "needs ../shared/reference/efficientnet-lite0-57934424.pth; run with --ignored"]
 fn pytorch_weights_file_matches_pytorch_reference() {

@@ -744,8 +744,9 @@ pub struct ModelArgs {
     /// Backbone weights to use instead of the built-in ones (.pth or .safetensors).
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub weights: Option<PathBuf>,
-    /// The CNN's float type. f16 needs a GPU with f16 shaders (--device wgpu); its features
-    /// stay within cosine 0.999 of f32.
+    /// The CNN's float type. f16 needs a GPU with f16 shaders (--device wgpu); bf16 a CPU
+    /// with AVX-512 BF16 (`pipeline info` says whether this one has it). Both keep features
+    /// within cosine 0.999 of f32.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
     /// The CPU kernels the CNN runs in: the fastest this CPU has (`pipeline info` says which),
@@ -814,6 +815,9 @@ pub enum Precision {
     F32,
     /// Half precision, on GPUs with f16 shaders: half the memory traffic.
     F16,
+    /// bfloat16 1x1 convolutions on CPUs with AVX-512 BF16 (AMD Zen 4 and later, Intel
+    /// Sapphire Rapids and later): twice the products per instruction, sums in f32.
+    Bf16,
 }
 
 impl From<Precision> for pipeline::backbone::Precision {
@@ -821,6 +825,7 @@ impl From<Precision> for pipeline::backbone::Precision {
         match p {
             Precision::F32 => Self::F32,
             Precision::F16 => Self::F16,
+            Precision::Bf16 => Self::Bf16,
         }
     }
 }

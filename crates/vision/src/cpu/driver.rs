@@ -3,6 +3,7 @@
 //!   where they are, in planes of 8 channels), and for each run of output channels, a register
 //!   tile of [`MR`] pixels that the ISA's [`Kernel::run`] computes through the whole sum,
 //!   applying bias, residual and ReLU6 before its only store;
+//!   (the bf16 version of the driver is in `cpu/bf16.rs`);
 //! - the rows a depthwise kernel reads: a block's expanded rows in planes of 8 channels, each
 //!   with its zero border, and zeros above and below the image.
 
@@ -30,7 +31,7 @@ pub(super) const MR: usize = 6;
 const GATHER_TILES: usize = 4;
 /// Input values per cache block of pixels, packed once and reread from the core's cache for
 /// every tile of output channels.
-const BLOCK_VALUES: usize = 24 * 1024;
+pub(super) const BLOCK_VALUES: usize = 24 * 1024;
 
 /// 1x1 convolution weights packed for [`pointwise`] on one ISA: for each run of output
 /// channels that a tile computes ([`groups`]), `[cin][width]` contiguous.
@@ -60,7 +61,7 @@ impl Packed {
 
 /// `(first channel, width)` of the runs of output channels that one tile computes: runs of
 /// `step` while whole runs of 16 remain, then a last run of 8.
-fn groups(step: usize, cout: usize) -> impl Iterator<Item = (usize, usize)> {
+pub(super) fn groups(step: usize, cout: usize) -> impl Iterator<Item = (usize, usize)> {
     let whole = cout / 16 * 16;
     (0..whole)
         .step_by(step)
@@ -235,9 +236,10 @@ pub(super) enum Source<'a> {
     },
 }
 
-/// One MR-pixel x W-channel tile of outputs.
-pub(super) struct Tile<'a> {
-    pub(super) x: Source<'a>,
+/// One MR-pixel x W-channel tile of outputs, its input pixels in `X`: a [`Source`] of f32
+/// values, or for the bf16 tiles a [`pointwise_pairs`] panel.
+pub(super) struct Tile<'a, X = Source<'a>> {
+    pub(super) x: X,
     pub(super) bias: &'a [f32],
     /// From the tile's first output value on, with rows `cout` apart.
     pub(super) residual: Option<&'a [f32]>,
@@ -251,7 +253,7 @@ pub(super) struct Tile<'a> {
     pub(super) relu6: bool,
 }
 
-impl Tile<'_> {
+impl<X> Tile<'_, X> {
     /// Writes the tile's finished sums (`sums[r][v]`: row r's register v of L channels) to the
     /// rows that exist, fewer than MR in a layer's last tile. The ISA's tile leaves its
     /// registers into `sums` by constant indices (a loop the compiler unrolls), so that they

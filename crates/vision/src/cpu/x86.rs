@@ -3,13 +3,15 @@
 //! `std::arch` intrinsics inside `#[target_feature]` functions:
 //! - the 1x1 convolution's register tile ([`super::driver`]): 6 pixels x 16 channels of outputs
 //!   (AVX2; AVX-512: 64 channels) in registers through the whole sum, over pixels
-//!   channels-last or in planes of 8 channels;
+//!   channels-last or in planes of 8 channels; with AVX-512 BF16 as well, the same tile in
+//!   bf16 (dot products of pairs of input channels into f32 sums, `--precision bf16`);
 //! - a depthwise convolution over planes of 8 channels that keeps 8 output pixels of a row in
 //!   registers across its taps, reading input rows that carry their zero border (AVX2 on
 //!   either ISA).
 
 use std::arch::x86_64::*;
 
+use super::bf16::{self, PairKernel, Pairs};
 use super::driver::{self, Kernel, MR, Output, Packed, Planes, Source, Tile};
 use super::{Depthwise, Pixels};
 
@@ -85,6 +87,20 @@ impl Avx512 {
     }
 }
 
+/// Proof that the CPU has AVX-512F with BF16 and VL (dot products of bf16 pairs into f32 sums,
+/// in 512- and 256-bit registers), AVX2 and FMA: only [`Avx512Bf16::detect`] makes one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Avx512Bf16(());
+
+impl Avx512Bf16 {
+    pub(super) fn detect() -> Option<Self> {
+        Avx512::detect()
+            .filter(|_| is_x86_feature_detected!("avx512bf16"))
+            .filter(|_| is_x86_feature_detected!("avx512vl"))
+            .map(|_| Self(()))
+    }
+}
+
 /// The kernels a call runs.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Isa {
@@ -130,6 +146,66 @@ impl Kernel for Isa {
             }
         }
     }
+}
+
+impl PairKernel for Avx512Bf16 {
+    fn step(self) -> usize {
+        WIDE
+    }
+
+    fn round(self, src: &[f32], dst: &mut [u32]) {
+        // SAFETY: an `Avx512Bf16` exists only where the CPU has AVX-512F and BF16.
+        #[allow(unsafe_code)]
+        unsafe {
+            round_avx512(src, dst)
+        }
+    }
+
+    #[inline]
+    fn run(self, tile: &Tile<&[[u32; MR]]>, width: usize, weights: &[u32], out: &mut [f32]) {
+        // SAFETY: an `Avx512Bf16` exists only where the CPU has AVX-512F, BF16 and VL, AVX2 and
+        // FMA.
+        #[allow(unsafe_code)]
+        unsafe {
+            match width {
+                64 => tile.bf16::<4>(weights, out),
+                48 => tile.bf16::<3>(weights, out),
+                32 => tile.bf16::<2>(weights, out),
+                16 => tile.bf16::<1>(weights, out),
+                8 => tile.bf16_8(weights, out),
+                _ => panic!("no bf16 tile is {width} channels wide"),
+            }
+        }
+    }
+}
+
+/// [`pointwise`] with the weights and input rounded to bf16 (sums in f32).
+pub(super) fn pointwise_pairs(
+    cpu: Avx512Bf16,
+    packed: &Pairs,
+    bias: &[f32],
+    input: Pixels,
+    cin: usize,
+    output: Output,
+) {
+    // SAFETY: an `Avx512Bf16` exists only where the CPU has these features.
+    #[allow(unsafe_code)]
+    unsafe {
+        pointwise_pairs_avx512(cpu, packed, bias, input, cin, output)
+    }
+}
+
+/// The bf16 driver compiled with AVX-512 (its rounding to bf16 vectorised).
+#[target_feature(enable = "avx,avx2,fma,avx512f,avx512bw,avx512vl,avx512bf16")]
+fn pointwise_pairs_avx512(
+    cpu: Avx512Bf16,
+    packed: &Pairs,
+    bias: &[f32],
+    input: Pixels,
+    cin: usize,
+    output: Output,
+) {
+    bf16::pointwise_pairs(cpu, packed, bias, input, cin, output);
 }
 
 /// `out [pixels, cout] = act(input [pixels, cin] x weight + bias (+ residual))`.
@@ -290,6 +366,163 @@ impl Tile<'_> {
                 };
                 store16(&mut sums[r][v], a);
             }
+        }
+        self.write(&sums, out);
+    }
+}
+
+/// 16 lanes of bf16 pairs from a `&[u32; 16]`.
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+fn load_pairs16(lanes: &[u32; 16]) -> __m512bh {
+    // SAFETY: reads exactly the 16 lanes `lanes` refers to; both types are 64 bytes of plain
+    // data, every bit pattern a valid value of either.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(lanes.as_ptr().cast()))
+    }
+}
+
+/// Writes 16 lanes of bf16 pairs to a `&mut [u32; 16]`.
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+fn store_pairs16(dst: &mut [u32; 16], value: __m512bh) {
+    // SAFETY: writes exactly the 16 lanes `dst` refers to; both types are 64 bytes of plain
+    // data, every bit pattern a valid value of either.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_storeu_si512(
+            dst.as_mut_ptr().cast(),
+            std::mem::transmute::<__m512bh, __m512i>(value),
+        )
+    }
+}
+
+/// One lane of a bf16 pair in all 16 lanes.
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+fn broadcast_pair16(lane: u32) -> __m512bh {
+    // SAFETY: both types are 64 bytes of plain data, every bit pattern a valid value of either.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(lane as i32))
+    }
+}
+
+/// 8 lanes of bf16 pairs from a `&[u32; 8]`.
+#[target_feature(enable = "avx512f,avx512vl,avx512bf16")]
+#[inline]
+fn load_pairs8(lanes: &[u32; 8]) -> __m256bh {
+    // SAFETY: reads exactly the 8 lanes `lanes` refers to; both types are 32 bytes of plain
+    // data, every bit pattern a valid value of either.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::mem::transmute::<__m256i, __m256bh>(_mm256_loadu_si256(lanes.as_ptr().cast()))
+    }
+}
+
+/// One lane of a bf16 pair in all 8 lanes.
+#[target_feature(enable = "avx512f,avx512vl,avx512bf16")]
+#[inline]
+fn broadcast_pair8(lane: u32) -> __m256bh {
+    // SAFETY: both types are 32 bytes of plain data, every bit pattern a valid value of either.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::mem::transmute::<__m256i, __m256bh>(_mm256_set1_epi32(lane as i32))
+    }
+}
+
+/// [`PairKernel::round`]: 32 values at a time in one conversion (to nearest, ties to even).
+#[target_feature(enable = "avx512f,avx512bf16")]
+fn round_avx512(src: &[f32], dst: &mut [u32]) {
+    assert_eq!(src.len(), 2 * dst.len());
+    let (whole, rest) = src.as_chunks::<32>();
+    let (lanes, lanes_rest) = dst.as_chunks_mut::<16>();
+    for (src, dst) in whole.iter().zip(lanes.iter_mut()) {
+        let (halves, _) = src.as_chunks::<16>();
+        let (low, high) = (load16(&halves[0]), load16(&halves[1]));
+        store_pairs16(dst, _mm512_cvtne2ps_pbh(high, low));
+    }
+    for (dst, two) in lanes_rest.iter_mut().zip(rest.chunks_exact(2)) {
+        *dst = bf16::pair(two[0], two[1]);
+    }
+}
+
+impl Tile<'_, &[[u32; MR]]> {
+    /// `weights` is `[cin / 2][16 * NV]` lanes of pairs.
+    #[target_feature(enable = "avx,avx2,fma,avx512f,avx512vl,avx512bf16")]
+    fn bf16<const NV: usize>(&self, weights: &[u32], out: &mut [f32]) {
+        let rows = self.starts.len();
+        let (weights, _) = weights.as_chunks::<16>();
+        let (bias, _) = self.bias.as_chunks::<16>();
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = load16(&bias[v]);
+                if let Some(residual) = self.residual.filter(|_| r < rows) {
+                    let (residual, _) = residual[r * self.cout..][..16 * NV].as_chunks::<16>();
+                    *acc = _mm512_add_ps(*acc, load16(&residual[v]));
+                }
+            }
+        }
+        for (x, w) in self.x.iter().zip(weights.chunks_exact(NV)) {
+            let mut wv = [broadcast_pair16(0); NV];
+            for v in 0..NV {
+                wv[v] = load_pairs16(&w[v]);
+            }
+            for r in 0..MR {
+                let x = broadcast_pair16(x[r]);
+                for v in 0..NV {
+                    acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, wv[v]);
+                }
+            }
+        }
+        let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
+        let mut sums = [[[0.0; 16]; NV]; MR];
+        for r in 0..MR {
+            for v in 0..NV {
+                let a = acc[r][v];
+                let a = if self.relu6 {
+                    _mm512_min_ps(six, _mm512_max_ps(zero, a))
+                } else {
+                    a
+                };
+                store16(&mut sums[r][v], a);
+            }
+        }
+        self.write(&sums, out);
+    }
+
+    /// A last run of 8 channels: `weights` is `[cin / 2][8]` lanes of pairs.
+    #[target_feature(enable = "avx,avx2,fma,avx512f,avx512vl,avx512bf16")]
+    fn bf16_8(&self, weights: &[u32], out: &mut [f32]) {
+        let rows = self.starts.len();
+        let (weights, _) = weights.as_chunks::<8>();
+        let (bias, _) = self.bias.as_chunks::<8>();
+        let mut acc = [_mm256_setzero_ps(); MR];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            *acc = load(&bias[0]);
+            if let Some(residual) = self.residual.filter(|_| r < rows) {
+                let (residual, _) = residual[r * self.cout..][..8].as_chunks::<8>();
+                *acc = _mm256_add_ps(*acc, load(&residual[0]));
+            }
+        }
+        for (x, w) in self.x.iter().zip(weights) {
+            let wv = load_pairs8(w);
+            for r in 0..MR {
+                let x = broadcast_pair8(x[r]);
+                acc[r] = _mm256_dpbf16_ps(acc[r], x, wv);
+            }
+        }
+        let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
+        let mut sums = [[[0.0; 8]; 1]; MR];
+        for r in 0..MR {
+            let a = if self.relu6 {
+                _mm256_min_ps(six, _mm256_max_ps(zero, acc[r]))
+            } else {
+                acc[r]
+            };
+            store(&mut sums[r][0], a);
         }
         self.write(&sums, out);
     }

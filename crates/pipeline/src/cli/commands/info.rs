@@ -20,6 +20,11 @@ pub fn run() -> Result<()> {
         vision::cpu::kernels(),
         paths.join(", ")
     );
+    if vision::cpu::bf16_available() {
+        println!("cpu: --precision bf16 available (AVX-512 BF16)");
+    } else {
+        println!("cpu: --precision bf16 not available (needs AVX-512 BF16)");
+    }
     let adapters = device::adapters();
     if !cfg!(feature = "gpu") {
         println!("wgpu adapters: not built in");

@@ -1,0 +1,195 @@
+//! The bf16 1x1 convolution: the driver of [`super::driver`] with the weights and each cache
+//! block of input rounded to bf16 and packed in pairs of input channels, for ISAs whose tiles
+//! take dot products of bf16 pairs into f32 sums (x86-64 with AVX-512 BF16: `vdpbf16ps`, twice
+//! the products of an f32 FMA). Sums, bias, residual and ReLU6 stay f32.
+
+use super::Pixels;
+use super::driver::{BLOCK_VALUES, MR, Output, Tile, groups};
+
+/// Fewest output channels of a 1x1 convolution that runs in bf16: with fewer, rounding each
+/// input pixel to bf16 costs more than the products it saves (the projections to 16 and 24
+/// channels ran at 0.76-0.85x of f32 on Zen 4, those to 40 and more at 1.1-1.8x).
+pub(super) const MIN_COUT: usize = 32;
+
+/// `x` rounded to the nearest bf16 (ties to even), as the low 16 bits: the upper half of its
+/// f32 bits. A NaN stays a NaN.
+#[inline(always)]
+pub(super) fn bf16(x: f32) -> u32 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return (bits >> 16) | 0x40;
+    }
+    (bits + 0x7fff + ((bits >> 16) & 1)) >> 16
+}
+
+/// Two values as one lane of bf16 pairs, `first` in the low half (the element a pair's dot
+/// product pairs with the low half of the other operand's lane).
+#[inline(always)]
+pub(super) fn pair(first: f32, second: f32) -> u32 {
+    bf16(first) | bf16(second) << 16
+}
+
+/// An ISA's 1x1 convolution tile in bf16: each step of its sum takes a pair of input channels
+/// (a dot product of bf16 pairs added to f32 sums, twice the products of an f32 step).
+pub(super) trait PairKernel: Copy {
+    /// The widest run of output channels one tile computes: a multiple of 16.
+    fn step(self) -> usize;
+
+    /// `dst[i] = pair(src[2 i], src[2 i + 1])`: rounds `src` to bf16 pairs, as [`pair`] does
+    /// (where the hardware converts, it may flush subnormals to zero).
+    fn round(self, src: &[f32], dst: &mut [u32]);
+
+    /// Computes `tile`'s `width` output channels (16 or more, or a last run of 8), whose
+    /// weights are `[cin / 2][width]` pairs ([`Pairs`] for this kernel), into `out`, the
+    /// layer's whole output. The tile's input is `[cin / 2][MR]` pairs.
+    fn run(self, tile: &Tile<&[[u32; MR]]>, width: usize, weights: &[u32], out: &mut [f32]);
+}
+
+/// 1x1 convolution weights in bf16 for [`pointwise_pairs`] on one ISA: for each run of output
+/// channels that a tile computes ([`groups`]), `[cin / 2][width]` lanes of two input channels'
+/// weights ([`pair`]).
+#[derive(Debug)]
+pub(super) struct Pairs {
+    data: Vec<u32>,
+    step: usize,
+}
+
+impl Pairs {
+    /// `weight` is `[cin, cout]`; `None` unless `cin` and `cout` are multiples of 8.
+    pub(super) fn new(
+        cpu: impl PairKernel,
+        weight: &[f32],
+        cin: usize,
+        cout: usize,
+    ) -> Option<Self> {
+        if !cin.is_multiple_of(8) || !cout.is_multiple_of(8) || weight.len() != cin * cout {
+            return None;
+        }
+        let step = cpu.step();
+        let mut data = Vec::with_capacity(weight.len() / 2);
+        for (start, width) in groups(step, cout) {
+            for two in weight.chunks_exact(2 * cout) {
+                let (first, second) = two.split_at(cout);
+                data.extend((start..start + width).map(|c| pair(first[c], second[c])));
+            }
+        }
+        Some(Self { data, step })
+    }
+}
+
+thread_local! {
+    /// [`pointwise_pairs`]' cache block rounded to bf16, and its panels.
+    static PAIR_BLOCKS: std::cell::Cell<(Vec<u32>, Vec<[u32; MR]>)> =
+        const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// [`super::driver::pointwise`] in bf16: the same cache blocks, each rounded to bf16 pairs once (in the
+/// input's layout) and packed into panels of MR pixels (`[cin / 2][MR]`, zero past the last
+/// pixel) that every run of output channels rereads; sums, bias, residual and ReLU6 in f32.
+/// `cin` is a multiple of 8.
+#[inline(always)]
+pub(super) fn pointwise_pairs<K: PairKernel>(
+    cpu: K,
+    packed: &Pairs,
+    bias: &[f32],
+    input: Pixels,
+    cin: usize,
+    output: Output,
+) {
+    let Output {
+        out,
+        rows: layout,
+        planes,
+        residual,
+        relu6,
+    } = output;
+    let cout = bias.len();
+    let pixels = input.values().len() / cin;
+    assert!(input.values().len() == pixels * cin && cin.is_multiple_of(8));
+    assert!(planes.is_some() || out.len() >= layout.len(pixels) * cout);
+    let (pixel, vector) = planes.map_or((cout, 8), |plane| (8, plane));
+    assert!(residual.is_none_or(|r| r.len() == pixels * cout));
+    assert_eq!(
+        packed.step,
+        cpu.step(),
+        "weights packed for another ISA's tiles"
+    );
+    let pairs = cin / 2;
+    let block = (BLOCK_VALUES / cin).max(MR) / MR * MR;
+    let (mut rounded, mut panels) = PAIR_BLOCKS.take();
+    rounded.resize(rounded.len().max(block * pairs), 0);
+    panels.resize(panels.len().max(block / MR * pairs), [0; MR]);
+    let mut starts = Vec::with_capacity(block);
+    for first in (0..pixels).step_by(block) {
+        let rows = block.min(pixels - first);
+        starts.clear();
+        starts.extend((first..first + rows).map(|p| layout.at(p) * pixel));
+        // The block's pairs: `[rows][cin / 2]` channels-last, `[cin / 8][rows][4]` from planes.
+        let rounded = &mut rounded[..rows * pairs];
+        match input {
+            Pixels::ChannelsLast(values) => {
+                cpu.round(&values[first * cin..][..rows * cin], rounded);
+            }
+            Pixels::Planes(values) => {
+                for (v, dst) in rounded.chunks_exact_mut(rows * 4).enumerate() {
+                    cpu.round(&values[(v * pixels + first) * 8..][..rows * 8], dst);
+                }
+            }
+        }
+        let tiles = rows.div_ceil(MR);
+        for (t, panel) in panels.chunks_exact_mut(pairs).take(tiles).enumerate() {
+            let r0 = t * MR;
+            let have = (rows - r0).min(MR);
+            match input {
+                Pixels::ChannelsLast(_) if have == MR => {
+                    let tile = &rounded[r0 * pairs..][..MR * pairs];
+                    let rows: [&[u32]; MR] = std::array::from_fn(|r| &tile[r * pairs..][..pairs]);
+                    for (j, dst) in panel.iter_mut().enumerate() {
+                        *dst = std::array::from_fn(|r| rows[r][j]);
+                    }
+                }
+                Pixels::ChannelsLast(_) => {
+                    for (j, dst) in panel.iter_mut().enumerate() {
+                        *dst = std::array::from_fn(|r| {
+                            if r < have {
+                                rounded[(r0 + r) * pairs + j]
+                            } else {
+                                0
+                            }
+                        });
+                    }
+                }
+                Pixels::Planes(_) => {
+                    let planes = rounded.chunks_exact(rows * 4);
+                    for (dst, plane) in panel.as_chunks_mut::<4>().0.iter_mut().zip(planes) {
+                        for (i, dst) in dst.iter_mut().enumerate() {
+                            *dst = std::array::from_fn(|r| {
+                                if r < have { plane[(r0 + r) * 4 + i] } else { 0 }
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let mut offset = 0;
+        for (start, width) in groups(packed.step, cout) {
+            let weights = &packed.data[offset..][..pairs * width];
+            offset += pairs * width;
+            for (t, starts) in starts.chunks(MR).enumerate() {
+                let p0 = first + t * MR;
+                let tile = Tile {
+                    x: &panels[t * pairs..][..pairs],
+                    bias: &bias[start..start + width],
+                    residual: residual.map(|r| &r[p0 * cout + start..]),
+                    starts,
+                    first: start / 8 * vector,
+                    vector,
+                    cout,
+                    relu6,
+                };
+                cpu.run(&tile, width, weights, out);
+            }
+        }
+    }
+    PAIR_BLOCKS.set((rounded, panels));
+}
