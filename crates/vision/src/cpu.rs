@@ -15,6 +15,10 @@
 //!   too (whole cache lines), which the projection reads 6 pixels x 8 channels at a time.
 //! - Elsewhere, the 1x1 convolutions are matrix products in the `gemm` crate (burn-flex's own)
 //!   and the depthwise convolutions plain loops over channels-last rows.
+//! - On request ([`CpuBackbone::in_bf16`]), where the CPU has AVX-512 BF16, the 1x1
+//!   convolutions of 32 or more output channels but the stem's run in bf16 (`cpu/bf16.rs`):
+//!   the same tiles taking a pair of input channels per step, twice the products per
+//!   instruction, with sums in f32.
 //!
 //! Each MBConv block runs a band of output rows at a time (expansion, depthwise, projection),
 //! so its expanded activation, the largest in the network, stays in the core's cache. Frames
@@ -65,7 +69,7 @@ type Bf16 = Option<simd::Avx512Bf16>;
 type Bf16 = Option<std::convert::Infallible>;
 
 /// Whether this CPU can run the CNN with its 1x1 convolutions in bf16 ([`CpuBackbone::in_bf16`]):
-/// x86-64 with AVX-512F, BF16 and VL (AMD Zen 4 and later, Intel Cooper Lake and Sapphire
+/// x86-64 with AVX-512F, BF16, VL and BW (AMD Zen 4 and later, Intel Cooper Lake, Sapphire
 /// Rapids and later).
 pub fn bf16_available() -> bool {
     detect_bf16().is_some()
@@ -419,14 +423,15 @@ impl Pointwise {
         }
     }
 
-    /// Whether the SIMD kernels run it (in f32 or bf16), so that it can read and write planes.
+    /// Whether `k`'s SIMD kernels run it (in f32 or bf16: what [`pointwise`] dispatches on),
+    /// so that it can read and write planes.
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    fn packed(&self) -> bool {
+    fn packed(&self, k: Kernels) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if self.pairs.is_some() {
+        if self.pairs.is_some() && k.bf16.is_some() {
             return true;
         }
-        self.packed.is_some()
+        k.simd.is_some() && self.packed.is_some()
     }
 }
 
@@ -534,8 +539,8 @@ impl CpuBackbone {
         let bf16 = detect_bf16();
         if bf16.is_none() {
             return Err(VisionError::Compile(
-                "bf16 needs a CPU with AVX-512 BF16 (AMD Zen 4 or later, Intel Sapphire Rapids \
-                 or later), which this one lacks"
+                "bf16 needs a CPU with AVX-512 BF16 (AMD Zen 4 or later, Intel Cooper Lake, \
+                 Sapphire Rapids or later), which this one lacks"
                     .into(),
             ));
         }
@@ -988,8 +993,8 @@ impl Hidden {
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         if let Some(cpu) = k.simd
             && driver::depthwise_fits(&block.depthwise)
-            && block.expand.as_ref().is_none_or(Pointwise::packed)
-            && block.project.packed()
+            && block.expand.as_ref().is_none_or(|e| e.packed(k))
+            && block.project.packed(k)
         {
             return Self::Planes { rows, cpu };
         }

@@ -175,7 +175,8 @@ fn unopenable_sources_say_why() {
 /// A server that closes the stream and comes back: the reader reconnects, the first frame
 /// after says how long the gap was, and times keep increasing though the server's clock
 /// started again. When the server is gone for good, the reconnects run out and the report
-/// says why the stream ended.
+/// says why the stream ended. Motion (measured on a thread of its own where the decode has
+/// converter threads) starts afresh with the new connection: its first frame is a key frame.
 #[test]
 fn a_dropped_stream_is_reconnected_and_times_go_on() {
     use std::io::Write as _;
@@ -192,6 +193,7 @@ fn a_dropped_stream_is_reconnected_and_times_go_on() {
     });
     let mut opts = options(Every::Frame, None);
     opts.read.reconnect = 2;
+    opts.motion = MotionSource::Auto;
     let source = Source::parse(OsStr::new(&format!("tcp://127.0.0.1:{port}")), None);
     let decoding = Decoding::open(&source, opts, 64).expect("opens");
     assert_eq!(decoding.info.liveness, Liveness::Live);
@@ -208,6 +210,10 @@ fn a_dropped_stream_is_reconnected_and_times_go_on() {
     assert!(times[20] >= times[19] + gaps[0], "{times:?}");
     assert_eq!(report.reconnects, 1, "{report:?}");
     assert!(report.ended.is_some(), "{report:?}");
+    let motion: Vec<_> = frames.iter().map(|f| f.motion.as_ref()).collect();
+    assert!(motion.iter().all(Option::is_some), "{motion:?}");
+    assert!(motion[0].is_some_and(|m| m.key) && motion[20].is_some_and(|m| m.key));
+    assert!(motion[19].is_some_and(|m| !m.key), "{motion:?}");
 }
 
 /// A source whose own clock starts again mid-stream (MPEG-TS from a restarted sender on the

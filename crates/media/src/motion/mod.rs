@@ -43,7 +43,9 @@ pub const LAYOUT_VERSION: u32 = 1;
 ///   about 160 pixels), swscale only for formats without an 8-bit luma plane.
 /// - 3: codec vectors from a slice-threaded decoder (frame threads exported them racily), and
 ///   the frames a sparse sampling decodes fixed by the packets alone.
-pub const MEASURE_VERSION: u32 = 3;
+/// - 4: the fit's residual lengths without `hypot` and its weighted medians sorted unstably
+///   (the same within rounding, which can move an inlier at the threshold).
+pub const MEASURE_VERSION: u32 = 4;
 /// Side of the grid of object motion.
 pub const GRID: usize = 4;
 /// Length of [`Motion::to_vec`].

@@ -1,5 +1,6 @@
 //! Follows one stream's motion frame by frame (every decoded frame, sampled or not) and hands
-//! each sample the motion of its interval ([`Tracker::take`]).
+//! each sample the motion of its interval: from [`Tracker::take`], or when measured on a thread
+//! of its own, in order from [`Tracker::measure_apart`]'s receiver.
 
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
@@ -193,6 +194,9 @@ impl Tracker {
     /// [`Tracker::take`] answers `None`; each sample's [`Motion`] comes, in order, from the
     /// receiver returned. The thread ends once the tracker is dropped.
     pub fn measure_apart(&mut self) -> std::io::Result<(Receiver<Motion>, JoinHandle<()>)> {
+        if matches!(self.measuring, Measuring::There(_)) {
+            return Err(std::io::Error::other("motion is measured apart already"));
+        }
         let (steps, rx) = sync_channel(STEPS_AHEAD);
         let (motions, received) = channel();
         let handle = std::thread::Builder::new()
@@ -280,7 +284,11 @@ impl Tracker {
             .filter(|d| predicted && *d > EPS && *d <= MAX_GAP);
         // What the fit will find a measurement in (it fits every field of that many vectors).
         if since_anchor.is_some()
-            && blocks.iter().filter(|b| b.source < 0).count() >= fit::MIN_SAMPLES
+            && blocks
+                .iter()
+                .filter(|b| b.source < 0 && b.area() > 0.0)
+                .count()
+                >= fit::MIN_SAMPLES
         {
             self.heard = Some(t);
         }

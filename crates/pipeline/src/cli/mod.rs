@@ -815,8 +815,8 @@ pub enum Precision {
     F32,
     /// Half precision, on GPUs with f16 shaders: half the memory traffic.
     F16,
-    /// bfloat16 1x1 convolutions on CPUs with AVX-512 BF16 (AMD Zen 4 and later, Intel
-    /// Sapphire Rapids and later): twice the products per instruction, sums in f32.
+    /// bfloat16 1x1 convolutions on CPUs with AVX-512 BF16 (AMD Zen 4 and later, Intel Cooper
+    /// Lake, Sapphire Rapids and later): twice the products per instruction, sums in f32.
     Bf16,
 }
 

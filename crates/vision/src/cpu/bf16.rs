@@ -1,5 +1,5 @@
-//! The bf16 1x1 convolution: the driver of [`super::driver`] with the weights and each cache
-//! block of input rounded to bf16 and packed in pairs of input channels, for ISAs whose tiles
+//! The bf16 1x1 convolution: the driver of [`super::driver`] with the weights and each tile of
+//! input pixels rounded to bf16 and packed in pairs of input channels, for ISAs whose tiles
 //! take dot products of bf16 pairs into f32 sums (x86-64 with AVX-512 BF16: `vdpbf16ps`, twice
 //! the products of an f32 FMA). Sums, bias, residual and ReLU6 stay f32.
 
@@ -35,9 +35,10 @@ pub(super) trait PairKernel: Copy {
     /// The widest run of output channels one tile computes: a multiple of 16.
     fn step(self) -> usize;
 
-    /// `dst[i] = pair(src[2 i], src[2 i + 1])`: rounds `src` to bf16 pairs, as [`pair`] does
-    /// (where the hardware converts, it may flush subnormals to zero).
-    fn round(self, src: &[f32], dst: &mut [u32]);
+    /// Rounds 8 input channels of MR pixels to bf16 (as [`bf16`] does; where the hardware
+    /// converts, it may flush subnormals to zero) into their 4 pairs of a panel:
+    /// `dst[i][r] = pair(rows[r][2 i], rows[r][2 i + 1])`.
+    fn pack(self, rows: [&[f32; 8]; MR], dst: &mut [[u32; MR]; 4]);
 
     /// Computes `tile`'s `width` output channels (16 or more, or a last run of 8), whose
     /// weights are `[cin / 2][width]` pairs ([`Pairs`] for this kernel), into `out`, the
@@ -78,15 +79,14 @@ impl Pairs {
 }
 
 thread_local! {
-    /// [`pointwise_pairs`]' cache block rounded to bf16, and its panels.
-    static PAIR_BLOCKS: std::cell::Cell<(Vec<u32>, Vec<[u32; MR]>)> =
-        const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+    /// [`pointwise_pairs`]' panels.
+    static PANELS: std::cell::Cell<Vec<[u32; MR]>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// [`super::driver::pointwise`] in bf16: the same cache blocks, each rounded to bf16 pairs once (in the
-/// input's layout) and packed into panels of MR pixels (`[cin / 2][MR]`, zero past the last
-/// pixel) that every run of output channels rereads; sums, bias, residual and ReLU6 in f32.
-/// `cin` is a multiple of 8.
+/// [`super::driver::pointwise`] in bf16: the same cache blocks, each tile of MR pixels rounded
+/// to bf16 once into a panel of pairs (`[cin / 2][MR]`, zero past the last pixel) that every
+/// run of output channels rereads; sums, bias, residual and ReLU6 in f32. `cin` is a multiple
+/// of 8.
 #[inline(always)]
 pub(super) fn pointwise_pairs<K: PairKernel>(
     cpu: K,
@@ -116,59 +116,32 @@ pub(super) fn pointwise_pairs<K: PairKernel>(
     );
     let pairs = cin / 2;
     let block = (BLOCK_VALUES / cin).max(MR) / MR * MR;
-    let (mut rounded, mut panels) = PAIR_BLOCKS.take();
-    rounded.resize(rounded.len().max(block * pairs), 0);
+    let mut panels = PANELS.take();
     panels.resize(panels.len().max(block / MR * pairs), [0; MR]);
+    // Runs of 8 channels: `[pixels][cin / 8]` channels-last, `[cin / 8][pixels]` in planes.
+    let (eights, _) = input.values().as_chunks::<8>();
+    let eight = |p: usize, v: usize| match input {
+        Pixels::ChannelsLast(_) => &eights[p * (cin / 8) + v],
+        Pixels::Planes(_) => &eights[v * pixels + p],
+    };
+    let zeros = [0.0; 8];
     let mut starts = Vec::with_capacity(block);
     for first in (0..pixels).step_by(block) {
         let rows = block.min(pixels - first);
         starts.clear();
         starts.extend((first..first + rows).map(|p| layout.at(p) * pixel));
-        // The block's pairs: `[rows][cin / 2]` channels-last, `[cin / 8][rows][4]` from planes.
-        let rounded = &mut rounded[..rows * pairs];
-        match input {
-            Pixels::ChannelsLast(values) => {
-                cpu.round(&values[first * cin..][..rows * cin], rounded);
-            }
-            Pixels::Planes(values) => {
-                for (v, dst) in rounded.chunks_exact_mut(rows * 4).enumerate() {
-                    cpu.round(&values[(v * pixels + first) * 8..][..rows * 8], dst);
-                }
-            }
-        }
-        let tiles = rows.div_ceil(MR);
-        for (t, panel) in panels.chunks_exact_mut(pairs).take(tiles).enumerate() {
-            let r0 = t * MR;
-            let have = (rows - r0).min(MR);
-            match input {
-                Pixels::ChannelsLast(_) if have == MR => {
-                    let tile = &rounded[r0 * pairs..][..MR * pairs];
-                    let rows: [&[u32]; MR] = std::array::from_fn(|r| &tile[r * pairs..][..pairs]);
-                    for (j, dst) in panel.iter_mut().enumerate() {
-                        *dst = std::array::from_fn(|r| rows[r][j]);
-                    }
-                }
-                Pixels::ChannelsLast(_) => {
-                    for (j, dst) in panel.iter_mut().enumerate() {
-                        *dst = std::array::from_fn(|r| {
-                            if r < have {
-                                rounded[(r0 + r) * pairs + j]
-                            } else {
-                                0
-                            }
-                        });
-                    }
-                }
-                Pixels::Planes(_) => {
-                    let planes = rounded.chunks_exact(rows * 4);
-                    for (dst, plane) in panel.as_chunks_mut::<4>().0.iter_mut().zip(planes) {
-                        for (i, dst) in dst.iter_mut().enumerate() {
-                            *dst = std::array::from_fn(|r| {
-                                if r < have { plane[(r0 + r) * 4 + i] } else { 0 }
-                            });
-                        }
-                    }
-                }
+        for (t, panel) in panels
+            .chunks_exact_mut(pairs)
+            .take(rows.div_ceil(MR))
+            .enumerate()
+        {
+            let p0 = first + t * MR;
+            let have = (first + rows - p0).min(MR);
+            let (groups, _) = panel.as_chunks_mut::<4>();
+            for (v, dst) in groups.iter_mut().enumerate() {
+                let rows =
+                    std::array::from_fn(|r| if r < have { eight(p0 + r, v) } else { &zeros });
+                cpu.pack(rows, dst);
             }
         }
         let mut offset = 0;
@@ -191,5 +164,5 @@ pub(super) fn pointwise_pairs<K: PairKernel>(
             }
         }
     }
-    PAIR_BLOCKS.set((rounded, panels));
+    PANELS.set(panels);
 }

@@ -87,8 +87,9 @@ impl Avx512 {
     }
 }
 
-/// Proof that the CPU has AVX-512F with BF16 and VL (dot products of bf16 pairs into f32 sums,
-/// in 512- and 256-bit registers), AVX2 and FMA: only [`Avx512Bf16::detect`] makes one.
+/// Proof that the CPU has AVX-512F with BF16, VL and BW (dot products of bf16 pairs into f32
+/// sums, in 512- and 256-bit registers), AVX2 and FMA: only [`Avx512Bf16::detect`] makes one.
+/// Every CPU with AVX-512 BF16 has VL and BW too; they are checked all the same.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Avx512Bf16(());
 
@@ -97,6 +98,7 @@ impl Avx512Bf16 {
         Avx512::detect()
             .filter(|_| is_x86_feature_detected!("avx512bf16"))
             .filter(|_| is_x86_feature_detected!("avx512vl"))
+            .filter(|_| is_x86_feature_detected!("avx512bw"))
             .map(|_| Self(()))
     }
 }
@@ -153,11 +155,12 @@ impl PairKernel for Avx512Bf16 {
         WIDE
     }
 
-    fn round(self, src: &[f32], dst: &mut [u32]) {
-        // SAFETY: an `Avx512Bf16` exists only where the CPU has AVX-512F and BF16.
+    #[inline]
+    fn pack(self, rows: [&[f32; 8]; MR], dst: &mut [[u32; MR]; 4]) {
+        // SAFETY: an `Avx512Bf16` exists only where the CPU has AVX-512F, BF16 and VL.
         #[allow(unsafe_code)]
         unsafe {
-            round_avx512(src, dst)
+            pack_avx512(rows, dst)
         }
     }
 
@@ -195,7 +198,7 @@ pub(super) fn pointwise_pairs(
     }
 }
 
-/// The bf16 driver compiled with AVX-512 (its rounding to bf16 vectorised).
+/// The bf16 driver compiled with AVX-512, its tiles and packing inlined.
 #[target_feature(enable = "avx,avx2,fma,avx512f,avx512bw,avx512vl,avx512bf16")]
 fn pointwise_pairs_avx512(
     cpu: Avx512Bf16,
@@ -383,18 +386,50 @@ fn load_pairs16(lanes: &[u32; 16]) -> __m512bh {
     }
 }
 
-/// Writes 16 lanes of bf16 pairs to a `&mut [u32; 16]`.
+/// bf16 pairs as the 32-bit lanes they fill.
 #[target_feature(enable = "avx512f,avx512bf16")]
 #[inline]
-fn store_pairs16(dst: &mut [u32; 16], value: __m512bh) {
-    // SAFETY: writes exactly the 16 lanes `dst` refers to; both types are 64 bytes of plain
-    // data, every bit pattern a valid value of either.
+fn pairs_as_lanes(pairs: __m512bh) -> __m512i {
+    // SAFETY: both types are 64 bytes of plain data, every bit pattern a valid value of either.
     #[allow(unsafe_code)]
     unsafe {
-        _mm512_storeu_si512(
-            dst.as_mut_ptr().cast(),
-            std::mem::transmute::<__m512bh, __m512i>(value),
-        )
+        std::mem::transmute::<__m512bh, __m512i>(pairs)
+    }
+}
+
+/// 16 lanes from a slice of exactly 16 (checked).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn load_lanes16(lanes: &[i32]) -> __m512i {
+    assert_eq!(lanes.len(), 16);
+    // SAFETY: reads exactly the 16 lanes `lanes` holds (checked above).
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_loadu_si512(lanes.as_ptr().cast())
+    }
+}
+
+/// Writes 16 lanes to a slice of exactly 16 (checked).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn store_lanes16(dst: &mut [u32], value: __m512i) {
+    assert_eq!(dst.len(), 16);
+    // SAFETY: writes exactly the 16 lanes `dst` holds (checked above).
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_storeu_si512(dst.as_mut_ptr().cast(), value)
+    }
+}
+
+/// Writes 8 lanes to a slice of exactly 8 (checked).
+#[target_feature(enable = "avx")]
+#[inline]
+fn store_lanes8(dst: &mut [u32], value: __m256i) {
+    assert_eq!(dst.len(), 8);
+    // SAFETY: writes exactly the 8 lanes `dst` holds (checked above).
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_storeu_si256(dst.as_mut_ptr().cast(), value)
     }
 }
 
@@ -432,20 +467,51 @@ fn broadcast_pair8(lane: u32) -> __m256bh {
     }
 }
 
-/// [`PairKernel::round`]: 32 values at a time in one conversion (to nearest, ties to even).
-#[target_feature(enable = "avx512f,avx512bf16")]
-fn round_avx512(src: &[f32], dst: &mut [u32]) {
-    assert_eq!(src.len(), 2 * dst.len());
-    let (whole, rest) = src.as_chunks::<32>();
-    let (lanes, lanes_rest) = dst.as_chunks_mut::<16>();
-    for (src, dst) in whole.iter().zip(lanes.iter_mut()) {
-        let (halves, _) = src.as_chunks::<16>();
-        let (low, high) = (load16(&halves[0]), load16(&halves[1]));
-        store_pairs16(dst, _mm512_cvtne2ps_pbh(high, low));
+/// Where output lane `o` of [`pack_avx512`]'s panel rows (pair `o / MR` of pixel `o % MR`)
+/// is among its converted lanes: pixels 0-3 in the first register (lane `4 r + i`), 4-5 in
+/// the second (16 on). Lanes 24-31 are not stored.
+const PACK_LANES: [i32; 32] = {
+    let mut lanes = [0; 32];
+    let mut o = 0;
+    while o < 24 {
+        let (i, r) = ((o / MR) as i32, (o % MR) as i32);
+        lanes[o] = if r < 4 {
+            4 * r + i
+        } else {
+            16 + 4 * (r - 4) + i
+        };
+        o += 1;
     }
-    for (dst, two) in lanes_rest.iter_mut().zip(rest.chunks_exact(2)) {
-        *dst = bf16::pair(two[0], two[1]);
-    }
+    lanes
+};
+
+/// [`PairKernel::pack`]: MR = 6 pixels' 8 channels converted in two instructions (to
+/// nearest, ties to even) and moved to the panel's order in two permutes.
+#[target_feature(enable = "avx,avx2,fma,avx512f,avx512vl,avx512bf16")]
+#[inline]
+fn pack_avx512(rows: [&[f32; 8]; MR], dst: &mut [[u32; MR]; 4]) {
+    const { assert!(MR == 6) };
+    let two = |a: &[f32; 8], b: &[f32; 8]| {
+        let low = _mm512_castps256_ps512(load(a));
+        _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+            _mm512_castps_pd(low),
+            _mm256_castps_pd(load(b)),
+        ))
+    };
+    let (r01, r23, r45) = (
+        two(rows[0], rows[1]),
+        two(rows[2], rows[3]),
+        two(rows[4], rows[5]),
+    );
+    // Lanes 4 r + i: pixels 0-3, then 4-5 (and zeros).
+    let first = pairs_as_lanes(_mm512_cvtne2ps_pbh(r23, r01));
+    let second = pairs_as_lanes(_mm512_cvtne2ps_pbh(_mm512_setzero_ps(), r45));
+    let (head, tail) = PACK_LANES.split_at(16);
+    let low = _mm512_permutex2var_epi32(first, load_lanes16(head), second);
+    let high = _mm512_permutex2var_epi32(first, load_lanes16(tail), second);
+    let (dst_head, dst_tail) = dst.as_flattened_mut().split_at_mut(16);
+    store_lanes16(dst_head, low);
+    store_lanes8(dst_tail, _mm512_castsi512_si256(high));
 }
 
 impl Tile<'_, &[[u32; MR]]> {
