@@ -1386,6 +1386,49 @@ mod tests {
             .collect()
     }
 
+    /// What [`pointwise`] should give `input` (channels-last): plain sums, in f64, of
+    /// `value(x) * value(w)`, then the bias and `epilogue`.
+    fn plain_pointwise(
+        layer: &Pointwise,
+        input: &[f32],
+        epilogue: Epilogue,
+        value: impl Fn(f32) -> f32,
+    ) -> Vec<f32> {
+        let (cin, cout) = (layer.cin, layer.cout);
+        let mut want = vec![0.0; input.len() / cin * cout];
+        for (p, row) in want.chunks_exact_mut(cout).enumerate() {
+            for (o, w) in row.iter_mut().enumerate() {
+                let sum: f64 = (0..cin)
+                    .map(|i| {
+                        let (x, w) = (input[p * cin + i], layer.weight[i * cout + o]);
+                        f64::from(value(x)) * f64::from(value(w))
+                    })
+                    .sum();
+                *w = sum as f32 + layer.bias[o];
+                match epilogue {
+                    Epilogue::None => {}
+                    Epilogue::Relu6 => *w = w.clamp(0.0, 6.0),
+                    Epilogue::Residual(r) => *w += r[p * cout + o],
+                }
+            }
+        }
+        want
+    }
+
+    /// The pixels `layout` places in `got` (of `cout` channels) are close to `want`'s, and the
+    /// pixels between them are untouched (NaN).
+    fn assert_written(got: &[f32], cout: usize, layout: Rows, want: &[f32], what: &str) {
+        let mut dense = Vec::new();
+        for (at, px) in got.chunks_exact(cout).enumerate() {
+            if at % layout.stride < layout.width {
+                dense.extend_from_slice(px);
+            } else {
+                assert!(px.iter().all(|v| v.is_nan()), "{what}: wrote {at}");
+            }
+        }
+        assert_close(&dense, want, what);
+    }
+
     fn assert_close(got: &[f32], want: &[f32], what: &str) {
         assert_eq!(got.len(), want.len(), "{what}");
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -1415,20 +1458,7 @@ mod tests {
                 Epilogue::Relu6,
                 Epilogue::Residual(&residual),
             ] {
-                let mut want = vec![0.0; pixels * cout];
-                for (p, row) in want.chunks_exact_mut(cout).enumerate() {
-                    for (o, w) in row.iter_mut().enumerate() {
-                        let sum: f32 = (0..cin)
-                            .map(|i| input[p * cin + i] * layer.weight[i * cout + o])
-                            .sum();
-                        *w = sum + layer.bias[o];
-                        match epilogue {
-                            Epilogue::None => {}
-                            Epilogue::Relu6 => *w = w.clamp(0.0, 6.0),
-                            Epilogue::Residual(r) => *w += r[p * cout + o],
-                        }
-                    }
-                }
+                let want = plain_pointwise(&layer, &input, epilogue, |x| x);
                 // Dense, and in rows of 5 pixels 8 apart (the pixels between untouched).
                 let padded = Rows {
                     width: 5,
@@ -1463,15 +1493,7 @@ mod tests {
                         matches!(pixels_in, Pixels::Planes(_)),
                         kernels.simd
                     );
-                    let mut dense = Vec::new();
-                    for (at, px) in got.chunks_exact(cout).enumerate() {
-                        if at % layout.stride < layout.width {
-                            dense.extend_from_slice(px);
-                        } else {
-                            assert!(px.iter().all(|v| v.is_nan()), "{what}: wrote {at}");
-                        }
-                    }
-                    assert_close(&dense, &want, &what);
+                    assert_written(&got, cout, layout, &want, &what);
                 }
             }
         }
@@ -1528,23 +1550,7 @@ mod tests {
                 Epilogue::Relu6,
                 Epilogue::Residual(&residual),
             ] {
-                let mut want = vec![0.0; pixels * cout];
-                for (p, row) in want.chunks_exact_mut(cout).enumerate() {
-                    for (o, w) in row.iter_mut().enumerate() {
-                        let sum: f64 = (0..cin)
-                            .map(|i| {
-                                let (x, w) = (input[p * cin + i], layer.weight[i * cout + o]);
-                                f64::from(round(x)) * f64::from(round(w))
-                            })
-                            .sum();
-                        *w = sum as f32 + layer.bias[o];
-                        match epilogue {
-                            Epilogue::None => {}
-                            Epilogue::Relu6 => *w = w.clamp(0.0, 6.0),
-                            Epilogue::Residual(r) => *w += r[p * cout + o],
-                        }
-                    }
-                }
+                let want = plain_pointwise(&layer, &input, epilogue, round);
                 let padded = Rows {
                     width: 5,
                     stride: 8,
@@ -1558,15 +1564,7 @@ mod tests {
                         "bf16 {pixels} x {cin} -> {cout}, {layout:?}, planes {}",
                         matches!(pixels_in, Pixels::Planes(_)),
                     );
-                    let mut dense = Vec::new();
-                    for (at, px) in got.chunks_exact(cout).enumerate() {
-                        if at % layout.stride < layout.width {
-                            dense.extend_from_slice(px);
-                        } else {
-                            assert!(px.iter().all(|v| v.is_nan()), "{what}: wrote {at}");
-                        }
-                    }
-                    assert_close(&dense, &want, &what);
+                    assert_written(&got, cout, layout, &want, &what);
                 }
             }
         }

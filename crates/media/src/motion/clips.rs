@@ -82,8 +82,9 @@ fn write(
     path
 }
 
-fn decode(path: &Path, every: Every, source: MotionSource) -> Vec<(f64, Motion)> {
-    let options = DecodeOptions {
+/// Every `every` frame at size 32, with motion from `source`.
+fn options(every: Every, source: MotionSource) -> DecodeOptions {
+    DecodeOptions {
         sampling: Sampling {
             every,
             ..Sampling::default()
@@ -92,8 +93,11 @@ fn decode(path: &Path, every: Every, source: MotionSource) -> Vec<(f64, Motion)>
         display: None,
         motion: source,
         read: crate::ReadOptions::default(),
-    };
-    let decoding = Decoding::start(path, options, 4).expect("starts");
+    }
+}
+
+fn decode(path: &Path, every: Every, source: MotionSource) -> Vec<(f64, Motion)> {
+    let decoding = Decoding::start(path, options(every, source), 4).expect("starts");
     let got = decoding
         .frames
         .iter()
@@ -294,16 +298,7 @@ fn motion_measured_apart_is_motion_measured_inline() {
             (Every::Stride(3), MotionSource::Auto),
             (Every::Stride(3), MotionSource::Estimated),
         ] {
-            let options = DecodeOptions {
-                sampling: Sampling {
-                    every,
-                    ..Sampling::default()
-                },
-                size: 32,
-                display: None,
-                motion: source,
-                read: crate::ReadOptions::default(),
-            };
+            let options = options(every, source);
             let mut video = Video::open(&clip, options.clone()).expect("opens");
             let inline: Vec<(f64, Option<Motion>)> =
                 std::iter::from_fn(|| video.next_frame().expect("decodes"))

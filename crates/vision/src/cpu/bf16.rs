@@ -96,19 +96,17 @@ pub(super) fn pointwise_pairs<K: PairKernel>(
     cin: usize,
     output: Output,
 ) {
-    let Output {
-        out,
-        rows: layout,
-        planes,
-        residual,
-        relu6,
-    } = output;
     let cout = bias.len();
     let pixels = input.values().len() / cin;
     assert!(input.values().len() == pixels * cin && cin.is_multiple_of(8));
-    assert!(planes.is_some() || out.len() >= layout.len(pixels) * cout);
-    let (pixel, vector) = planes.map_or((cout, 8), |plane| (8, plane));
-    assert!(residual.is_none_or(|r| r.len() == pixels * cout));
+    let (pixel, vector) = output.strides(pixels, cout);
+    let Output {
+        out,
+        rows: layout,
+        residual,
+        relu6,
+        ..
+    } = output;
     assert_eq!(
         packed.step,
         cpu.step(),

@@ -80,6 +80,16 @@ pub(super) struct Output<'a> {
     pub(super) relu6: bool,
 }
 
+impl Output<'_> {
+    /// Checks that it holds `pixels` pixels of `cout` channels (and the residual too), and
+    /// gives how many values apart its pixels are, and its vectors of 8 channels.
+    pub(super) fn strides(&self, pixels: usize, cout: usize) -> (usize, usize) {
+        assert!(self.planes.is_some() || self.out.len() >= self.rows.len(pixels) * cout);
+        assert!(self.residual.is_none_or(|r| r.len() == pixels * cout));
+        self.planes.map_or((cout, 8), |plane| (8, plane))
+    }
+}
+
 /// `out [pixels, cout] = act(input [pixels, cin] x weight + bias (+ residual))`: the cache
 /// blocking and packing, each tile in `cpu`'s [`Kernel::run`]. Inlined into each ISA's caller,
 /// so that it compiles with that ISA's features.
@@ -92,21 +102,18 @@ pub(super) fn pointwise<K: Kernel>(
     cin: usize,
     output: Output,
 ) {
-    let Output {
-        out,
-        rows: layout,
-        planes,
-        residual,
-        relu6,
-    } = output;
     let cout = bias.len();
     let pixels = input.values().len() / cin;
     assert!(input.values().len() == pixels * cin);
     assert!(matches!(input, Pixels::ChannelsLast(_)) || cin.is_multiple_of(8));
-    assert!(planes.is_some() || out.len() >= layout.len(pixels) * cout);
-    // Values from one pixel to the next, and from one vector of 8 channels to the next.
-    let (pixel, vector) = planes.map_or((cout, 8), |plane| (8, plane));
-    assert!(residual.is_none_or(|r| r.len() == pixels * cout));
+    let (pixel, vector) = output.strides(pixels, cout);
+    let Output {
+        out,
+        rows: layout,
+        residual,
+        relu6,
+        ..
+    } = output;
     assert_eq!(
         packed.step,
         cpu.step(),

@@ -244,19 +244,8 @@ impl Tile<'_> {
     /// `weights` is `[cin][8 * NV]`.
     #[target_feature(enable = "avx,avx2,fma")]
     fn avx2<const NV: usize>(&self, weights: &[f32], out: &mut [f32]) {
-        let rows = self.starts.len();
         let (weights, _) = weights.as_chunks::<8>();
-        let (bias, _) = self.bias.as_chunks::<8>();
-        let mut acc = [[_mm256_setzero_ps(); NV]; MR];
-        for (r, acc) in acc.iter_mut().enumerate() {
-            for (v, acc) in acc.iter_mut().enumerate() {
-                *acc = load(&bias[v]);
-                if let Some(residual) = self.residual.filter(|_| r < rows) {
-                    let (residual, _) = residual[r * self.cout..][..8 * NV].as_chunks::<8>();
-                    *acc = _mm256_add_ps(*acc, load(&residual[v]));
-                }
-            }
-        }
+        let mut acc = self.start8::<NV>();
         match self.x {
             Source::Panel(panel) => {
                 for (x, w) in panel.iter().zip(weights.chunks_exact(NV)) {
@@ -291,38 +280,14 @@ impl Tile<'_> {
                 }
             }
         }
-        let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
-        let mut sums = [[[0.0; 8]; NV]; MR];
-        for r in 0..MR {
-            for v in 0..NV {
-                let a = acc[r][v];
-                let a = if self.relu6 {
-                    _mm256_min_ps(six, _mm256_max_ps(zero, a))
-                } else {
-                    a
-                };
-                store(&mut sums[r][v], a);
-            }
-        }
-        self.write(&sums, out);
+        self.finish8(acc, out);
     }
 
     /// `weights` is `[cin][16 * NV]`.
     #[target_feature(enable = "avx,avx2,fma,avx512f")]
     fn avx512<const NV: usize>(&self, weights: &[f32], out: &mut [f32]) {
-        let rows = self.starts.len();
         let (weights, _) = weights.as_chunks::<16>();
-        let (bias, _) = self.bias.as_chunks::<16>();
-        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-        for (r, acc) in acc.iter_mut().enumerate() {
-            for (v, acc) in acc.iter_mut().enumerate() {
-                *acc = load16(&bias[v]);
-                if let Some(residual) = self.residual.filter(|_| r < rows) {
-                    let (residual, _) = residual[r * self.cout..][..16 * NV].as_chunks::<16>();
-                    *acc = _mm512_add_ps(*acc, load16(&residual[v]));
-                }
-            }
-        }
+        let mut acc = self.start16::<NV>();
         match self.x {
             Source::Panel(panel) => {
                 for (x, w) in panel.iter().zip(weights.chunks_exact(NV)) {
@@ -357,6 +322,76 @@ impl Tile<'_> {
                 }
             }
         }
+        self.finish16(acc, out);
+    }
+}
+
+/// What every tile does before and after its sum, whatever its input.
+impl<X> Tile<'_, X> {
+    /// The sums of an `8 * NV`-channel tile before its products: the bias, plus the residual
+    /// on the rows that exist.
+    #[target_feature(enable = "avx,avx2,fma")]
+    #[inline]
+    fn start8<const NV: usize>(&self) -> [[__m256; NV]; MR] {
+        let rows = self.starts.len();
+        let (bias, _) = self.bias.as_chunks::<8>();
+        let mut acc = [[_mm256_setzero_ps(); NV]; MR];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = load(&bias[v]);
+                if let Some(residual) = self.residual.filter(|_| r < rows) {
+                    let (residual, _) = residual[r * self.cout..][..8 * NV].as_chunks::<8>();
+                    *acc = _mm256_add_ps(*acc, load(&residual[v]));
+                }
+            }
+        }
+        acc
+    }
+
+    /// ReLU6 if the layer has it, then the rows that exist written out. The sums leave their
+    /// registers by constant indices (see [`Tile::write`]).
+    #[target_feature(enable = "avx,avx2,fma")]
+    #[inline]
+    fn finish8<const NV: usize>(&self, acc: [[__m256; NV]; MR], out: &mut [f32]) {
+        let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
+        let mut sums = [[[0.0; 8]; NV]; MR];
+        for r in 0..MR {
+            for v in 0..NV {
+                let a = acc[r][v];
+                let a = if self.relu6 {
+                    _mm256_min_ps(six, _mm256_max_ps(zero, a))
+                } else {
+                    a
+                };
+                store(&mut sums[r][v], a);
+            }
+        }
+        self.write(&sums, out);
+    }
+
+    /// [`Self::start8`] for a `16 * NV`-channel tile in 512-bit registers.
+    #[target_feature(enable = "avx,avx2,fma,avx512f")]
+    #[inline]
+    fn start16<const NV: usize>(&self) -> [[__m512; NV]; MR] {
+        let rows = self.starts.len();
+        let (bias, _) = self.bias.as_chunks::<16>();
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = load16(&bias[v]);
+                if let Some(residual) = self.residual.filter(|_| r < rows) {
+                    let (residual, _) = residual[r * self.cout..][..16 * NV].as_chunks::<16>();
+                    *acc = _mm512_add_ps(*acc, load16(&residual[v]));
+                }
+            }
+        }
+        acc
+    }
+
+    /// [`Self::finish8`] for a `16 * NV`-channel tile in 512-bit registers.
+    #[target_feature(enable = "avx,avx2,fma,avx512f")]
+    #[inline]
+    fn finish16<const NV: usize>(&self, acc: [[__m512; NV]; MR], out: &mut [f32]) {
         let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
         let mut sums = [[[0.0; 16]; NV]; MR];
         for r in 0..MR {
@@ -518,19 +553,8 @@ impl Tile<'_, &[[u32; MR]]> {
     /// `weights` is `[cin / 2][16 * NV]` lanes of pairs.
     #[target_feature(enable = "avx,avx2,fma,avx512f,avx512vl,avx512bf16")]
     fn bf16<const NV: usize>(&self, weights: &[u32], out: &mut [f32]) {
-        let rows = self.starts.len();
         let (weights, _) = weights.as_chunks::<16>();
-        let (bias, _) = self.bias.as_chunks::<16>();
-        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-        for (r, acc) in acc.iter_mut().enumerate() {
-            for (v, acc) in acc.iter_mut().enumerate() {
-                *acc = load16(&bias[v]);
-                if let Some(residual) = self.residual.filter(|_| r < rows) {
-                    let (residual, _) = residual[r * self.cout..][..16 * NV].as_chunks::<16>();
-                    *acc = _mm512_add_ps(*acc, load16(&residual[v]));
-                }
-            }
-        }
+        let mut acc = self.start16::<NV>();
         for (x, w) in self.x.iter().zip(weights.chunks_exact(NV)) {
             let mut wv = [broadcast_pair16(0); NV];
             for v in 0..NV {
@@ -543,54 +567,22 @@ impl Tile<'_, &[[u32; MR]]> {
                 }
             }
         }
-        let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
-        let mut sums = [[[0.0; 16]; NV]; MR];
-        for r in 0..MR {
-            for v in 0..NV {
-                let a = acc[r][v];
-                let a = if self.relu6 {
-                    _mm512_min_ps(six, _mm512_max_ps(zero, a))
-                } else {
-                    a
-                };
-                store16(&mut sums[r][v], a);
-            }
-        }
-        self.write(&sums, out);
+        self.finish16(acc, out);
     }
 
     /// A last run of 8 channels: `weights` is `[cin / 2][8]` lanes of pairs.
     #[target_feature(enable = "avx,avx2,fma,avx512f,avx512vl,avx512bf16")]
     fn bf16_8(&self, weights: &[u32], out: &mut [f32]) {
-        let rows = self.starts.len();
         let (weights, _) = weights.as_chunks::<8>();
-        let (bias, _) = self.bias.as_chunks::<8>();
-        let mut acc = [_mm256_setzero_ps(); MR];
-        for (r, acc) in acc.iter_mut().enumerate() {
-            *acc = load(&bias[0]);
-            if let Some(residual) = self.residual.filter(|_| r < rows) {
-                let (residual, _) = residual[r * self.cout..][..8].as_chunks::<8>();
-                *acc = _mm256_add_ps(*acc, load(&residual[0]));
-            }
-        }
+        let mut acc = self.start8::<1>();
         for (x, w) in self.x.iter().zip(weights) {
             let wv = load_pairs8(w);
             for r in 0..MR {
                 let x = broadcast_pair8(x[r]);
-                acc[r] = _mm256_dpbf16_ps(acc[r], x, wv);
+                acc[r][0] = _mm256_dpbf16_ps(acc[r][0], x, wv);
             }
         }
-        let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
-        let mut sums = [[[0.0; 8]; 1]; MR];
-        for r in 0..MR {
-            let a = if self.relu6 {
-                _mm256_min_ps(six, _mm256_max_ps(zero, acc[r]))
-            } else {
-                acc[r]
-            };
-            store(&mut sums[r][0], a);
-        }
-        self.write(&sums, out);
+        self.finish8(acc, out);
     }
 }
 
