@@ -50,7 +50,7 @@ pub struct BenchSettings {
 /// Times the stages and writes one line per stage (and the layer profile) to `out`.
 pub fn run(args: &BenchSettings, out: &mut dyn Write) -> Result<()> {
     let options = args.sampling.options()?;
-    let selected = device::select(args.backbone.device)?.for_backbone(&args.backbone);
+    let selected = device::select_for(&args.backbone)?;
     let batch = args.backbone.batch as usize;
     writeln!(
         out,
