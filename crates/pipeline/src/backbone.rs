@@ -9,7 +9,7 @@ use burn::tensor::{DType, FloatDType};
 use vision::cpu::{CpuBackbone, KernelPath};
 use vision::{EfficientNet, EfficientNetConfig, FEATURE_DIM, preprocess, weights};
 
-use crate::device::DeviceChoice;
+use crate::device::{self, DeviceChoice, Selected};
 use crate::hash::{file_hash, hash_bytes};
 
 /// The ImageNet weights converted from `models/efficientnet-lite0-57934424.pth` (see
@@ -58,6 +58,28 @@ impl Default for BackboneSettings {
             weights: None,
             precision: Precision::F32,
             kernels: None,
+        }
+    }
+}
+
+impl BackboneSettings {
+    /// The device for the CNN ([`device::select`]), its line naming the CPU kernels and
+    /// precision. `auto` with `--precision bf16`, a CPU precision, is the CPU.
+    pub fn select_device(&self) -> Result<Selected> {
+        let selected = device::select(self.device_choice())?;
+        let kernels = self
+            .kernels
+            .map_or(vision::cpu::kernels(), KernelPath::name);
+        Ok(match self.precision {
+            Precision::Bf16 => selected.with_kernels(&format!("{kernels} bf16")),
+            _ => selected.with_kernels(kernels),
+        })
+    }
+
+    fn device_choice(&self) -> DeviceChoice {
+        match (self.device, self.precision) {
+            (DeviceChoice::Auto, Precision::Bf16) => DeviceChoice::Cpu,
+            (choice, _) => choice,
         }
     }
 }
@@ -357,6 +379,31 @@ fn pad_frames(mut rgb: Vec<u8>, n: usize, batch: usize, frame_len: usize) -> (Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// bf16 is a CPU precision: `auto` takes the CPU for it (a GPU is for f16); an explicit
+    /// device stays as asked (wgpu then refuses bf16 with a line saying so).
+    #[test]
+    fn bf16_on_auto_is_the_cpu() {
+        let settings = |device, precision| BackboneSettings {
+            device,
+            precision,
+            ..BackboneSettings::default()
+        };
+        use DeviceChoice::{Auto, Cpu, Wgpu};
+        assert_eq!(settings(Auto, Precision::Bf16).device_choice(), Cpu);
+        assert_eq!(settings(Auto, Precision::F32).device_choice(), Auto);
+        assert_eq!(settings(Auto, Precision::F16).device_choice(), Auto);
+        assert_eq!(settings(Wgpu, Precision::Bf16).device_choice(), Wgpu);
+        let selected = settings(Auto, Precision::Bf16)
+            .select_device()
+            .expect("the CPU");
+        assert_eq!(selected.device, Device::flex());
+        assert!(
+            selected.description.contains("bf16"),
+            "{}",
+            selected.description
+        );
+    }
 
     #[test]
     fn short_batches_are_padded_with_black_frames_and_full_ones_kept() {

@@ -9,7 +9,6 @@ use anyhow::{Result, anyhow, bail};
 
 use crate::analysis::{Analysis, AnalysisSettings};
 use crate::backbone::{Backbone, BackboneSettings, LayerTime};
-use crate::device;
 use crate::features::video_features;
 use crate::head::StreamingHead;
 use crate::sampling::SamplingSettings;
@@ -50,7 +49,7 @@ pub struct BenchSettings {
 /// Times the stages and writes one line per stage (and the layer profile) to `out`.
 pub fn run(args: &BenchSettings, out: &mut dyn Write) -> Result<()> {
     let options = args.sampling.options()?;
-    let selected = device::select_for(&args.backbone)?;
+    let selected = args.backbone.select_device()?;
     let batch = args.backbone.batch as usize;
     writeln!(
         out,

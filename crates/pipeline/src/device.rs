@@ -7,8 +7,6 @@
 use anyhow::Result;
 use burn::prelude::*;
 
-use crate::backbone::{BackboneSettings, Precision};
-
 /// Where to run: `--device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
@@ -48,34 +46,14 @@ pub struct Selected {
 }
 
 impl Selected {
-    /// The same, its line naming the kernels (`--kernels`) and a bf16 precision
-    /// (`--precision bf16`) of `settings` where the CNN runs on the CPU.
-    fn for_backbone(mut self, settings: &BackboneSettings) -> Self {
+    /// The same, its line naming `kernels` (`avx2`, `avx512 bf16`, ...) where the CNN runs on
+    /// the CPU instead of the kernels this CPU runs by default.
+    pub fn with_kernels(mut self, kernels: &str) -> Self {
         let best = cpu_description(vision::cpu::kernels());
         if let Some(rest) = self.description.strip_prefix(&best) {
-            let path = settings
-                .kernels
-                .map_or(vision::cpu::kernels(), |p| p.name());
-            let path = match settings.precision {
-                Precision::Bf16 => format!("{path} bf16"),
-                _ => path.to_string(),
-            };
-            self.description = format!("{}{rest}", cpu_description(&path));
+            self.description = format!("{}{rest}", cpu_description(kernels));
         }
         self
-    }
-}
-
-/// Resolves the device for the CNN of `settings` ([`select`]), its line naming the CPU kernels
-/// and precision. `auto` with `--precision bf16`, a CPU precision, is the CPU.
-pub fn select_for(settings: &BackboneSettings) -> Result<Selected> {
-    Ok(select(choice_for(settings))?.for_backbone(settings))
-}
-
-fn choice_for(settings: &BackboneSettings) -> DeviceChoice {
-    match (settings.device, settings.precision) {
-        (DeviceChoice::Auto, Precision::Bf16) => DeviceChoice::Cpu,
-        (choice, _) => choice,
     }
 }
 
@@ -224,29 +202,6 @@ mod gpu {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// bf16 is a CPU precision: `auto` takes the CPU for it (a GPU is for f16); an explicit
-    /// device stays as asked (wgpu then refuses bf16 with a line saying so).
-    #[test]
-    fn bf16_on_auto_is_the_cpu() {
-        let settings = |device, precision| BackboneSettings {
-            device,
-            precision,
-            ..BackboneSettings::default()
-        };
-        use DeviceChoice::{Auto, Cpu, Wgpu};
-        assert_eq!(choice_for(&settings(Auto, Precision::Bf16)), Cpu);
-        assert_eq!(choice_for(&settings(Auto, Precision::F32)), Auto);
-        assert_eq!(choice_for(&settings(Auto, Precision::F16)), Auto);
-        assert_eq!(choice_for(&settings(Wgpu, Precision::Bf16)), Wgpu);
-        let selected = select_for(&settings(Auto, Precision::Bf16)).expect("the CPU");
-        assert_eq!(selected.device, Device::flex());
-        assert!(
-            selected.description.contains("bf16"),
-            "{}",
-            selected.description
-        );
-    }
 
     fn adapter(name: &str, is_gpu: bool) -> Adapter {
         Adapter {

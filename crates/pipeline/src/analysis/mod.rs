@@ -87,7 +87,7 @@ impl Analysis {
         sampling.motion = card.motion(sampling.motion, sampling.keyframes)?;
         let mut options = sampling.options()?;
         options.read = args.read.clone();
-        let selected = crate::device::select_for(&args.backbone)?;
+        let selected = args.backbone.select_device()?;
         tracing::info!("device: {}; head: {}", selected.description, head.source);
         let backbone = Arc::new(Backbone::load(
             &args.backbone,

@@ -244,7 +244,7 @@ pub(super) enum Source<'a> {
 }
 
 /// One MR-pixel x W-channel tile of outputs, its input pixels in `X`: a [`Source`] of f32
-/// values, or for the bf16 tiles a [`super::bf16::pointwise_pairs`] panel.
+/// values, or for the bf16 tiles a panel of pairs (`cpu/bf16.rs`).
 pub(super) struct Tile<'a, X = Source<'a>> {
     pub(super) x: X,
     pub(super) bias: &'a [f32],

@@ -37,7 +37,7 @@ pub fn prepare(
         pipeline::inputs::collect(inputs, keep)?
     };
     let settings = model.settings();
-    let selected = pipeline::device::select_for(&settings)?;
+    let selected = settings.select_device()?;
     tracing::info!("device: {}", selected.description);
     let backbone = Backbone::load(&settings, options.size, &selected.device)?;
     Ok((options, files, backbone))
