@@ -50,6 +50,17 @@ fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
     (shape, values)
 }
 
+/// Cosine similarity of two feature vectors, summed in f64.
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
 fn top5(logits: &[f32]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
@@ -93,9 +104,7 @@ fn assert_features_match_golden(model: &EfficientNet, features: Tensor<2>) {
         let (_, want_l) = read_npy(&fixture(&format!("{name}.logits.npy")));
         let got_f = &features[i * 1280..(i + 1) * 1280];
         let got_l = &logits[i * 1000..(i + 1) * 1000];
-        let dot: f64 = got_f.iter().zip(&want_f).map(|(a, b)| (a * b) as f64).sum();
-        let norm = |v: &[f32]| v.iter().map(|a| (a * a) as f64).sum::<f64>().sqrt();
-        let cosine = dot / (norm(got_f) * norm(&want_f));
+        let cosine = cosine(got_f, &want_f);
         let max_err = got_f
             .iter()
             .zip(&want_f)
@@ -169,15 +178,6 @@ fn cpu_bf16_stays_close_to_the_pytorch_reference() {
         .into_data()
         .try_to_vec::<f32>()
         .expect("f32");
-    let cosine = |a: &[f32], b: &[f32]| {
-        let dot: f64 = a
-            .iter()
-            .zip(b)
-            .map(|(a, b)| f64::from(*a) * f64::from(*b))
-            .sum();
-        let norm = |v: &[f32]| v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
-        dot / (norm(a) * norm(b))
-    };
     for (i, name) in IMAGES.iter().enumerate() {
         let (_, want_f) = read_npy(&fixture(&format!("{name}.features.npy")));
         let (_, want_l) = read_npy(&fixture(&format!("{name}.logits.npy")));

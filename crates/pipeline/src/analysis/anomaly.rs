@@ -882,50 +882,21 @@ mod tests {
             }
         };
         let normal = |_| "normal";
-        let d = stream_with(
-            60,
-            AnomalySettings::default(),
-            normal,
-            objects(30, 36, 0.05, 0.001),
-            |_| None,
-        );
+        let run = |objects| stream_with(60, AnomalySettings::default(), normal, objects, |_| None);
+        let d = run(objects(30, 36, 0.05, 0.001));
         // Called once the average over 1 s is over the line (8 s), from where the motion began;
         // ended once the average falls under half of it.
         assert_eq!(kinds(&d), [(Kind::Motion, 7.5, 9.5)], "{:?}", d.found);
-        let d = stream_with(
-            60,
-            AnomalySettings::default(),
-            normal,
-            objects(30, 36, 0.05, 0.02),
-            |_| None,
-        );
+        let d = run(objects(30, 36, 0.05, 0.02));
         assert!(d.found.is_empty(), "{:?}", d.found);
         // Within the first 5 s the scene's normal is not known yet.
-        let d = stream_with(
-            60,
-            AnomalySettings::default(),
-            normal,
-            objects(10, 16, 0.05, 0.001),
-            |_| None,
-        );
+        let d = run(objects(10, 16, 0.05, 0.001));
         assert!(d.found.is_empty(), "{:?}", d.found);
         // Busy, then 2 s without object motion while the picture keeps changing.
-        let d = stream_with(
-            60,
-            AnomalySettings::default(),
-            normal,
-            objects(30, 38, 0.001, 0.02),
-            |_| None,
-        );
+        let d = run(objects(30, 38, 0.001, 0.02));
         assert_eq!(kinds(&d), [(Kind::Stopped, 7.5, 9.5)], "{:?}", d.found);
         // Shorter than --freeze-after: nothing.
-        let d = stream_with(
-            60,
-            AnomalySettings::default(),
-            normal,
-            objects(30, 33, 0.001, 0.02),
-            |_| None,
-        );
+        let d = run(objects(30, 33, 0.001, 0.02));
         assert!(d.found.is_empty(), "{:?}", d.found);
         // A long stop stays one anomaly until the motion resumes (its own calm does not move
         // the line), with a longer --freeze-after too.
