@@ -125,13 +125,13 @@ impl StreamingHead {
             &self.device,
         );
         let state = self.state.take();
-        let model = match (&self.model, self.card.task()) {
-            (HeadModel::Late(fused), _) => {
+        let model = match &self.model {
+            HeadModel::Late(fused) => {
                 let (log_probs, state) = fused.forward(x, state);
                 self.state = Some(state);
                 return Ok(rows(read(log_probs.exp())?, n));
             }
-            (HeadModel::Single(model), _) => model,
+            HeadModel::Single(model) => model,
         };
         let state = state.and_then(|s| s.into_iter().next());
         match self.card.task() {

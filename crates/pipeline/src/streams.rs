@@ -75,8 +75,8 @@ impl Streams {
     }
 
     /// The streams, in the order their values are laid side by side.
-    pub fn list(&self) -> Vec<Stream> {
-        self.0.clone()
+    pub fn list(&self) -> &[Stream] {
+        &self.0
     }
 
     /// Where each stream's values lie in a step, in order.

@@ -727,6 +727,7 @@ fn train_head(
     let sequences_per_second = (epochs * sets.train.len()) as f64 / seconds.max(1e-9);
     temporal::store::save(&trained.model, dir)?;
     let baseline = train_baseline(args, &card.model, sets, dir, device)?;
+    let stopped_early = trained.history.len() < args.epochs as usize;
     let model = HeadModel::Single(Box::new(trained.model));
     let (val, test) = score_splits(&model, baseline.as_ref(), card, sets, device)?;
     write_json(
@@ -737,7 +738,7 @@ fn train_head(
             epochs: &trained.history,
             best_epoch: Some(trained.best_epoch),
             resumed_from: trained.resumed_from,
-            stopped_early: trained.history.len() < args.epochs as usize,
+            stopped_early,
             train_seconds: seconds,
             train_sequences_per_second: sequences_per_second,
             data: report.summary(sets),
@@ -764,7 +765,7 @@ fn train_head(
         epochs_total: trained.history.len(),
         best_epoch: trained.best_epoch,
         resumed_from: trained.resumed_from,
-        stopped_early: trained.history.len() < args.epochs as usize,
+        stopped_early,
         seconds,
         sequences_per_second,
     })

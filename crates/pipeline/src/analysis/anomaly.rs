@@ -109,6 +109,12 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Whether it breaks the view (a cut, a freeze, a flat picture): the surprise during it and
+    /// for a horizon after is its own.
+    fn breaks_view(self) -> bool {
+        matches!(self, Self::Cut | Self::Frozen | Self::Black | Self::Uniform)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Frozen => "frozen",
@@ -242,6 +248,10 @@ pub struct Detector {
     pans: std::collections::VecDeque<(f64, [f64; 2])>,
     /// Every anomaly so far, open ones with no end.
     pub found: Vec<Anomaly>,
+    /// Of the anomalies that break the view ([`Kind::breaks_view`]): how many are open, and
+    /// the latest end of those closed (so a sample need not scan every anomaly so far).
+    broken_open: usize,
+    broken_end: f64,
 }
 
 /// A stretch of object motion under the line a busy scene drew.
@@ -292,10 +302,13 @@ impl Detector {
             calm: None,
             pans: std::collections::VecDeque::new(),
             found: Vec::new(),
+            broken_open: 0,
+            broken_end: f64::NEG_INFINITY,
         }
     }
 
     fn open(&mut self, kind: Kind, start: f64, score: f64) -> usize {
+        self.broken_open += usize::from(kind.breaks_view());
         self.found.push(Anomaly {
             kind,
             start,
@@ -305,9 +318,19 @@ impl Detector {
         self.found.len() - 1
     }
 
-    fn close(&mut self, i: usize, end: f64) -> String {
+    /// Ends open anomaly `i` at `end`.
+    fn end(&mut self, i: usize, end: f64) {
         let a = &mut self.found[i];
+        if a.end.is_none() && a.kind.breaks_view() {
+            self.broken_open -= 1;
+            self.broken_end = self.broken_end.max(end);
+        }
         a.end = Some(end);
+    }
+
+    fn close(&mut self, i: usize, end: f64) -> String {
+        self.end(i, end);
+        let a = &self.found[i];
         format!(
             "anomaly: {} ends ({:.2}-{end:.2} s)",
             a.kind.name(),
@@ -379,7 +402,7 @@ impl Detector {
                 (Some(j), false) => {
                     if j.lost != Some(false) {
                         let i = self.open(Kind::Cut, j.start, j.z);
-                        self.found[i].end = Some(j.end);
+                        self.end(i, j.end);
                         out.push(format!(
                             "anomaly: cut ({:.1} sd, {:.2}-{:.2} s)",
                             j.z, j.start, j.end
@@ -473,7 +496,7 @@ impl Detector {
             });
             if let Some(&(before, last)) = turned {
                 let i = self.open(Kind::Reversed, before, last[0].hypot(last[1]).min(speed));
-                self.found[i].end = Some(s.t);
+                self.end(i, s.t);
                 out.push(format!(
                     "anomaly: reversed (the camera's pan turned from {:+.2},{:+.2} to {:+.2},{:+.2} frame widths/s, {before:.2}-{:.2} s)",
                     last[0], last[1], pan[0], pan[1], s.t
@@ -495,12 +518,8 @@ impl Detector {
             let other = self.pending_cut.is_some()
                 || self.flat_since.is_some()
                 || self.still.is_some()
-                || self.found.iter().any(|a| {
-                    matches!(
-                        a.kind,
-                        Kind::Cut | Kind::Frozen | Kind::Black | Kind::Uniform
-                    ) && a.end.is_none_or(|end| s.t - end <= self.holdoff)
-                });
+                || self.broken_open > 0
+                || s.t - self.broken_end <= self.holdoff;
             let high = self.surprise.n >= SURPRISE_WARM_UP
                 && z > SURPRISE_SIGMAS / sensitivity
                 && (self.peak.is_some() || !other);
@@ -636,11 +655,13 @@ impl Detector {
             && j.lost != Some(false)
         {
             let i = self.open(Kind::Cut, j.start, j.z);
-            self.found[i].end = Some(j.end);
+            self.end(i, j.end);
         }
         self.found.sort_by(|a, b| a.start.total_cmp(&b.start));
-        for a in self.found.iter_mut().filter(|a| a.end.is_none()) {
-            a.end = Some(t);
+        for i in 0..self.found.len() {
+            if self.found[i].end.is_none() {
+                self.end(i, t);
+            }
         }
     }
 }
