@@ -227,10 +227,16 @@ impl ModelCard {
     /// [`Self::read`], then `labels.json` and `model.safetensors` against it.
     pub fn open(dir: &Path) -> Result<Self> {
         let card = Self::read(dir)?;
-        card.check_labels(dir)?;
-        if card.fusion.is_some() {
-            card.branches(dir)?;
-            return Ok(card);
+        card.check_folder(dir)?;
+        Ok(card)
+    }
+
+    /// The checks of [`Self::open`] past the card itself: `labels.json`, and the weights (a
+    /// fused head's: each branch's folder).
+    fn check_folder(&self, dir: &Path) -> Result<()> {
+        self.check_labels(dir)?;
+        if self.fusion.is_some() {
+            return self.check_branches(dir);
         }
         let weights = dir.join(temporal::store::WEIGHTS_FILE);
         let header = safetensors_header(&std::fs::read(&weights).with_context(|| {
@@ -240,31 +246,29 @@ impl ModelCard {
             )
         })?)
         .map_err(|e| anyhow!("{}: {e}", weights.display()))?;
-        card.check_tensors(&header)
-            .map_err(|e| anyhow!("{} does not match {CARD}: {e}", weights.display()))?;
-        Ok(card)
+        self.check_tensors(&header)
+            .map_err(|e| anyhow!("{} does not match {CARD}: {e}", weights.display()))
     }
 
-    /// The branches of a head fused late, each opened as a model folder of its own and
-    /// checked against this card: the stream named, and the same task, classes, sampling,
-    /// backbone and clip length. Empty for a head that is not fused.
-    pub fn branches(&self, dir: &Path) -> Result<Vec<(BranchCard, ModelCard)>> {
+    /// Checks the branches of a head fused late, each a model folder of its own, against this
+    /// card: the stream named, and the same task, classes, sampling, backbone and clip length.
+    fn check_branches(&self, dir: &Path) -> Result<()> {
         let Some(fusion) = &self.fusion else {
-            return Ok(Vec::new());
+            return Ok(());
         };
-        let mut out = Vec::with_capacity(fusion.branches.len());
         for branch in &fusion.branches {
             let path = dir.join(&branch.dir);
-            // Read before opening: a branch that is fused itself (a folder linked to its
-            // parent) is refused, not followed.
-            if Self::read(&path)?.fusion.is_some() {
+            // Checked as not fused before its folder is: a branch that is fused itself (a
+            // folder linked to its parent) is refused, not followed.
+            let card = Self::read(&path)?;
+            if card.fusion.is_some() {
                 bail!(
                     "{}: the {} branch is fused itself; a branch reads one stream",
                     path.join(CARD).display(),
                     branch.stream.name()
                 );
             }
-            let card = Self::open(&path)?;
+            card.check_folder(&path)?;
             let differs = |what: &str| {
                 anyhow!(
                     "{}: the {} branch's {what} differs from {}'s",
@@ -294,9 +298,8 @@ impl ModelCard {
             {
                 return Err(differs("sampling, backbone or clip length"));
             }
-            out.push((branch.clone(), card));
         }
-        Ok(out)
+        Ok(())
     }
 
     /// `config.json` of `dir`, read and checked against itself.
@@ -675,10 +678,12 @@ impl HeadModel {
                 device,
             )?)));
         }
-        // The branches read the streams in the order of `inputs`, which the card checked.
+        // The branches read the streams in the order of `inputs`, and their folders were
+        // checked, when the card was opened.
         let mut branches = Vec::new();
         let mut at = 0;
-        for (branch, branch_card) in card.branches(dir)? {
+        for branch in card.fusion.iter().flat_map(|f| &f.branches) {
+            let branch_card = ModelCard::read(&dir.join(&branch.dir))?;
             let columns = at..at + branch_card.model.input_dim;
             at = columns.end;
             branches.push(temporal::fusion::Branch {
