@@ -493,7 +493,7 @@ fn persist(temp: TempPath, target: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::decode::{DecodeOptions, Frame, Sampling, Video};
-    use crate::testing::{chain, pattern, quadrant_colour, temp_dir};
+    use crate::testing::{TestResult, chain, pattern, quadrant_colour, temp_dir};
 
     fn decode_all(path: &Path, size: u32) -> (Video, Vec<Frame>) {
         let options = DecodeOptions {
@@ -524,23 +524,21 @@ mod tests {
         sum.map(|s| s / (4 * r * r) as f64)
     }
 
-    fn round_trip(codec: VideoCodec) {
-        let tmp = temp_dir();
+    fn round_trip(codec: VideoCodec) -> TestResult {
+        let tmp = temp_dir()?;
         let dir = tmp.path();
         let path = dir.join("pattern.mp4");
         let (w, h, n) = (64usize, 48usize, 10usize);
-        let mut writer =
-            VideoWriter::create_with(&path, w as u32, h as u32, 10, codec).expect("create");
+        let mut writer = VideoWriter::create_with(&path, w as u32, h as u32, 10, codec)?;
         for i in 0..n {
-            writer.push(&pattern(w, h, i)).expect("push");
+            writer.push(&pattern(w, h, i))?;
         }
         assert!(!path.exists(), "nothing at the target before finish");
-        assert_eq!(writer.finish().expect("finish"), n as u64);
+        assert_eq!(writer.finish()?, n as u64);
         assert!(path.is_file());
-        let leftovers: Vec<_> = std::fs::read_dir(dir)
-            .expect("listing the test dir")
-            .map(|e| e.expect("dir entry").file_name())
-            .collect();
+        let leftovers = std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<Vec<_>>>()?;
         assert_eq!(leftovers, ["pattern.mp4"], "the temporary file is gone");
 
         // Decoded at size 48: the centre 48x48 of the 64x48 picture, i.e. x from 8 to 56.
@@ -566,37 +564,39 @@ mod tests {
                 }
             }
         }
+        Ok(())
     }
 
     #[test]
-    fn round_trip_best_available() {
-        round_trip(VideoCodec::best_available().expect("FFmpeg init"));
+    fn round_trip_best_available() -> TestResult {
+        round_trip(VideoCodec::best_available()?)
     }
 
     #[test]
-    fn round_trip_mpeg4() {
-        round_trip(VideoCodec::Mpeg4);
+    fn round_trip_mpeg4() -> TestResult {
+        round_trip(VideoCodec::Mpeg4)
     }
 
     #[test]
-    fn other_containers() {
-        let tmp = temp_dir();
+    fn other_containers() -> TestResult {
+        let tmp = temp_dir()?;
         let dir = tmp.path();
         for name in ["a.mkv", "a.avi", "a.mov"] {
             let path = dir.join(name);
-            let mut writer = VideoWriter::create(&path, 32, 32, 5).expect("create");
+            let mut writer = VideoWriter::create(&path, 32, 32, 5)?;
             for i in 0..5 {
-                writer.push(&pattern(32, 32, i)).expect("push");
+                writer.push(&pattern(32, 32, i))?;
             }
-            writer.finish().expect("finish");
+            writer.finish()?;
             let (_, frames) = decode_all(&path, 32);
             assert_eq!(frames.len(), 5, "{name}");
         }
+        Ok(())
     }
 
     #[test]
-    fn odd_size_is_padded_with_the_edge() {
-        let tmp = temp_dir();
+    fn odd_size_is_padded_with_the_edge() -> TestResult {
+        let tmp = temp_dir()?;
         let dir = tmp.path();
         let path = dir.join("odd.mkv");
         // 33x33, left 16 columns one colour, the rest another: encoded as 34x34, the extra
@@ -606,12 +606,12 @@ mod tests {
         let picture: Vec<u8> = (0..w * h)
             .flat_map(|i| if i % w < 16 { left } else { right })
             .collect();
-        let mut writer = VideoWriter::create(&path, w as u32, h as u32, 5).expect("create");
+        let mut writer = VideoWriter::create(&path, w as u32, h as u32, 5)?;
         assert_eq!(writer.encoded_size(), (34, 34));
         for _ in 0..3 {
-            writer.push(&picture).expect("push");
+            writer.push(&picture)?;
         }
-        assert_eq!(writer.finish().expect("finish"), 3);
+        assert_eq!(writer.finish()?, 3);
         let (video, frames) = decode_all(&path, 34);
         assert_eq!((video.info().width, video.info().height), (34, 34));
         assert_eq!(frames.len(), 3);
@@ -632,14 +632,15 @@ mod tests {
                 );
             }
         }
+        Ok(())
     }
 
     #[test]
-    fn bad_input_is_an_error_naming_the_file() {
-        let tmp = temp_dir();
+    fn bad_input_is_an_error_naming_the_file() -> TestResult {
+        let tmp = temp_dir()?;
         let dir = tmp.path();
         let path = dir.join("short.mp4");
-        let mut writer = VideoWriter::create(&path, 16, 16, 5).expect("create");
+        let mut writer = VideoWriter::create(&path, 16, 16, 5)?;
         let err = writer
             .push(&[0u8; 16 * 16 * 3 - 1])
             .expect_err("should be refused");
@@ -649,8 +650,8 @@ mod tests {
             "{msg}"
         );
         // Still usable after a rejected frame.
-        writer.push(&[0u8; 16 * 16 * 3]).expect("push");
-        assert_eq!(writer.finish().expect("finish"), 1);
+        writer.push(&[0u8; 16 * 16 * 3])?;
+        assert_eq!(writer.finish()?, 1);
 
         for (w, h, fps) in [
             (0, 16, 5),
@@ -673,26 +674,26 @@ mod tests {
         let err = VideoWriter::create(&dir.join("missing/clip.mp4"), 16, 16, 5)
             .expect_err("should be refused");
         assert!(chain(&err).contains("missing/clip.mp4"), "{}", chain(&err));
+        Ok(())
     }
 
     #[test]
-    fn drop_without_finish_leaves_no_file() {
-        let tmp = temp_dir();
+    fn drop_without_finish_leaves_no_file() -> TestResult {
+        let tmp = temp_dir()?;
         let dir = tmp.path();
         let path = dir.join("abandoned.mp4");
-        let mut writer = VideoWriter::create(&path, 32, 32, 5).expect("create");
+        let mut writer = VideoWriter::create(&path, 32, 32, 5)?;
         for i in 0..4 {
-            writer.push(&pattern(32, 32, i)).expect("push");
+            writer.push(&pattern(32, 32, i))?;
         }
-        let partial: Vec<_> = std::fs::read_dir(dir)
-            .expect("listing the test dir")
-            .map(|e| e.expect("dir entry").path())
-            .collect();
+        let partial = std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<Vec<_>>>()?;
         assert_eq!(partial.len(), 1, "one temporary file while writing");
         // Hidden, and no video extension: nothing listing videos takes it for one.
         let name = partial[0]
             .file_name()
-            .expect("a file name")
+            .ok_or("a file name")?
             .to_string_lossy();
         assert!(
             name.starts_with(&format!(
@@ -703,12 +704,7 @@ mod tests {
             "{name} looks like a video"
         );
         drop(writer);
-        assert_eq!(
-            std::fs::read_dir(dir)
-                .expect("listing the test dir")
-                .count(),
-            0,
-            "nothing left behind"
-        );
+        assert_eq!(std::fs::read_dir(dir)?.count(), 0, "nothing left behind");
+        Ok(())
     }
 }

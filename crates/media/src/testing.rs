@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::{VideoCodec, VideoWriter};
 
+/// What a test returns: its setup's errors come back typed, with their messages.
+pub type TestResult<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
 /// Frame `i` of a `w x h` test pattern: four flat quadrants, red / green / blue / grey, each
 /// brightness stepping with `i` so frame order shows.
 pub fn pattern(w: usize, h: usize, i: usize) -> Vec<u8> {
@@ -37,16 +40,14 @@ pub fn write_clip(
     fps: u32,
     frames: usize,
     codec: VideoCodec,
-) -> PathBuf {
+) -> crate::Result<PathBuf> {
     let path = dir.join(name);
-    let mut writer = VideoWriter::create_with(&path, w, h, fps, codec).expect("create");
+    let mut writer = VideoWriter::create_with(&path, w, h, fps, codec)?;
     for i in 0..frames {
-        writer
-            .push(&pattern(w as usize, h as usize, i))
-            .expect("push");
+        writer.push(&pattern(w as usize, h as usize, i))?;
     }
-    assert_eq!(writer.finish().expect("finish"), frames as u64);
-    path
+    assert_eq!(writer.finish()?, frames as u64);
+    Ok(path)
 }
 
 /// An error's message followed by its sources', joined as anyhow's `{:#}` joins them.
@@ -61,6 +62,13 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     out
 }
 
-pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("a temporary directory")
+/// What a thread of a test returned, or an error if it panicked.
+pub fn joined<T>(thread: std::thread::JoinHandle<T>) -> TestResult<T> {
+    thread
+        .join()
+        .map_err(|_| "a thread of the test panicked".into())
+}
+
+pub fn temp_dir() -> std::io::Result<tempfile::TempDir> {
+    tempfile::tempdir()
 }

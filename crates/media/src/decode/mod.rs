@@ -1496,7 +1496,7 @@ fn decode_thread(
 mod tests {
     use super::*;
     use crate::VideoCodec;
-    use crate::testing::{chain, quadrant_colour, temp_dir, write_clip};
+    use crate::testing::{TestResult, chain, quadrant_colour, temp_dir, write_clip};
 
     #[test]
     fn shorter_side_goes_to_size() {
@@ -1507,9 +1507,9 @@ mod tests {
 
     /// A 200-frame clip (B-frames where libx264 is available) and options taking every other
     /// frame at size 96.
-    fn clip(dir: &Path) -> (PathBuf, DecodeOptions) {
-        let codec = VideoCodec::best_available().expect("FFmpeg init");
-        let path = write_clip(dir, "clip.mp4", (64, 48), 25, 200, codec);
+    fn clip(dir: &Path) -> TestResult<(PathBuf, DecodeOptions)> {
+        let codec = VideoCodec::best_available()?;
+        let path = write_clip(dir, "clip.mp4", (64, 48), 25, 200, codec)?;
         let options = DecodeOptions {
             sampling: Sampling {
                 every: Every::Stride(2),
@@ -1520,16 +1520,16 @@ mod tests {
             motion: MotionSource::Off,
             read: crate::ReadOptions::default(),
         };
-        (path, options)
+        Ok((path, options))
     }
 
     /// With converter threads (and motion measured on a thread of its own), the same frames
     /// in the same order as converting on the decoding thread, with the same motion, and the
     /// same counters.
     #[test]
-    fn converter_threads_keep_the_frames_their_order_and_motion() {
-        let dir = temp_dir();
-        let (path, options) = clip(dir.path());
+    fn converter_threads_keep_the_frames_their_order_and_motion() -> TestResult {
+        let dir = temp_dir()?;
+        let (path, options) = clip(dir.path())?;
         for motion in [
             MotionSource::Off,
             MotionSource::Auto,
@@ -1539,20 +1539,23 @@ mod tests {
                 motion,
                 ..options.clone()
             };
-            let mut video = Video::open(&path, options.clone()).expect("opens");
+            let mut video = Video::open(&path, options.clone())?;
             let want: Vec<Frame> =
-                std::iter::from_fn(|| video.next_frame().expect("decodes")).collect();
+                std::iter::from_fn(|| video.next_frame().transpose()).collect::<Result<_>>()?;
             assert!(want.len() > 40);
             assert!(
                 want.iter()
                     .all(|f| f.motion.is_some() == (motion != MotionSource::Off))
             );
             for converters in [0, 1, 3] {
-                let decoding =
-                    Decoding::with_converters(&Source::file(&path), options.clone(), 4, converters)
-                        .expect("starts");
+                let decoding = Decoding::with_converters(
+                    &Source::file(&path),
+                    options.clone(),
+                    4,
+                    converters,
+                )?;
                 let got: Vec<Frame> = decoding.frames.iter().collect();
-                let report = decoding.finish().expect("finishes");
+                let report = decoding.finish()?;
                 let case = format!("{converters} converters, motion {motion:?}");
                 assert_eq!(got.len(), want.len(), "{case}");
                 for (g, w) in got.iter().zip(&want) {
@@ -1564,19 +1567,20 @@ mod tests {
                 assert_eq!(report.decoded, video.report.decoded);
             }
         }
+        Ok(())
     }
 
     /// A consumer that stops early ends the decoder and its converters.
     #[test]
-    fn stopping_early_ends_every_thread() {
-        let dir = temp_dir();
-        let (path, options) = clip(dir.path());
-        let decoding =
-            Decoding::with_converters(&Source::file(&path), options, 2, 3).expect("starts");
+    fn stopping_early_ends_every_thread() -> TestResult {
+        let dir = temp_dir()?;
+        let (path, options) = clip(dir.path())?;
+        let decoding = Decoding::with_converters(&Source::file(&path), options, 2, 3)?;
         let first: Vec<Frame> = decoding.frames.iter().take(5).collect();
         assert_eq!(first.len(), 5);
-        let report = decoding.finish().expect("finishes");
+        let report = decoding.finish()?;
         assert!(report.sampled < 40, "stopped early: {report:?}");
+        Ok(())
     }
 
     #[test]
@@ -1673,12 +1677,12 @@ mod tests {
     /// 48x36), never scaled up; the model's input is as without it; with converter threads
     /// too.
     #[test]
-    fn display_frames_show_the_whole_frame_at_the_display_size() {
-        let dir = temp_dir();
-        let (path, options) = clip(dir.path());
-        let mut plain = Video::open(&path, options.clone()).expect("opens");
+    fn display_frames_show_the_whole_frame_at_the_display_size() -> TestResult {
+        let dir = temp_dir()?;
+        let (path, options) = clip(dir.path())?;
+        let mut plain = Video::open(&path, options.clone())?;
         let want: Vec<Frame> =
-            std::iter::from_fn(|| plain.next_frame().expect("decodes")).collect();
+            std::iter::from_fn(|| plain.next_frame().transpose()).collect::<Result<_>>()?;
         assert!(want.iter().all(|f| f.display.is_none()));
         for (display, size) in [(48, (48, 36)), (4096, (64, 48))] {
             for converters in [0, 2] {
@@ -1687,10 +1691,9 @@ mod tests {
                     ..options.clone()
                 };
                 let decoding =
-                    Decoding::with_converters(&Source::file(&path), with_display, 4, converters)
-                        .expect("starts");
+                    Decoding::with_converters(&Source::file(&path), with_display, 4, converters)?;
                 let got: Vec<Frame> = decoding.frames.iter().collect();
-                decoding.finish().expect("finishes");
+                decoding.finish()?;
                 assert_eq!(got.len(), want.len());
                 for (g, w) in got.iter().zip(&want) {
                     assert_eq!(g.timestamp, w.timestamp);
@@ -1712,6 +1715,7 @@ mod tests {
             err.to_string().ends_with("display size must be at least 2"),
             "{err}"
         );
+        Ok(())
     }
 
     /// With a display rotation, the display copy is turned as the model's input is: a quarter
@@ -1719,18 +1723,18 @@ mod tests {
     /// the source's bottom-left. (The rotation goes straight to the converter: reading it from
     /// a display matrix is `display_rotation`'s job, tested end to end in the pipeline.)
     #[test]
-    fn display_frames_are_rotated_for_display() {
-        let dir = temp_dir();
-        let (path, options) = clip(dir.path());
+    fn display_frames_are_rotated_for_display() -> TestResult {
+        let dir = temp_dir()?;
+        let (path, options) = clip(dir.path())?;
         for (degrees, size) in [(90, (36, 48)), (180, (48, 36)), (270, (36, 48))] {
             let with_display = DecodeOptions {
                 display: Some(48),
                 ..options.clone()
             };
-            let mut video = Video::open(&path, with_display).expect("opens");
+            let mut video = Video::open(&path, with_display)?;
             video.converter = Converter::new(&path, options.size, degrees, Some(48));
             let mut n = 0;
-            while let Some(frame) = video.next_frame().expect("decodes") {
+            while let Some(frame) = video.next_frame()? {
                 // Where displayed quadrant (qx, qy) comes from in the source.
                 shows_the_pattern(&frame, size, |qx, qy| match degrees {
                     90 => (qy, 1 - qx),
@@ -1741,6 +1745,7 @@ mod tests {
             }
             assert!(n > 40, "{n} frames");
         }
+        Ok(())
     }
 
     fn every_frame(size: u32) -> DecodeOptions {
@@ -1756,45 +1761,47 @@ mod tests {
     /// ffmpeg-next's `format::input` panics on a file name that is not UTF-8.
     #[cfg(unix)]
     #[test]
-    fn non_utf8_file_name_is_written_probed_and_decoded() {
+    fn non_utf8_file_name_is_written_probed_and_decoded() -> TestResult {
         use std::os::unix::ffi::OsStrExt as _;
-        let dir = temp_dir();
+        let dir = temp_dir()?;
         let name = std::ffi::OsStr::from_bytes(b"clip-\xff.mp4");
-        let path = write_clip(dir.path(), name, (32, 32), 10, 5, VideoCodec::Mpeg4);
+        let path = write_clip(dir.path(), name, (32, 32), 10, 5, VideoCodec::Mpeg4)?;
         assert!(path.is_file());
-        let info = probe(&path).expect("probes");
+        let info = probe(&path)?;
         assert_eq!((info.width, info.height), (32, 32));
-        let decoding = Decoding::start(&path, every_frame(32), 2).expect("starts");
+        let decoding = Decoding::start(&path, every_frame(32), 2)?;
         assert_eq!(decoding.frames.iter().count(), 5);
-        assert_eq!(decoding.finish().expect("finishes").decoded, 5);
+        assert_eq!(decoding.finish()?.decoded, 5);
         // And an error about it names it, lossily.
         let missing = dir
             .path()
             .join(std::ffi::OsStr::from_bytes(b"missing-\xff.mp4"));
         let err = probe(&missing).expect_err("no such file");
         assert!(err.to_string().contains("missing-\u{fffd}.mp4"), "{err}");
+        Ok(())
     }
 
     #[test]
-    fn probe_reads_the_stream_without_decoding() {
-        let dir = temp_dir();
-        let path = write_clip(dir.path(), "p.mkv", (64, 48), 10, 10, VideoCodec::Mpeg4);
-        let info = probe(&path).expect("probes");
+    fn probe_reads_the_stream_without_decoding() -> TestResult {
+        let dir = temp_dir()?;
+        let path = write_clip(dir.path(), "p.mkv", (64, 48), 10, 10, VideoCodec::Mpeg4)?;
+        let info = probe(&path)?;
         assert_eq!(info.codec, "mpeg4");
         assert_eq!((info.width, info.height, info.rotation), (64, 48, 0));
-        let duration = info.duration.expect("mkv has a duration");
+        let duration = info.duration.ok_or("a duration")?;
         assert!((duration - 1.0).abs() < 0.15, "{duration}");
-        let opened = Video::open(&path, every_frame(48)).expect("opens");
+        let opened = Video::open(&path, every_frame(48))?;
         assert_eq!(format!("{info:?}"), format!("{:?}", opened.info()));
+        Ok(())
     }
 
     #[test]
-    fn unusable_inputs_are_errors_naming_the_file_and_why() {
-        let dir = temp_dir();
+    fn unusable_inputs_are_errors_naming_the_file_and_why() -> TestResult {
+        let dir = temp_dir()?;
         let empty = dir.path().join("empty.mp4");
-        std::fs::write(&empty, b"").expect("write");
+        std::fs::write(&empty, b"")?;
         let text = dir.path().join("notes.mp4");
-        std::fs::write(&text, b"not a video, just some words").expect("write");
+        std::fs::write(&text, b"not a video, just some words")?;
         let cases = [
             (
                 dir.path().join("missing.mp4"),
@@ -1811,21 +1818,22 @@ mod tests {
             let err = Decoding::start(&path, every_frame(32), 2).expect_err("decode refuses it");
             assert!(chain(&err).contains(want), "{}", chain(&err));
         }
-        let good = write_clip(dir.path(), "good.mp4", (16, 16), 5, 2, VideoCodec::Mpeg4);
+        let good = write_clip(dir.path(), "good.mp4", (16, 16), 5, 2, VideoCodec::Mpeg4)?;
         let err = Video::open(&good, every_frame(0)).expect_err("size 0");
         assert_eq!(
             err.to_string(),
             format!("{}: frame size must be positive", good.display())
         );
+        Ok(())
     }
 
     /// The options of `options::decoder` are the decoder's: frame threads where there is more
     /// than one core. And key frames only, when asked: MPEG-4 part 2 puts one every 12 frames.
     #[test]
-    fn decoder_options_reach_the_decoder() {
-        let dir = temp_dir();
-        let path = write_clip(dir.path(), "gop.mp4", (32, 32), 10, 30, VideoCodec::Mpeg4);
-        let video = Video::open(&path, every_frame(32)).expect("opens");
+    fn decoder_options_reach_the_decoder() -> TestResult {
+        let dir = temp_dir()?;
+        let path = write_clip(dir.path(), "gop.mp4", (32, 32), 10, 30, VideoCodec::Mpeg4)?;
+        let video = Video::open(&path, every_frame(32))?;
         if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
             let threading = video.decoder.threading();
             assert_eq!(threading.kind, codec::threading::Type::Frame);
@@ -1833,15 +1841,16 @@ mod tests {
         }
         let mut options = every_frame(32);
         options.sampling.keyframes = true;
-        let decoding = Decoding::start(&path, options, 4).expect("starts");
+        let decoding = Decoding::start(&path, options, 4)?;
         // Milliseconds: the times are multiples of the muxer's time base, not exact.
         let times: Vec<i64> = decoding
             .frames
             .iter()
             .map(|f| (f.timestamp * 1000.0).round() as i64)
             .collect();
-        let report = decoding.finish().expect("finishes");
+        let report = decoding.finish()?;
         assert_eq!(times, [0, 1200, 2400], "{report:?}");
         assert_eq!(report.decoded, 3, "non-key frames never decoded");
+        Ok(())
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::testing::{chain, temp_dir, write_clip};
+use crate::testing::{TestResult, chain, joined, temp_dir, write_clip};
 use crate::{Every, VideoCodec};
 
 fn options(every: Every, end: Option<f64>) -> DecodeOptions {
@@ -38,17 +38,16 @@ fn lavfi(graph: &str) -> Source {
 /// A live generator: frames arrive at its rate, times start at 0 and increase, the window
 /// ends it.
 #[test]
-fn a_live_generator_is_read_in_real_time() {
+fn a_live_generator_is_read_in_real_time() -> TestResult {
     let started = Instant::now();
     let decoding = Decoding::open(
         &lavfi("testsrc2=size=64x48:rate=10"),
         options(Every::Fps(5.0), Some(1.5)),
         4,
-    )
-    .expect("opens lavfi");
+    )?;
     assert_eq!(decoding.info.liveness, Liveness::Live);
     let frames: Vec<Frame> = decoding.frames.iter().collect();
-    let report = decoding.finish().expect("finishes");
+    let report = decoding.finish()?;
     let times: Vec<f64> = frames.iter().map(|f| f.timestamp).collect();
     assert_eq!(times.len(), 8, "{times:?} {report:?}");
     assert!(times[0].abs() < 1e-6, "{times:?}");
@@ -57,30 +56,32 @@ fn a_live_generator_is_read_in_real_time() {
     let took = started.elapsed().as_secs_f64();
     assert!(took > 1.0, "{took} s");
     assert_eq!(report.dropped, 0);
+    Ok(())
 }
 
 /// `realtime` reads a file at its own rate, keeping its times.
 #[test]
-fn realtime_reads_a_file_at_its_rate() {
-    let dir = temp_dir();
-    let path = write_clip(dir.path(), "r.mkv", (32, 32), 10, 12, VideoCodec::Mpeg4);
+fn realtime_reads_a_file_at_its_rate() -> TestResult {
+    let dir = temp_dir()?;
+    let path = write_clip(dir.path(), "r.mkv", (32, 32), 10, 12, VideoCodec::Mpeg4)?;
     let started = Instant::now();
     let source = Source::file(&path).realtime(true);
-    let decoding = Decoding::open(&source, options(Every::Frame, None), 16).expect("opens");
+    let decoding = Decoding::open(&source, options(Every::Frame, None), 16)?;
     assert_eq!(decoding.info.liveness, Liveness::Live);
     let times: Vec<f64> = decoding.frames.iter().map(|f| f.timestamp).collect();
-    decoding.finish().expect("finishes");
+    decoding.finish()?;
     assert_eq!(times.len(), 12);
     assert!((times[11] - 1.1).abs() < 0.01, "{times:?}");
     let took = started.elapsed().as_secs_f64();
     assert!(took > 0.9, "read in {took} s");
+    Ok(())
 }
 
 /// A server that accepts and never sends: an error naming the source within the timeout.
 #[test]
-fn a_silent_server_times_out() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
-    let port = listener.local_addr().expect("address").port();
+fn a_silent_server_times_out() -> TestResult {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
     let url = format!("tcp://user:s3cret@127.0.0.1:{port}");
     let source = Source::parse(OsStr::new(&url), None);
     let held = std::thread::spawn(move || {
@@ -98,18 +99,18 @@ fn a_silent_server_times_out() {
     assert!(message.contains("no data within 0.8 s"), "{message}");
     assert!(message.contains("127.0.0.1"), "{message}");
     assert!(!message.contains("s3cret"), "{message}");
-    held.join().expect("server thread");
+    joined(held)?;
+    Ok(())
 }
 
 /// A stop raised mid-stream ends a live source as if it had ended: what was read comes out,
 /// and the report says it was interrupted.
 #[test]
-fn a_stop_ends_a_live_source() {
+fn a_stop_ends_a_live_source() -> TestResult {
     let stop = Arc::new(AtomicBool::new(false));
     let mut opts = options(Every::Frame, None);
     opts.read.stop = Some(Arc::clone(&stop));
-    let decoding =
-        Decoding::open(&lavfi("testsrc2=size=32x32:rate=20"), opts, 8).expect("opens lavfi");
+    let decoding = Decoding::open(&lavfi("testsrc2=size=32x32:rate=20"), opts, 8)?;
     let mut n = 0;
     for _ in decoding.frames.iter() {
         n += 1;
@@ -117,36 +118,37 @@ fn a_stop_ends_a_live_source() {
             stop.store(true, Ordering::Relaxed);
         }
     }
-    let report = decoding.finish().expect("finishes");
+    let report = decoding.finish()?;
     assert!(report.interrupted, "{report:?}");
     assert!((5..12).contains(&n), "{n} frames");
+    Ok(())
 }
 
 /// A consumer slower than a live source: frames are dropped before conversion, the ones that
 /// come stay within the queue of the source, and times keep increasing.
 #[test]
-fn a_slow_consumer_makes_a_live_source_drop_frames() {
+fn a_slow_consumer_makes_a_live_source_drop_frames() -> TestResult {
     let decoding = Decoding::open(
         &lavfi("testsrc2=size=32x32:rate=50"),
         options(Every::Frame, Some(2.0)),
         2,
-    )
-    .expect("opens lavfi");
+    )?;
     let mut times = Vec::new();
     for frame in decoding.frames.iter() {
         times.push(frame.timestamp);
         std::thread::sleep(Duration::from_millis(100));
     }
-    let report = decoding.finish().expect("finishes");
+    let report = decoding.finish()?;
     // 100 frames in 2 s; the consumer takes 10 a second.
     assert!(report.dropped > 50, "{report:?}");
     assert!((15..=35).contains(&times.len()), "{} frames", times.len());
     assert!(times.windows(2).all(|w| w[1] > w[0]), "{times:?}");
+    Ok(())
 }
 
 /// Sources that cannot be opened say why in one line naming them.
 #[test]
-fn unopenable_sources_say_why() {
+fn unopenable_sources_say_why() -> TestResult {
     let cases = [
         (
             Source::parse(OsStr::new("nosuch://host/x"), None),
@@ -170,6 +172,7 @@ fn unopenable_sources_say_why() {
         let message = chain(&err);
         assert!(message.contains(want), "{message}");
     }
+    Ok(())
 }
 
 /// A server that closes the stream and comes back: the reader reconnects, the first frame
@@ -178,28 +181,29 @@ fn unopenable_sources_say_why() {
 /// says why the stream ended. Motion (measured on a thread of its own where the decode has
 /// converter threads) starts afresh with the new connection: its first frame is a key frame.
 #[test]
-fn a_dropped_stream_is_reconnected_and_times_go_on() {
+fn a_dropped_stream_is_reconnected_and_times_go_on() -> TestResult {
     use std::io::Write as _;
-    let dir = temp_dir();
-    let clip = write_clip(dir.path(), "s.mkv", (32, 32), 10, 20, VideoCodec::Mpeg4);
-    let bytes = std::fs::read(&clip).expect("reads the clip");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
-    let port = listener.local_addr().expect("address").port();
-    let server = std::thread::spawn(move || {
+    let dir = temp_dir()?;
+    let clip = write_clip(dir.path(), "s.mkv", (32, 32), 10, 20, VideoCodec::Mpeg4)?;
+    let bytes = std::fs::read(&clip)?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
         for _ in 0..2 {
-            let (mut stream, _) = listener.accept().expect("accepts");
-            stream.write_all(&bytes).expect("sends");
+            let (mut stream, _) = listener.accept()?;
+            stream.write_all(&bytes)?;
         }
+        Ok(())
     });
     let mut opts = options(Every::Frame, None);
     opts.read.reconnect = 2;
     opts.motion = MotionSource::Auto;
     let source = Source::parse(OsStr::new(&format!("tcp://127.0.0.1:{port}")), None);
-    let decoding = Decoding::open(&source, opts, 64).expect("opens");
+    let decoding = Decoding::open(&source, opts, 64)?;
     assert_eq!(decoding.info.liveness, Liveness::Live);
     let frames: Vec<Frame> = decoding.frames.iter().collect();
-    let report = decoding.finish().expect("finishes");
-    server.join().expect("server thread");
+    let report = decoding.finish()?;
+    joined(server)??;
     let times: Vec<f64> = frames.iter().map(|f| f.timestamp).collect();
     assert_eq!(times.len(), 40, "{times:?} {report:?}");
     assert!(times.windows(2).all(|w| w[1] > w[0]), "{times:?}");
@@ -214,30 +218,33 @@ fn a_dropped_stream_is_reconnected_and_times_go_on() {
     assert!(motion.iter().all(Option::is_some), "{motion:?}");
     assert!(motion[0].is_some_and(|m| m.key) && motion[20].is_some_and(|m| m.key));
     assert!(motion[19].is_some_and(|m| !m.key), "{motion:?}");
+    Ok(())
 }
 
 /// A source whose own clock starts again mid-stream (MPEG-TS from a restarted sender on the
 /// same connection): times go on increasing, the frames still in the decoder keep theirs.
 #[test]
-fn a_clock_that_starts_again_keeps_times_increasing() {
+fn a_clock_that_starts_again_keeps_times_increasing() -> TestResult {
     use std::io::Write as _;
-    let dir = temp_dir();
-    let clip = write_clip(dir.path(), "c.ts", (32, 32), 10, 20, VideoCodec::Mpeg4);
-    let bytes = std::fs::read(&clip).expect("reads the clip");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
-    let port = listener.local_addr().expect("address").port();
-    let server = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().expect("accepts");
+    let dir = temp_dir()?;
+    let clip = write_clip(dir.path(), "c.ts", (32, 32), 10, 20, VideoCodec::Mpeg4)?;
+    let bytes = std::fs::read(&clip)?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut stream, _) = listener.accept()?;
         for _ in 0..2 {
-            stream.write_all(&bytes).expect("sends");
+            stream.write_all(&bytes)?;
         }
+        Ok(())
     });
     let source = Source::parse(OsStr::new(&format!("tcp://127.0.0.1:{port}")), None);
-    let decoding = Decoding::open(&source, options(Every::Frame, None), 64).expect("opens");
+    let decoding = Decoding::open(&source, options(Every::Frame, None), 64)?;
     let times: Vec<f64> = decoding.frames.iter().map(|f| f.timestamp).collect();
-    let report = decoding.finish().expect("finishes");
-    server.join().expect("server thread");
+    let report = decoding.finish()?;
+    joined(server)??;
     assert!(times.len() >= 36, "{times:?} {report:?}");
     assert!(times.windows(2).all(|w| w[1] > w[0]), "{times:?}");
     assert!(times[times.len() - 1] < 4.0, "{times:?}");
+    Ok(())
 }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::decode::{DecodeOptions, Decoding, Every, Sampling, Video};
-use crate::testing::temp_dir;
+use crate::testing::{TestResult, temp_dir};
 use crate::{Motion, MotionSource, VideoCodec, VideoWriter};
 
 use super::Source;
@@ -55,10 +55,9 @@ fn write(
     camera: Camera,
     seconds: f64,
     cut_at: Option<usize>,
-) -> PathBuf {
+) -> crate::Result<PathBuf> {
     let path = dir.join(name);
-    let mut writer =
-        VideoWriter::create_with(&path, W as u32, H as u32, FPS, codec).expect("create");
+    let mut writer = VideoWriter::create_with(&path, W as u32, H as u32, FPS, codec)?;
     let frames = (seconds * f64::from(FPS)) as usize;
     for i in 0..frames {
         let t = i as f64 / f64::from(FPS);
@@ -76,10 +75,10 @@ fn write(
                 rgb.extend(plane(px, py));
             }
         }
-        writer.push(&rgb).expect("push");
+        writer.push(&rgb)?;
     }
-    writer.finish().expect("finish");
-    path
+    writer.finish()?;
+    Ok(path)
 }
 
 /// Every `every` frame at size 32, with motion from `source`.
@@ -96,15 +95,16 @@ fn options(every: Every, source: MotionSource) -> DecodeOptions {
     }
 }
 
-fn decode(path: &Path, every: Every, source: MotionSource) -> Vec<(f64, Motion)> {
-    let decoding = Decoding::start(path, options(every, source), 4).expect("starts");
+fn decode(path: &Path, every: Every, source: MotionSource) -> TestResult<Vec<(f64, Motion)>> {
+    let decoding = Decoding::start(path, options(every, source), 4)?;
     let got = decoding
         .frames
         .iter()
-        .map(|f| (f.timestamp, f.motion.expect("motion asked for")))
-        .collect();
-    decoding.finish().expect("finishes");
-    got
+        .map(|f| Some((f.timestamp, f.motion?)))
+        .collect::<Option<_>>()
+        .ok_or("a frame without the motion asked for")?;
+    decoding.finish()?;
+    Ok(got)
 }
 
 /// Mean of `value` over the samples after the first second (the first has nothing to compare
@@ -124,24 +124,24 @@ fn within(got: f64, want: f64, share: f64) -> bool {
 }
 
 /// The codecs to try: one with vectors, one without, and what each is expected to report.
-fn codecs() -> [(VideoCodec, &'static str, Source); 2] {
-    let best = VideoCodec::best_available().expect("FFmpeg");
-    [
+fn codecs() -> TestResult<[(VideoCodec, &'static str, Source); 2]> {
+    let best = VideoCodec::best_available()?;
+    Ok([
         (best, "mkv", Source::Codec),
         (VideoCodec::Ffv1, "mkv", Source::Estimated),
-    ]
+    ])
 }
 
 /// Pans right at 0.25 frame widths per second (80 pixels per second) and down at 0.1; zooms
 /// in at 0.2 per second; stands still. The sign always right, the size within 25%, a still
 /// camera near zero; with every frame and at 2 frames per second alike.
 #[test]
-fn camera_motion_is_measured_from_vectors_and_from_pixels() {
-    let dir = temp_dir();
+fn camera_motion_is_measured_from_vectors_and_from_pixels() -> TestResult {
+    let dir = temp_dir()?;
     let pan: Camera = |t| ((80.0 * t, 32.0 * t), 1.0);
     let zoom: Camera = |t| ((0.0, 0.0), (0.2 * t).exp());
     let still: Camera = |_| ((0.0, 0.0), 1.0);
-    for (codec, ext, source) in codecs() {
+    for (codec, ext, source) in codecs()? {
         let pan_clip = write(
             dir.path(),
             &format!("pan-{codec:?}.{ext}"),
@@ -149,7 +149,7 @@ fn camera_motion_is_measured_from_vectors_and_from_pixels() {
             pan,
             4.0,
             None,
-        );
+        )?;
         let zoom_clip = write(
             dir.path(),
             &format!("zoom-{codec:?}.{ext}"),
@@ -157,7 +157,7 @@ fn camera_motion_is_measured_from_vectors_and_from_pixels() {
             zoom,
             4.0,
             None,
-        );
+        )?;
         let still_clip = write(
             dir.path(),
             &format!("still-{codec:?}.{ext}"),
@@ -165,10 +165,10 @@ fn camera_motion_is_measured_from_vectors_and_from_pixels() {
             still,
             3.0,
             None,
-        );
+        )?;
         for every in [Every::Frame, Every::Fps(2.0)] {
             let what = format!("{codec:?} {every:?}");
-            let s = decode(&pan_clip, every, MotionSource::Auto);
+            let s = decode(&pan_clip, every, MotionSource::Auto)?;
             // Before the first P frame (x264 puts B frames first) nothing is measured.
             let late = s.iter().filter(|(t, _)| *t >= 0.5);
             assert!(
@@ -183,7 +183,7 @@ fn camera_motion_is_measured_from_vectors_and_from_pixels() {
             let z = mean(&s, |m| m.zoom);
             assert!(z.abs() < 0.05, "{what}: zoom {z} while panning");
 
-            let s = decode(&zoom_clip, every, MotionSource::Auto);
+            let s = decode(&zoom_clip, every, MotionSource::Auto)?;
             let z = mean(&s, |m| m.zoom);
             assert!(within(z, 0.2, 0.25), "{what}: zoom {z}");
             let (px, py) = (mean(&s, |m| m.pan[0]), mean(&s, |m| m.pan[1]));
@@ -192,7 +192,7 @@ fn camera_motion_is_measured_from_vectors_and_from_pixels() {
                 "{what}: pan {px} {py} while zooming"
             );
 
-            let s = decode(&still_clip, every, MotionSource::Auto);
+            let s = decode(&still_clip, every, MotionSource::Auto)?;
             let (px, z) = (mean(&s, |m| m.pan[0]), mean(&s, |m| m.zoom));
             assert!(
                 px.abs() < 0.01 && z.abs() < 0.01,
@@ -202,16 +202,17 @@ fn camera_motion_is_measured_from_vectors_and_from_pixels() {
             assert!(objects < 0.02, "{what}: objects {objects} in a still scene");
         }
     }
+    Ok(())
 }
 
 /// A hard cut (the camera still, the view another part of the plane from frame 40 on) shows
 /// as a collapse of coverage at the cut, and nowhere else. From the codec, where the encoder
 /// makes the cut a key frame, as a key frame instead.
 #[test]
-fn a_hard_cut_shows_in_coverage_or_as_a_key_frame() {
-    let dir = temp_dir();
+fn a_hard_cut_shows_in_coverage_or_as_a_key_frame() -> TestResult {
+    let dir = temp_dir()?;
     let still: Camera = |_| ((0.0, 0.0), 1.0);
-    for (codec, ext, _) in codecs() {
+    for (codec, ext, _) in codecs()? {
         let clip = write(
             dir.path(),
             &format!("cut-{codec:?}.{ext}"),
@@ -219,15 +220,15 @@ fn a_hard_cut_shows_in_coverage_or_as_a_key_frame() {
             still,
             3.0,
             Some(40),
-        );
+        )?;
         for source in [MotionSource::Auto, MotionSource::Estimated] {
-            let s = decode(&clip, Every::Frame, source);
+            let s = decode(&clip, Every::Frame, source)?;
             let what = format!("{codec:?} {source:?}");
             let cut = 40.0 / f64::from(FPS);
             let at_cut = s
                 .iter()
                 .find(|(t, _)| (t - cut).abs() < 0.01)
-                .expect("the cut frame");
+                .ok_or("the cut frame")?;
             let flagged = |m: &Motion| m.coverage < 0.5 || m.key;
             assert!(flagged(&at_cut.1), "{what}: {at_cut:?}");
             // Elsewhere: full coverage, and key frames only where the stream has them anyway
@@ -240,18 +241,19 @@ fn a_hard_cut_shows_in_coverage_or_as_a_key_frame() {
             }
         }
     }
+    Ok(())
 }
 
 /// Estimation can be asked for whatever the codec: the same answer as its vectors, within
 /// the tolerance. With key frames only, nothing between them is decoded: no motion at all.
 #[test]
-fn estimation_agrees_with_the_codec_and_key_frames_carry_none() {
-    let dir = temp_dir();
+fn estimation_agrees_with_the_codec_and_key_frames_carry_none() -> TestResult {
+    let dir = temp_dir()?;
     let pan: Camera = |t| ((-48.0 * t, 0.0), 1.0);
-    let codec = VideoCodec::best_available().expect("FFmpeg");
-    let clip = write(dir.path(), "pan-left.mkv", codec, pan, 3.0, None);
-    let vectors = decode(&clip, Every::Fps(2.0), MotionSource::Auto);
-    let pixels = decode(&clip, Every::Fps(2.0), MotionSource::Estimated);
+    let codec = VideoCodec::best_available()?;
+    let clip = write(dir.path(), "pan-left.mkv", codec, pan, 3.0, None)?;
+    let vectors = decode(&clip, Every::Fps(2.0), MotionSource::Auto)?;
+    let pixels = decode(&clip, Every::Fps(2.0), MotionSource::Estimated)?;
     assert!(
         pixels
             .iter()
@@ -272,19 +274,20 @@ fn estimation_agrees_with_the_codec_and_key_frames_carry_none() {
         motion: MotionSource::Auto,
         read: crate::ReadOptions::default(),
     };
-    let decoding = Decoding::start(&clip, options, 4).expect("starts");
+    let decoding = Decoding::start(&clip, options, 4)?;
     assert!(decoding.frames.iter().all(|f| f.motion.is_none()));
-    decoding.finish().expect("finishes");
+    decoding.finish()?;
+    Ok(())
 }
 
 /// Measuring on a thread of its own (a decoding with converter threads) gives the motion
 /// measured on the decoding thread, sample for sample, from vectors and from pixels, with
 /// every frame and with a sparse sampling.
 #[test]
-fn motion_measured_apart_is_motion_measured_inline() {
-    let dir = temp_dir();
+fn motion_measured_apart_is_motion_measured_inline() -> TestResult {
+    let dir = temp_dir()?;
     let pan: Camera = |t| ((60.0 * t, -20.0 * t), 1.0 + 0.1 * t);
-    for (codec, ext, _) in codecs() {
+    for (codec, ext, _) in codecs()? {
         let clip = write(
             dir.path(),
             &format!("apart-{codec:?}.{ext}"),
@@ -292,33 +295,33 @@ fn motion_measured_apart_is_motion_measured_inline() {
             pan,
             2.0,
             None,
-        );
+        )?;
         for (every, source) in [
             (Every::Frame, MotionSource::Auto),
             (Every::Stride(3), MotionSource::Auto),
             (Every::Stride(3), MotionSource::Estimated),
         ] {
             let options = options(every, source);
-            let mut video = Video::open(&clip, options.clone()).expect("opens");
+            let mut video = Video::open(&clip, options.clone())?;
             let inline: Vec<(f64, Option<Motion>)> =
-                std::iter::from_fn(|| video.next_frame().expect("decodes"))
-                    .map(|f| (f.timestamp, f.motion))
-                    .collect();
+                std::iter::from_fn(|| video.next_frame().transpose())
+                    .map(|f| f.map(|f| (f.timestamp, f.motion)))
+                    .collect::<crate::Result<_>>()?;
             let measured = inline
                 .iter()
                 .filter(|(_, m)| m.as_ref().is_some_and(|m| m.pan[0].abs() > 0.05))
                 .count();
             let what = format!("{codec:?} {every:?} {source:?}");
             assert!(measured * 2 > inline.len(), "{what}: {inline:?}");
-            let decoding = Decoding::with_converters(&crate::Source::file(&clip), options, 4, 1)
-                .expect("starts");
+            let decoding = Decoding::with_converters(&crate::Source::file(&clip), options, 4, 1)?;
             let apart: Vec<(f64, Option<Motion>)> = decoding
                 .frames
                 .iter()
                 .map(|f| (f.timestamp, f.motion))
                 .collect();
-            decoding.finish().expect("finishes");
+            decoding.finish()?;
             assert_eq!(apart, inline, "{what}");
         }
     }
+    Ok(())
 }
